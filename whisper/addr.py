@@ -1,0 +1,61 @@
+"""Peer addresses: parsing ``HOST:PORT`` and finding the address we advertise.
+
+Rules:
+- ``HOST:PORT`` with a port in 1..65535 (0 is allowed only where we listen); an IPv6 host is
+  written in brackets, ``[::1]:55555``.
+- Addresses learned from messages are dialled only if the host is an IP literal: a peer's
+  message never makes us resolve a name.
+- The default advertised address is the machine's outward IPv4 address, as the Go reference
+  peer does, found from the routing table without sending a packet; 127.0.0.1 if none.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+
+class AddressError(ValueError):
+    pass
+
+
+def parse_hostport(text: str, *, allow_port_zero: bool = False) -> tuple[str, int]:
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host or not port_text:
+        raise AddressError(f"{text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise AddressError(f"{text!r}: write an IPv6 host in brackets, [::1]:PORT")
+    if not port_text.isdigit():
+        raise AddressError(f"{text!r}: port {port_text!r} is not a number")
+    port = int(port_text)
+    if not (0 if allow_port_zero else 1) <= port <= 65535:
+        raise AddressError(f"{text!r}: port must be 1-65535")
+    return host, port
+
+
+def format_hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def dialable_ip(text: str) -> tuple[str, int] | None:
+    """``(ip, port)`` if text is an IP-literal HOST:PORT we may dial, else None."""
+    try:
+        host, port = parse_hostport(text)
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.is_unspecified or ip.is_multicast:
+        return None
+    return str(ip), port
+
+
+def outward_ipv4() -> str:
+    """The source address the kernel would use for the default route (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: a UDP connect() only looks up a route
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"

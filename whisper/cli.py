@@ -1,0 +1,158 @@
+"""Command line: ``whisper [-nick NAME] [-peer HOST:PORT ...] [-port N] [-host IP] ...``.
+
+Rules:
+- Flags are the Go reference peer's (``-nick``, ``-peer``, ``-port``) plus what scripting
+  needs; ``--nick`` style is accepted too.
+- Bad flags, an unparsable ``-peer`` or a port in use print one line to stderr and exit 2
+  (usage) or 1 (could not start), never a traceback.  An unreachable peer is only a warning.
+- ``listening on IP:PORT`` goes to stderr once the port is bound.
+- SIGINT and SIGTERM close every connection and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
+from .node import Config, Node
+
+log = logging.getLogger("whisper")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + traceback
+        self.exit(2, f"whisper: {message} (see whisper -h)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="whisper",
+        description="A peer-to-peer chat daemon for the whispernet.",
+        allow_abbrev=False,
+    )
+    p.add_argument("-nick", "--nick", default="", help="your nick")
+    p.add_argument(
+        "-peer",
+        "--peer",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="a peer to join through (repeatable)",
+    )
+    p.add_argument("-port", "--port", type=int, default=55555, help="port to listen on (0: any)")
+    p.add_argument(
+        "-host",
+        "--host",
+        default=None,
+        metavar="IP",
+        help="address to bind and advertise (default: this machine's outward IPv4)",
+    )
+    p.add_argument(
+        "-headless",
+        "--headless",
+        action="store_true",
+        help="no terminal UI: stdin lines are sent, messages printed (implied without a tty)",
+    )
+    p.add_argument("-json", "--json", action="store_true", help="headless: print JSON lines")
+    p.add_argument(
+        "-random-ids",
+        "--random-ids",
+        action="store_true",
+        help="send random IDs instead of hashed ones",
+    )
+    p.add_argument(
+        "-max-message-size",
+        "--max-message-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="drop a connection that sends a larger message (default 1 MiB)",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    if not 0 <= args.port <= 65535:
+        raise AddressError(f"-port {args.port}: must be 0-65535")
+    peers = []
+    for text in args.peer:
+        host, port = parse_hostport(text)
+        peers.append(format_hostport(host, port))
+    config = Config(
+        host=args.host or outward_ipv4(),
+        port=args.port,
+        nick=args.nick,
+        peers=peers,
+        hashed_ids=not args.random_ids,
+    )
+    if args.max_message_size is not None:
+        if args.max_message_size < 1024:
+            raise AddressError("-max-message-size must be at least 1024")
+        config.max_message_size = args.max_message_size
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except AddressError as exc:
+        print(f"whisper: {exc} (see whisper -h)", file=sys.stderr)
+        return 2
+    _setup_logging(args.verbose)
+    node = Node(config)
+    try:
+        trio.run(_run, node, args)
+    except OSError as exc:
+        print(f"whisper: {_explain(exc, config)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _run(node: Node, args: argparse.Namespace) -> None:
+    from .headless import run_headless
+
+    async with trio.open_nursery() as nursery:
+        addr = await nursery.start(node.run)
+        print(f"listening on {addr}", file=sys.stderr, flush=True)
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        await run_headless(node, json_output=args.json)
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("%s: closing connections", signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+def _explain(exc: OSError, config: Config) -> str:
+    where = format_hostport(config.host, config.port)
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is in use (pick another with -port, or -port 0)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: no such address here (check -host)"
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {where}: permission denied (use a port above 1023)"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose >= 2 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("whisper")
+    root.addHandler(handler)
+    root.setLevel(level)

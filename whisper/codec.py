@@ -1,0 +1,193 @@
+"""The whispernet wire codec: unframed JSON objects in, messages out.  Sans-IO.
+
+Feed it the bytes of one connection in whatever chunks they arrive (split mid-token,
+mid-escape, mid-UTF-8 character); it hands back each complete top-level JSON object.  It
+never touches a socket, a clock or trio.
+
+Rules (PROTOCOL.md §1 is normative):
+
+- The stream is a sequence of JSON objects with any whitespace, or none, between them.
+- A top-level value that is not an object, malformed JSON, invalid UTF-8, a number that
+  does not fit a 64-bit integer or a finite double, nesting deeper than ``max_depth``, more
+  than ``max_values`` JSON values in one message, or more than ``max_size`` bytes in one
+  message are *protocol violations*.  The decoder returns a `Violation` with a reason as the
+  last event and is dead from then on; the caller drops the connection.
+- The size of a message is counted from the end of the previous one (leading whitespace
+  counts).  Limits are enforced while streaming, before a value is buffered whole: input is
+  handed to the parser in slices of at most ``SLICE`` bytes and the count is checked after
+  each, so a message of up to ``max_size`` bytes is always accepted and one of more than
+  ``max_size + 2 * SLICE`` bytes is always refused (the bound is conservative by at most a
+  slice on each side).
+- Floats are Python floats; duplicate keys: the last one wins.
+- Encoding is compact JSON (UTF-8, no ASCII escaping) followed by ``\\n``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import ijson
+from ijson.utils import sendable_list
+
+from .message import Message
+
+DEFAULT_MAX_SIZE = 1024 * 1024
+DEFAULT_MAX_DEPTH = 32
+DEFAULT_MAX_VALUES = 16_384
+SLICE = 16 * 1024
+
+#: Name of the ijson backend in use (``yajl2_c`` when the C extension is available).
+BACKEND: str = ijson.backend_name if hasattr(ijson, "backend_name") else str(ijson.backend)
+
+_PARSE_ERRORS = (ijson.JSONError, ValueError, ArithmeticError, OverflowError)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """The remote broke the protocol; drop the connection.  ``reason`` is for the log."""
+
+    reason: str
+
+
+class Decoder:
+    """Incremental decoder for one connection's byte stream."""
+
+    def __init__(
+        self,
+        *,
+        max_size: int = DEFAULT_MAX_SIZE,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        max_values: int = DEFAULT_MAX_VALUES,
+        backend: Any = None,
+    ) -> None:
+        self.max_size = max_size
+        self.max_depth = max_depth
+        self.max_values = max_values
+        self._events = sendable_list()
+        parser = backend or ijson
+        self._coro = parser.basic_parse_coro(self._events, multiple_values=True, use_float=True)
+        self._dead = False
+        # Builder state for the value in progress.
+        self._stack: list[Any] = []  # open containers, outermost first
+        self._keys: list[str | None] = []  # pending key per open container (None for lists)
+        self._values = 0
+        # Upper bound on the bytes of the message in progress (see module docstring).
+        self._pending = 0
+
+    @property
+    def in_message(self) -> bool:
+        """True while a top-level object has been opened and not yet closed."""
+        return bool(self._stack)
+
+    def feed(self, data: bytes) -> list[dict[str, Any] | Violation]:
+        """Feed bytes; return the complete objects they finish (and maybe a final Violation)."""
+        if self._dead:
+            raise RuntimeError("feed() on a decoder that already reported a violation")
+        out: list[dict[str, Any] | Violation] = []
+        view = memoryview(data)
+        for start in range(0, len(view), SLICE):
+            piece = view[start : start + SLICE]
+            done_before = len(out)
+            try:
+                self._coro.send(bytes(piece))
+            except _PARSE_ERRORS as exc:
+                self._build(out)  # objects completed before the error still count
+                return self._fail(out, f"malformed JSON: {_short(exc)}")
+            violation = self._build(out)
+            if violation:
+                return self._fail(out, violation)
+            self._pending = len(piece) if len(out) > done_before else self._pending + len(piece)
+            if self._pending > self.max_size + SLICE:
+                return self._fail(out, f"message larger than {self.max_size} bytes")
+        return out
+
+    def feed_eof(self) -> list[dict[str, Any] | Violation]:
+        """The connection ended.  Returns a Violation if it ended inside a message."""
+        if self._dead:
+            return []
+        self._dead = True
+        if self._stack:
+            return [Violation("connection closed in the middle of a message")]
+        return []
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _fail(self, out: list[dict[str, Any] | Violation], reason: str) -> list:
+        self._dead = True
+        self._stack.clear()
+        out.append(Violation(reason))
+        return out
+
+    def _build(self, out: list[dict[str, Any] | Violation]) -> str | None:
+        """Turn parser events into objects; return a violation reason or None."""
+        events = self._events
+        stack = self._stack
+        keys = self._keys
+        try:
+            for event, value in events:
+                if event == "map_key":
+                    keys[-1] = value
+                    continue
+                self._values += 1
+                if self._values > self.max_values:
+                    return f"more than {self.max_values} JSON values in one message"
+                if event == "start_map" or event == "start_array":
+                    if not stack and event == "start_array":
+                        return "top-level value is not an object"
+                    if len(stack) >= self.max_depth:
+                        return f"nested deeper than {self.max_depth} levels"
+                    stack.append({} if event == "start_map" else [])
+                    keys.append(None)
+                    continue
+                if event == "end_map" or event == "end_array":
+                    value = stack.pop()
+                    keys.pop()
+                    if not stack:
+                        out.append(value)
+                        self._values = 0
+                        continue
+                elif not stack:
+                    return "top-level value is not an object"
+                elif event == "number" and (value != value or value in _INFINITIES):
+                    return "number out of range"
+                parent = stack[-1]
+                if type(parent) is dict:
+                    parent[keys[-1]] = value
+                else:
+                    parent.append(value)
+            return None
+        finally:
+            del events[:]
+
+
+_INFINITIES = (float("inf"), float("-inf"))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).split("\n", 1)[0].strip()
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:]
+    return text[:120] or type(exc).__name__
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_object(obj: Mapping[str, Any]) -> bytes:
+    """Compact JSON + newline.  Done once per message; the bytes go to every peer."""
+    return (_encoder.encode(dict(obj) if not isinstance(obj, dict) else obj) + "\n").encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+def encode(message: Message) -> bytes:
+    return encode_object(message.fields)
+
+
+def decode_all(data: bytes, **limits: int) -> list[dict[str, Any] | Violation]:
+    """Decode a complete byte string (convenience for tests and tools)."""
+    decoder = Decoder(**limits)
+    return decoder.feed(data) + decoder.feed_eof()

@@ -1,0 +1,136 @@
+"""Slash commands, shared by every front end (terminal UI, headless, web).
+
+Rules:
+- A line that does not start with ``/`` is a chat message; surrounding whitespace is kept,
+  an empty or blank line sends nothing.  ``//text`` sends ``/text``.
+- ``/me TEXT`` sends the Body ``/me TEXT``, which front ends show as an action (PROTOCOL.md
+  §2.4); peers that do not know the convention show the text as typed.
+- A command that fails, or a typo, returns a one-line hint; ``execute`` never raises for user
+  input.
+- Commands that only concern a display (``/clear``) are reported in the ``Reply`` for the
+  front end to act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import trio
+
+from .addr import AddressError
+from .node import Node
+from .sanitize import for_terminal
+
+MAX_NICK = 32
+
+
+@dataclass
+class Reply:
+    lines: list[str] = field(default_factory=list)
+    quit: bool = False
+    clear: bool = False
+
+
+#: name -> (arguments, description), in the order /help lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "help": ("", "list the commands"),
+    "nick": ("NAME", "change your nick"),
+    "connect": ("HOST:PORT", "open a link to a peer"),
+    "disconnect": ("HOST:PORT", "close the link to a peer"),
+    "peers": ("", "list connections, with direction and state"),
+    "me": ("TEXT", "send an action, shown as '* nick TEXT'"),
+    "clear": ("", "clear the message area"),
+    "quit": ("", "leave (Ctrl-D works too)"),
+}
+
+
+def execute(node: Node, line: str) -> Reply:
+    if not line.startswith("/") or line.startswith("//"):
+        text = line[1:] if line.startswith("//") else line
+        if text.strip():
+            node.say(text)
+        return Reply()
+    name, _, arg = line[1:].partition(" ")
+    arg = arg.strip()
+    handler = _HANDLERS.get(name.lower())
+    if handler is None:
+        return Reply([f"unknown command /{for_terminal(name)}: type /help for the list"])
+    return handler(node, arg)
+
+
+def usage(name: str) -> str:
+    args, _ = COMMANDS[name]
+    return f"usage: /{name} {args}".rstrip()
+
+
+def _help(node: Node, arg: str) -> Reply:
+    width = max(len(f"/{n} {a}") for n, (a, _) in COMMANDS.items())
+    lines = [f"{f'/{n} {a}'.rstrip():<{width}}  {d}" for n, (a, d) in COMMANDS.items()]
+    return Reply(["commands:", *lines, "anything else is sent as a message; //text sends /text"])
+
+
+def _nick(node: Node, arg: str) -> Reply:
+    if not arg:
+        return Reply([f"your nick is {node.nick or '(none)'}; {usage('nick')}"])
+    if len(arg) > MAX_NICK or for_terminal(arg) != arg or " " in arg:
+        return Reply([f"a nick is 1-{MAX_NICK} printable characters without spaces"])
+    node.set_nick(arg)
+    return Reply([f"you are now {arg}"])
+
+
+def _connect(node: Node, arg: str) -> Reply:
+    if not arg:
+        return Reply([usage("connect")])
+    try:
+        started = node.connect(arg)
+    except AddressError as exc:
+        return Reply([f"{exc}; {usage('connect')}"])
+    return Reply([f"connecting to {arg}" if started else f"already linked to {arg} (or it is us)"])
+
+
+def _disconnect(node: Node, arg: str) -> Reply:
+    if not arg:
+        return Reply([usage("disconnect")])
+    if node.disconnect(arg):
+        return Reply()
+    return Reply([f"no outgoing link to {arg}: /peers lists them"])
+
+
+def _peers(node: Node, arg: str) -> Reply:
+    now = trio.current_time()
+    table = node.table
+    rows = [
+        f"  out {p.addr}  {p.state.value} {now - p.since:.0f}s"
+        + (f"  ({for_terminal(p.last_error)})" if p.last_error else "")
+        for p in table.outgoing.values()
+    ]
+    rows += [f"  in  {p.addr}  connected {now - p.since:.0f}s" for p in table.incoming.values()]
+    head = f"{len(table.outgoing)} outgoing, {len(table.incoming)} incoming; we are {node.addr}"
+    return Reply([head, *rows])
+
+
+def _me(node: Node, arg: str) -> Reply:
+    if not arg:
+        return Reply([usage("me")])
+    node.say(f"/me {arg}")
+    return Reply()
+
+
+def _clear(node: Node, arg: str) -> Reply:
+    return Reply(clear=True)
+
+
+def _quit(node: Node, arg: str) -> Reply:
+    return Reply(quit=True)
+
+
+_HANDLERS = {
+    "help": _help,
+    "nick": _nick,
+    "connect": _connect,
+    "disconnect": _disconnect,
+    "peers": _peers,
+    "me": _me,
+    "clear": _clear,
+    "quit": _quit,
+}

@@ -1,0 +1,30 @@
+"""What a node tells its front ends (terminal UI, headless, web): display events.
+
+Front ends receive these from ``Node.subscribe()`` and never reach into the node otherwise;
+they act on it only through ``Node``'s public methods and ``commands.execute``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .message import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A chat message to display: a new one from the network, or one of ours (``own``)."""
+
+    message: Message
+    own: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user may want to know: connected, dropped a peer and why, ..."""
+
+    text: str
+    warning: bool = False
+
+
+Event = Delivered | Notice

@@ -1,0 +1,35 @@
+"""The timestamp acceptance window (PROTOCOL.md §4.2).
+
+A message is only safe to accept if we would still recognise it as a duplicate for as long
+as it may circulate.  Rules:
+
+- No Timestamp (absent, or 0 as the Go peer relays it): accepted; it is deduplicated by ID
+  for ``ttl`` from the moment we first see it.
+- A Timestamp in seconds (the Go reference) or milliseconds (the spec) is normalised to
+  milliseconds by ``Message.timestamp_ms``.
+- Older than ``min(ttl, seen.span()) - skew``: too old, dropped (we may have forgotten it).
+- More than ``skew`` in the future: dropped (it would outlive our memory of it).
+"""
+
+from __future__ import annotations
+
+DEFAULT_SKEW = 60.0
+
+
+def check_fresh(
+    timestamp_ms: int | None, *, now: float, memory: float, skew: float = DEFAULT_SKEW
+) -> str | None:
+    """Return None if acceptable, else the reason it is not.
+
+    ``now`` is wall-clock seconds since the epoch; ``memory`` how many seconds back the seen
+    cache is complete.
+    """
+    if timestamp_ms is None:
+        return None
+    age = now - timestamp_ms / 1000.0
+    if age < -skew:
+        return f"timestamp {-age:.0f}s in the future (allowed skew {skew:.0f}s)"
+    limit = max(memory - skew, 0.0)
+    if age > limit:
+        return f"timestamp {age:.0f}s old (window {limit:.0f}s)"
+    return None

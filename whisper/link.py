@@ -1,0 +1,135 @@
+"""One outgoing link: the single TCP stream on which we send messages to one peer.
+
+Rules:
+- The link owns a bounded ``SendQueue``.  ``enqueue`` never blocks: when the queue is full
+  the message is dropped for this peer only, and the first drop of each overflow is logged.
+- One task per link.  It dials (``CONNECT_TIMEOUT``), sets ``TCP_NODELAY``, then sends
+  queued messages in batches.  A ``send_all`` that cannot finish within ``SEND_STALL_TIMEOUT``
+  means the peer has stalled: the link is dropped and retried later like any failure.
+- Whispernet connections are one-way: anything the peer sends back is read and discarded,
+  and its EOF tells us the link is gone.
+- After a failure the link waits as the ``PeerTable`` says, or gives up (the task returns).
+  The queue is kept across reconnects, so what was queued during a short outage is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+
+import trio
+
+from .addr import parse_hostport
+from .peers import PeerTable
+from .sendqueue import SendQueue
+
+CONNECT_TIMEOUT = 5.0
+SEND_STALL_TIMEOUT = 10.0
+
+log = logging.getLogger("whisper.link")
+
+
+class OutgoingLink:
+    def __init__(
+        self,
+        addr: str,
+        table: PeerTable,
+        notice: Callable[[str, bool], None],
+        queue: SendQueue | None = None,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        stall_timeout: float = SEND_STALL_TIMEOUT,
+    ) -> None:
+        self.addr = addr
+        self.queue = queue or SendQueue()
+        self._table = table
+        self._notice = notice
+        self._connect_timeout = connect_timeout
+        self._stall_timeout = stall_timeout
+        self._wake: trio.Event | None = None
+        self._cancel = trio.CancelScope()
+        self.batches_sent = 0
+
+    def enqueue(self, data: bytes, now: float) -> None:
+        was_overflowing = self.queue.overflowing_since is not None
+        if not self.queue.put(data, now):
+            if not was_overflowing:
+                log.warning("queue for %s is full: dropping messages for this peer", self.addr)
+            return
+        if self._wake is not None:
+            self._wake.set()
+
+    def close(self) -> None:
+        self._cancel.cancel()
+
+    async def run(self) -> None:
+        """Dial, send, redial; return when given up or closed."""
+        with self._cancel:
+            while True:
+                error = await self._connect_and_pump()
+                delay = self._table.failed(self.addr, trio.current_time(), error)
+                if delay is None:
+                    self.queue.clear()
+                    self._notice(f"gave up on {self.addr}: {error}", True)
+                    return
+                log.info("link to %s: %s; retrying in %.1fs", self.addr, error, delay)
+                await trio.sleep(delay)
+                self._table.connecting(self.addr, trio.current_time())
+
+    async def _connect_and_pump(self) -> str:
+        host, port = parse_hostport(self.addr)
+        try:
+            with trio.fail_after(self._connect_timeout):
+                stream = await trio.open_tcp_stream(host, port)
+        except trio.TooSlowError:
+            return f"no answer within {self._connect_timeout:.0f}s"
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        async with stream:
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            self._table.connected(self.addr, trio.current_time())
+            self._notice(f"connected to {self.addr}", False)
+            error = await self._session(stream)
+        self._notice(f"lost {self.addr}: {error}", True)
+        return error
+
+    async def _session(self, stream: trio.SocketStream) -> str:
+        """Send until the link breaks; return why it did."""
+        reason = "connection broken"
+
+        async def watch_eof() -> None:
+            nonlocal reason
+            while True:
+                try:
+                    data = await stream.receive_some(4096)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return  # the pump sees the same error on its next send
+                if not data:
+                    reason = "peer closed the connection"
+                    nursery.cancel_scope.cancel()
+                    return
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_eof)
+            reason = await self._pump(stream)
+            nursery.cancel_scope.cancel()
+        return reason
+
+    async def _pump(self, stream: trio.SocketStream) -> str:
+        queue = self.queue
+        while True:
+            data = queue.take()
+            if not data:
+                self._wake = trio.Event()
+                await self._wake.wait()
+                self._wake = None
+                continue
+            with trio.move_on_after(self._stall_timeout) as scope:
+                try:
+                    await stream.send_all(data)
+                except (trio.BrokenResourceError, OSError) as exc:
+                    return str(exc.__cause__ or exc) or "connection broken"
+            if scope.cancelled_caught:
+                return f"stalled: nothing could be sent for {self._stall_timeout:.0f}s"
+            self.batches_sent += 1

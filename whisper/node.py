@@ -1,0 +1,306 @@
+"""The whispernet node: accepts connections, relays every new message, dials new peers.
+
+Rules (PROTOCOL.md §5 is normative):
+
+- One trio nursery holds the TCP acceptor, one task per incoming connection and one task per
+  outgoing link (``link.py``).
+- Each received object goes through one pipeline, in this order: interpret (``message.py``)
+  -> seen? -> ID hash check (``ids.py``) -> freshness window (``freshness.py``) -> mark seen
+  -> deliver to front ends -> encode once -> enqueue on every outgoing link except the one to
+  the message's ``Addr`` -> dial ``Addr`` if it is new.
+- Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
+  messages (wrong types, hash mismatch, outside the window) are dropped and counted against
+  the connection; the first ``LOGGED_PER_CONNECTION`` of them are logged.
+- Our own messages are marked seen before they are sent: peers that echo them (the Go
+  reference does) are ignored.
+- Front ends get events through ``subscribe()``: a bounded channel each; when one is full its
+  events are dropped (and counted) rather than stalling the node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import trio
+
+from . import codec
+from .addr import dialable_ip, format_hostport, outward_ipv4, parse_hostport
+from .events import Delivered, Event, Notice
+from .freshness import DEFAULT_SKEW, check_fresh
+from .ids import IdCheck, check_id, hashed_id, random_id
+from .link import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, OutgoingLink
+from .message import InvalidMessage, Message, NotChat
+from .peers import DEFAULT_MAX_OUTGOING, PeerTable
+from .seen import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, SeenCache
+from .sendqueue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, SendQueue
+
+RECEIVE_BYTES = 64 * 1024
+MAX_INCOMING = 256
+LOGGED_PER_CONNECTION = 10
+SUBSCRIBER_BUFFER = 1024
+
+log = logging.getLogger("whisper.node")
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"  # address to bind; "0.0.0.0" binds all and advertises outward IP
+    port: int = 55555
+    nick: str = ""
+    peers: list[str] = field(default_factory=list)
+    advertise: str | None = None  # IP to put in Addr (default: host, or outward IP)
+    hashed_ids: bool = True
+    max_message_size: int = codec.DEFAULT_MAX_SIZE
+    max_depth: int = codec.DEFAULT_MAX_DEPTH
+    max_values: int = codec.DEFAULT_MAX_VALUES
+    seen_ttl: float = DEFAULT_TTL
+    seen_max_entries: int = DEFAULT_MAX_ENTRIES
+    skew: float = DEFAULT_SKEW
+    queue_bytes: int = DEFAULT_MAX_BYTES
+    queue_items: int = DEFAULT_MAX_ITEMS
+    max_incoming: int = MAX_INCOMING
+    max_outgoing: int = DEFAULT_MAX_OUTGOING
+    connect_timeout: float = CONNECT_TIMEOUT
+    stall_timeout: float = SEND_STALL_TIMEOUT
+    wall_clock: Callable[[], float] = time.time
+
+
+@dataclass
+class Stats:
+    received: int = 0  # objects decoded
+    delivered: int = 0  # new chat messages accepted from the network
+    duplicates: int = 0
+    ignored: int = 0  # payloads without Body
+    invalid: int = 0  # wrong types, hash mismatch, outside the window
+    violations: int = 0  # connections dropped for malformed input
+    sent: int = 0  # messages we originated
+
+
+@dataclass
+class _Incoming:
+    remote: str
+    invalid: int = 0
+
+
+class Node:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.nick = self.config.nick
+        self.addr = ""  # our advertised IP:PORT, known once run() has bound
+        self.stats = Stats()
+        self.seen = SeenCache(self.config.seen_ttl, self.config.seen_max_entries)
+        self.table = PeerTable(max_outgoing=self.config.max_outgoing)
+        self.links: dict[str, OutgoingLink] = {}
+        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._nursery: trio.Nursery | None = None
+
+    # -- lifetime --------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and relay until cancelled.  ``task_status.started`` gets our IP:PORT."""
+        cfg = self.config
+        # Bind before the nursery so that "address in use" surfaces as a plain OSError.
+        listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self._serve_incoming, listeners)
+            port = listeners[0].socket.getsockname()[1]
+            advertised = cfg.advertise or cfg.host
+            if advertised in ("", "0.0.0.0", "::"):
+                advertised = outward_ipv4()
+            self.addr = format_hostport(advertised, port)
+            self.table.self_addr = self.addr
+            self._nursery = nursery
+            log.debug("listening on %s", self.addr)
+            for peer in cfg.peers:
+                self.connect(peer)
+            task_status.started(self.addr)
+
+    # -- what front ends call ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def subscribe(
+        self, buffer: int = SUBSCRIBER_BUFFER
+    ) -> Iterator[trio.MemoryReceiveChannel[Event]]:
+        send, receive = trio.open_memory_channel[Event](buffer)
+        self._subscribers.append(send)
+        try:
+            yield receive
+        finally:
+            self._subscribers.remove(send)
+            send.close()
+
+    def say(self, body: str) -> Message:
+        """Originate a chat message and send it to every peer."""
+        if not body:
+            raise ValueError("cannot send an empty message")
+        if not self.addr:
+            raise RuntimeError("the node is not running")
+        stamp = int(self.config.wall_clock() * 1000)
+        while True:
+            if self.config.hashed_ids:
+                message_id = hashed_id(self.addr, body, stamp)
+            else:
+                message_id = random_id()
+            if self.seen.add(message_id, trio.current_time()):
+                break
+            stamp += 1  # the same text twice within a millisecond: keep IDs unique
+        message = Message.create(
+            id=message_id, addr=self.addr, body=body, nick=self.nick, timestamp=stamp
+        )
+        self.stats.sent += 1
+        self._publish(Delivered(message, own=True))
+        self._forward(codec.encode(message), except_addr=None)
+        return message
+
+    def connect(self, addr: str) -> bool:
+        """Open an outgoing link at the user's request.  False if we have one already."""
+        host, port = parse_hostport(addr)
+        return self._dial(format_hostport(host, port), by_user=True)
+
+    def disconnect(self, addr: str) -> bool:
+        """Close an outgoing link; it is not redialled automatically for a while."""
+        link = self.links.pop(addr, None)
+        if link is None:
+            return False
+        link.close()
+        self.table.remove(addr)
+        self.table.forget(addr, trio.current_time())
+        self._notice(f"disconnected from {addr}")
+        return True
+
+    def set_nick(self, nick: str) -> None:
+        self.nick = nick
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _serve_incoming(self, stream: trio.SocketStream) -> None:
+        try:
+            remote = format_hostport(*stream.socket.getpeername()[:2])
+        except OSError:
+            await stream.aclose()
+            return
+        async with stream:
+            if len(self.table.incoming) >= self.config.max_incoming:
+                log.warning(
+                    "refused %s: already %d incoming connections", remote, self.config.max_incoming
+                )
+                return
+            self.table.accepted(remote, trio.current_time())
+            try:
+                await self._read(stream, _Incoming(remote))
+            finally:
+                self.table.closed(remote)
+
+    async def _read(self, stream: trio.SocketStream, conn: _Incoming) -> None:
+        cfg = self.config
+        decoder = codec.Decoder(
+            max_size=cfg.max_message_size, max_depth=cfg.max_depth, max_values=cfg.max_values
+        )
+        while True:
+            try:
+                data = await stream.receive_some(RECEIVE_BYTES)
+            except trio.BrokenResourceError as exc:
+                log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
+                return
+            items = decoder.feed(data) if data else decoder.feed_eof()
+            for item in items:
+                if type(item) is codec.Violation:
+                    self.stats.violations += 1
+                    self._notice(f"dropped {conn.remote}: {item.reason}", warning=True)
+                    return
+                self._receive(item, conn)
+            if not data:
+                return
+
+    def _receive(self, obj: dict, conn: _Incoming) -> None:
+        self.stats.received += 1
+        try:
+            message = Message.from_wire(obj)
+        except NotChat:
+            self.stats.ignored += 1
+            return
+        except InvalidMessage as exc:
+            self._invalid(conn, str(exc))
+            return
+        if message.id in self.seen:
+            self.stats.duplicates += 1
+            return
+        if check_id(message) is IdCheck.MISMATCH:
+            self._invalid(conn, f"ID {message.id[:80]!r} does not match its payload")
+            return
+        now = trio.current_time()
+        stale = check_fresh(
+            message.timestamp_ms,
+            now=self.config.wall_clock(),
+            memory=self.seen.span(now),
+            skew=self.config.skew,
+        )
+        if stale:
+            self._invalid(conn, stale)
+            return
+        self.seen.add(message.id, now)
+        self.stats.delivered += 1
+        self._publish(Delivered(message))
+        self._forward(codec.encode(message), except_addr=message.addr)
+        if message.addr not in self.links and dialable_ip(message.addr):
+            self._dial(message.addr, by_user=False)
+
+    def _invalid(self, conn: _Incoming, reason: str) -> None:
+        self.stats.invalid += 1
+        conn.invalid += 1
+        if conn.invalid <= LOGGED_PER_CONNECTION:
+            log.warning("ignored a message from %s: %s", conn.remote, reason)
+            if conn.invalid == LOGGED_PER_CONNECTION:
+                log.warning("not logging further invalid messages from %s", conn.remote)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _forward(self, data: bytes, except_addr: str | None) -> None:
+        now = trio.current_time()
+        for addr, link in self.links.items():
+            if addr != except_addr:
+                link.enqueue(data, now)
+
+    def _dial(self, addr: str, *, by_user: bool) -> bool:
+        if self._nursery is None:
+            raise RuntimeError("the node is not running")
+        if not self.table.should_dial(addr, trio.current_time(), by_user=by_user):
+            return False
+        link = OutgoingLink(
+            addr,
+            self.table,
+            self._notice,
+            SendQueue(self.config.queue_bytes, self.config.queue_items),
+            connect_timeout=self.config.connect_timeout,
+            stall_timeout=self.config.stall_timeout,
+        )
+        self.links[addr] = link
+        self._nursery.start_soon(self._run_link, link)
+        return True
+
+    async def _run_link(self, link: OutgoingLink) -> None:
+        try:
+            await link.run()
+        finally:
+            if self.links.get(link.addr) is link:
+                del self.links[link.addr]
+                self.table.remove(link.addr)
+
+    # -- front-end plumbing ------------------------------------------------------------
+
+    def _publish(self, event: Event) -> None:
+        for channel in self._subscribers:
+            try:
+                channel.send_nowait(event)
+            except trio.WouldBlock:
+                log.debug("a front end is not keeping up: dropped %r", event)
+            except trio.BrokenResourceError:
+                pass
+
+    def _notice(self, text: str, warning: bool = False) -> None:
+        log.log(logging.WARNING if warning else logging.INFO, "%s", text)
+        self._publish(Notice(text, warning))

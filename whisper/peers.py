@@ -1,0 +1,135 @@
+"""The peer table: every connection we have or want, and the dial policy.  Pure state.
+
+Rules:
+- Outgoing peers are keyed by the address string we dial (as learned from ``Addr`` or typed
+  by the user).  We never dial our own advertised address, and have at most ``max_outgoing``
+  outgoing peers.
+- A failed dial or a broken link waits before the next try: ``backoff_base * 2**(n-1)``
+  seconds after the n-th consecutive failure, capped at ``backoff_max``, with +-25% jitter.
+  After ``max_failures`` consecutive failures we give up on the address; an address given up
+  on is not dialled again because a message mentions it until ``give_up_for`` has passed
+  (the user's ``/connect`` always dials).
+- Incoming connections are listed by their remote address, for display only.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+DEFAULT_MAX_OUTGOING = 128
+DEFAULT_MAX_FAILURES = 5
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_MAX = 30.0
+DEFAULT_GIVE_UP_FOR = 600.0
+
+
+class State(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "waiting to retry"
+
+
+@dataclass(slots=True)
+class Peer:
+    addr: str
+    outgoing: bool
+    state: State
+    since: float
+    failures: int = 0
+    last_error: str = ""
+
+
+class PeerTable:
+    def __init__(
+        self,
+        self_addr: str = "",
+        *,
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
+        max_failures: int = DEFAULT_MAX_FAILURES,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
+        give_up_for: float = DEFAULT_GIVE_UP_FOR,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.self_addr = self_addr
+        self.max_outgoing = max_outgoing
+        self.max_failures = max_failures
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.give_up_for = give_up_for
+        self._rng = rng or random.Random()
+        self.outgoing: dict[str, Peer] = {}
+        self.incoming: dict[str, Peer] = {}
+        self._given_up: dict[str, float] = {}  # addr -> clock time we gave up
+
+    # -- outgoing --------------------------------------------------------------------
+
+    def should_dial(self, addr: str, now: float, *, by_user: bool = False) -> bool:
+        """Decide whether to open an outgoing link to ``addr``; if so, it is recorded."""
+        if addr == self.self_addr or addr in self.outgoing:
+            return False
+        if len(self.outgoing) >= self.max_outgoing:
+            return False
+        gave_up = self._given_up.get(addr)
+        if gave_up is not None:
+            if not by_user and now - gave_up < self.give_up_for:
+                return False
+            del self._given_up[addr]
+        self.outgoing[addr] = Peer(addr, True, State.CONNECTING, now)
+        return True
+
+    def connecting(self, addr: str, now: float) -> None:
+        self._set(addr, State.CONNECTING, now)
+
+    def connected(self, addr: str, now: float) -> None:
+        peer = self._set(addr, State.CONNECTED, now)
+        if peer:
+            peer.failures = 0
+            peer.last_error = ""
+
+    def failed(self, addr: str, now: float, error: str) -> float | None:
+        """Record a failure; return the delay before the next try, or None to give up."""
+        peer = self.outgoing.get(addr)
+        if peer is None:
+            return None
+        peer.failures += 1
+        peer.last_error = error
+        if peer.failures >= self.max_failures:
+            self.remove(addr)
+            self._given_up[addr] = now
+            return None
+        peer.state, peer.since = State.BACKOFF, now
+        delay = min(self.backoff_max, self.backoff_base * 2 ** (peer.failures - 1))
+        return delay * self._rng.uniform(0.75, 1.25)
+
+    def remove(self, addr: str) -> None:
+        self.outgoing.pop(addr, None)
+
+    def forget(self, addr: str, now: float) -> None:
+        """Stop dialling ``addr`` because a message mentions it, as if we had given up."""
+        self.remove(addr)
+        self._given_up[addr] = now
+
+    def given_up(self) -> list[str]:
+        return list(self._given_up)
+
+    # -- incoming --------------------------------------------------------------------
+
+    def accepted(self, remote: str, now: float) -> None:
+        self.incoming[remote] = Peer(remote, False, State.CONNECTED, now)
+
+    def closed(self, remote: str) -> None:
+        self.incoming.pop(remote, None)
+
+    # -- views -----------------------------------------------------------------------
+
+    def connected_outgoing(self) -> int:
+        return sum(1 for p in self.outgoing.values() if p.state is State.CONNECTED)
+
+    def _set(self, addr: str, state: State, now: float) -> Peer | None:
+        peer = self.outgoing.get(addr)
+        if peer is not None:
+            peer.state, peer.since = state, now
+        return peer
