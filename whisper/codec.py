@@ -24,6 +24,7 @@ Rules (PROTOCOL.md §1 is normative):
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,16 +109,23 @@ class Decoder:
         """The connection ended.  Returns a Violation if it ended inside a message."""
         if self._dead:
             return []
-        self._dead = True
-        if self._stack:
+        truncated = bool(self._stack)
+        self.close()
+        if truncated:
             return [Violation("connection closed in the middle of a message")]
         return []
+
+    def close(self) -> None:
+        """Release the parser.  Idempotent; call it when the connection goes away."""
+        self._dead = True
+        self._stack.clear()
+        with contextlib.suppress(*_PARSE_ERRORS):  # an incomplete document: already reported
+            self._coro.close()
 
     # -- internals ---------------------------------------------------------------------
 
     def _fail(self, out: list[dict[str, Any] | Violation], reason: str) -> list:
-        self._dead = True
-        self._stack.clear()
+        self.close()
         out.append(Violation(reason))
         return out
 
@@ -151,7 +159,11 @@ class Decoder:
                         continue
                 elif not stack:
                     return "top-level value is not an object"
-                elif event == "number" and (value != value or value in _INFINITIES):
+                elif event == "number" and (
+                    value in _INFINITIES
+                    or value != value
+                    or (type(value) is int and not _INT64_MIN <= value <= _INT64_MAX)
+                ):
                     return "number out of range"
                 parent = stack[-1]
                 if type(parent) is dict:
@@ -164,6 +176,7 @@ class Decoder:
 
 
 _INFINITIES = (float("inf"), float("-inf"))
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _short(exc: BaseException) -> str:

@@ -42,7 +42,7 @@ class OutgoingLink:
         stall_timeout: float = SEND_STALL_TIMEOUT,
     ) -> None:
         self.addr = addr
-        self.queue = queue or SendQueue()
+        self.queue = queue if queue is not None else SendQueue()
         self._table = table
         self._notice = notice
         self._connect_timeout = connect_timeout

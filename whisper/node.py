@@ -34,7 +34,7 @@ from .freshness import DEFAULT_SKEW, check_fresh
 from .ids import IdCheck, check_id, hashed_id, random_id
 from .link import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, OutgoingLink
 from .message import InvalidMessage, Message, NotChat
-from .peers import DEFAULT_MAX_OUTGOING, PeerTable
+from .peers import DEFAULT_BACKOFF_BASE, DEFAULT_MAX_FAILURES, DEFAULT_MAX_OUTGOING, PeerTable
 from .seen import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, SeenCache
 from .sendqueue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, SendQueue
 
@@ -64,6 +64,8 @@ class Config:
     queue_items: int = DEFAULT_MAX_ITEMS
     max_incoming: int = MAX_INCOMING
     max_outgoing: int = DEFAULT_MAX_OUTGOING
+    max_failures: int = DEFAULT_MAX_FAILURES
+    backoff_base: float = DEFAULT_BACKOFF_BASE
     connect_timeout: float = CONNECT_TIMEOUT
     stall_timeout: float = SEND_STALL_TIMEOUT
     wall_clock: Callable[[], float] = time.time
@@ -93,7 +95,11 @@ class Node:
         self.addr = ""  # our advertised IP:PORT, known once run() has bound
         self.stats = Stats()
         self.seen = SeenCache(self.config.seen_ttl, self.config.seen_max_entries)
-        self.table = PeerTable(max_outgoing=self.config.max_outgoing)
+        self.table = PeerTable(
+            max_outgoing=self.config.max_outgoing,
+            max_failures=self.config.max_failures,
+            backoff_base=self.config.backoff_base,
+        )
         self.links: dict[str, OutgoingLink] = {}
         self._subscribers: list[trio.MemorySendChannel[Event]] = []
         self._nursery: trio.Nursery | None = None
@@ -200,6 +206,14 @@ class Node:
         decoder = codec.Decoder(
             max_size=cfg.max_message_size, max_depth=cfg.max_depth, max_values=cfg.max_values
         )
+        try:
+            await self._read_into(stream, decoder, conn)
+        finally:
+            decoder.close()
+
+    async def _read_into(
+        self, stream: trio.SocketStream, decoder: codec.Decoder, conn: _Incoming
+    ) -> None:
         while True:
             try:
                 data = await stream.receive_some(RECEIVE_BYTES)

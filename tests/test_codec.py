@@ -1,0 +1,246 @@
+"""The sans-IO codec: chunking independence, round trips, every violation, the Go bytes."""
+
+from __future__ import annotations
+
+import json
+
+import ijson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from whisper.codec import SLICE, Decoder, Violation, decode_all, encode, encode_object
+from whisper.message import Message
+
+BACKENDS = ["yajl2_c", "python"]
+
+
+def backend(name: str):
+    try:
+        return ijson.get_backend(name)
+    except ImportError:
+        pytest.skip(f"ijson backend {name} not available")
+
+
+@pytest.fixture(params=BACKENDS)
+def parser(request):
+    return backend(request.param)
+
+
+def feed_chunks(data: bytes, cuts: list[int], **kw) -> list:
+    decoder = Decoder(**kw)
+    out: list = []
+    last = 0
+    for cut in sorted(set(cuts)):
+        out += decoder.feed(data[last:cut])
+        last = cut
+    out += decoder.feed(data[last:])
+    out += decoder.feed_eof()
+    return out
+
+
+SAMPLE = (
+    b'{"ID":"1","Addr":"127.0.0.1:1","Body":"h\\u00e9llo \xe2\x9c\x93 \\"q\\" \\\\"}'
+    b'{"ID":"2","Addr":"a:2","Body":"x"}\n'
+    b'  \t\r\n{\n  "ID": "3",\n  "Addr": "a:3",\n  "Body": "pretty",\n  "Timestamp": 5,\n'
+    b'  "Ext": {"list": [1, 2.5, true, null, "\xf0\x9f\x98\x80"]}\n}'
+)
+EXPECTED = [
+    {"ID": "1", "Addr": "127.0.0.1:1", "Body": 'héllo ✓ "q" \\'},
+    {"ID": "2", "Addr": "a:2", "Body": "x"},
+    {
+        "ID": "3",
+        "Addr": "a:3",
+        "Body": "pretty",
+        "Timestamp": 5,
+        "Ext": {"list": [1, 2.5, True, None, "😀"]},
+    },
+]
+
+
+def test_whole(parser):
+    decoder = Decoder(backend=parser)
+    assert decoder.feed(SAMPLE) + decoder.feed_eof() == EXPECTED
+
+
+def test_byte_by_byte(parser):
+    decoder = Decoder(backend=parser)
+    out = []
+    for i in range(len(SAMPLE)):
+        out += decoder.feed(SAMPLE[i : i + 1])
+    assert out + decoder.feed_eof() == EXPECTED
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(SAMPLE)), max_size=40))
+def test_any_chunking(cuts):
+    assert feed_chunks(SAMPLE, cuts) == EXPECTED
+
+
+def test_objects_arrive_as_soon_as_complete():
+    decoder = Decoder()
+    assert decoder.feed(b'{"a":1}{"b"') == [{"a": 1}]
+    assert decoder.in_message
+    assert decoder.feed(b":2}") == [{"b": 2}]
+    assert not decoder.in_message
+
+
+def test_go_reference_bytes(go_wire):
+    whole = decode_all(go_wire)
+    assert len(whole) == 5
+    assert all(isinstance(m, dict) for m in whole)
+    messages = [Message.from_wire(m) for m in whole]
+    assert [m.nick for m in messages] == ["alice"] * 4 + [""]
+    assert messages[1].body == 'x<y> & "q" \\ héllo ✓ 日本 tab\there'
+    assert messages[2].body == " leading and trailing spaces  "
+    assert messages[3].body == "a" * 300
+    assert messages[4].id == "relay-2" and messages[4].sender == "127.0.0.1:1"
+    assert messages[0].timestamp == 1795265846 and messages[0].timestamp_ms == 1795265846000
+    assert messages[4].timestamp_ms is None  # Go relays a missing Timestamp as 0
+    byte_by_byte = feed_chunks(go_wire, list(range(len(go_wire))))
+    assert byte_by_byte == whole
+
+
+@settings(max_examples=30)
+@given(st.lists(st.integers(min_value=0, max_value=912), max_size=60))
+def test_go_reference_any_chunking(go_wire, cuts):
+    assert feed_chunks(go_wire, cuts) == decode_all(go_wire)
+
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"ID": st.text(min_size=1), "Addr": st.text(min_size=1), "Body": st.text(min_size=1)},
+            optional={"Nick": st.text(), "Timestamp": st.integers(0, 2**62), "X": json_values},
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(st.integers(min_value=0, max_value=4000), max_size=10),
+)
+def test_round_trip(objects, cuts):
+    data = b"".join(encode_object(o) for o in objects)
+    decoded = feed_chunks(data, [c for c in cuts if c <= len(data)])
+    assert decoded == objects
+    assert [Message.from_wire(d) for d in decoded] == [Message.from_wire(o) for o in objects]
+
+
+def test_encode_is_compact_json_line():
+    message = Message.create(id="i", addr="1.2.3.4:5", body="é<x>", nick="n", timestamp=7)
+    data = encode(message)
+    assert (
+        data
+        == (
+            '{"ID":"i","Addr":"1.2.3.4:5","Body":"é<x>","Nick":"n","omitempty":"n","Timestamp":7}\n'
+        ).encode()
+    )
+    assert json.loads(data) == dict(message.fields)
+    assert decode_all(data) == [dict(message.fields)]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b'{"a":1,}', "malformed JSON"),
+        (b'{"a" 1}', "malformed JSON"),
+        (b"}", "malformed JSON"),
+        (b'{"a":"\xff"}', "malformed JSON"),  # invalid UTF-8
+        (b'{"a":"\xc3"}', "malformed JSON"),  # truncated UTF-8 sequence
+        (b'{"a":"\xed\xa0\x80"}', "malformed JSON"),  # UTF-8 encoded surrogate
+        (b'{"a":1e999}', "malformed JSON"),  # overflows a double
+        (b'{"a":99999999999999999999}', "malformed JSON"),  # overflows int64
+        (b"[1]", "not an object"),
+        (b'"text" ', "not an object"),
+        (b"42 ", "not an object"),
+        (b"null ", "not an object"),
+        (b'{"a":1', "closed in the middle"),
+        (b'{"a":' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper"),
+        (b'{"a":[' + b"0," * 20000 + b"0]}", "JSON values"),
+    ],
+)
+def test_violations(parser, data, reason):
+    decoder = Decoder(backend=parser)
+    events = decoder.feed(data) + decoder.feed_eof()
+    assert events and isinstance(events[-1], Violation), events
+    if parser.backend_name == "yajl2_c" or "JSON" not in reason:
+        assert reason in events[-1].reason
+    else:  # the pure-Python backend words some errors differently; it still reports them
+        assert events[-1].reason
+
+
+def test_violation_keeps_earlier_objects_and_kills_decoder():
+    decoder = Decoder()
+    events = decoder.feed(b'{"ok":1}[')
+    assert events[0] == {"ok": 1} and isinstance(events[1], Violation)
+    with pytest.raises(RuntimeError):
+        decoder.feed(b"{}")
+    assert decoder.feed_eof() == []
+
+
+def test_depth_limit_is_linear_not_quadratic():
+    # 64 KiB of "[" after an object key: refused at depth 33, not parsed to the end.
+    decoder = Decoder()
+    events = decoder.feed(b'{"a":' + b"[" * 65536)
+    assert isinstance(events[-1], Violation) and "nested" in events[-1].reason
+
+
+def test_depth_at_limit_is_accepted():
+    nested = b'{"a":' + b"[" * 31 + b"]" * 31 + b"}"
+    assert decode_all(nested, max_depth=32) == [json.loads(nested)]
+
+
+def test_size_limit_exact_bounds():
+    limit = 64 * 1024
+
+    def message(total: int) -> bytes:
+        head, tail = b'{"Body":"', b'"}'
+        return head + b"x" * (total - len(head) - len(tail)) + tail
+
+    fits = message(limit)
+    assert decode_all(fits, max_size=limit) == [json.loads(fits)]
+    assert decode_all(fits * 3, max_size=limit) == [json.loads(fits)] * 3
+    too_big = message(limit + 2 * SLICE + 1)
+    assert "larger than" in decode_all(too_big, max_size=limit)[-1].reason
+
+
+def test_oversized_refused_before_it_is_buffered():
+    # A message that never ends: refused once the bound is passed, whatever the chunking.
+    decoder = Decoder(max_size=100_000)
+    events: list = []
+    fed = 0
+    chunk = b'{"Body":"' + b"x" * 4000
+    while not events:
+        events = decoder.feed(chunk)
+        chunk = b"x" * 4000
+        fed += 4000
+    assert "larger than" in events[-1].reason
+    assert fed <= 100_000 + 2 * SLICE + 4000
+
+
+def test_whitespace_only_stream_and_empty_stream_are_clean():
+    assert decode_all(b"") == []
+    assert decode_all(b" \n\t\r ") == []
+
+
+def test_huge_whitespace_between_messages_counts_toward_size():
+    events = decode_all(b"{}" + b" " * 200_000 + b"{}", max_size=100_000)
+    assert events[0] == {} and isinstance(events[-1], Violation)
+
+
+def test_duplicate_keys_last_wins():
+    assert decode_all(b'{"a":1,"a":2}') == [{"a": 2}]

@@ -1,0 +1,335 @@
+"""Nodes over real loopback TCP: mesh formation, exactly-once delivery, hostile input."""
+
+from __future__ import annotations
+
+import contextlib
+
+import trio
+import trio.testing
+
+from whisper.events import Notice
+
+from .helpers import LOCAL, dumps, hashed, inbox, now_ms, origin, send, sink, start_node, wire
+
+TIMEOUT = 20  # generous: the machine is small and shared; nothing here waits this long
+
+
+async def test_mesh_forms_and_every_message_arrives_exactly_once(nursery):
+    a = await start_node(nursery, nick="a")
+    b = await start_node(nursery, nick="b", peers=[a.addr])
+    c = await start_node(nursery, nick="c", peers=[b.addr])
+    d = await start_node(nursery, nick="d", peers=[c.addr])
+    e = await start_node(nursery, nick="e", peers=[d.addr])
+    nodes = [a, b, c, d, e]
+    boxes = [await inbox(nursery, n) for n in nodes]
+    with trio.fail_after(TIMEOUT):
+        # Those with a link speak first; everyone learns the speakers from Addr.
+        for node in [e, d, c, b, a]:
+            body = f"hello from {node.nick}"
+            node.say(body)
+            for other, box in zip(nodes, boxes, strict=True):
+                if other is not node:
+                    await box.wait_for(lambda bodies, body=body: body in bodies)
+        for node in nodes:
+            node.say(f"round two from {node.nick}")
+        for box in boxes:
+            await box.wait_for(lambda bodies: sum(x.startswith("round two") for x in bodies) == 4)
+        await trio.testing.wait_all_tasks_blocked(cushion=0.1)
+    for node, box in zip(nodes, boxes, strict=True):
+        others = [n.nick for n in nodes if n is not node]
+        expected = sorted(f"{w} from {o}" for w in ("hello", "round two") for o in others)
+        assert sorted(box.bodies) == expected, node.nick  # each exactly once
+        assert {m.message.nick for m in box.messages} == set(others)
+        assert sorted(node.links) == sorted(n.addr for n in nodes if n is not node)
+        assert node.table.connected_outgoing() == 4
+    assert sum(n.stats.duplicates for n in nodes) > 0  # the flood did echo; dedupe held
+
+
+async def test_relays_to_every_link_except_addr_and_dials_back(nursery):
+    node = await start_node(nursery)
+    s1, s2 = await sink(nursery), await sink(nursery)
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, wire("from s1", addr=s1.addr), wire("from s2", addr=s2.addr))
+        await s1.wait_for(lambda s: "from s2" in s.bodies)
+        await s2.wait_for(lambda s: s.connections == 1)
+        await send(conn, wire("third", addr="127.0.0.1:9"))
+        await s1.wait_for(lambda s: "third" in s.bodies)
+        await s2.wait_for(lambda s: "third" in s.bodies)
+    assert "from s1" not in s1.bodies  # never back to its author
+    assert s2.bodies == ["third"]  # "from s2" never sent to s2; "from s1" predates the link
+
+
+async def test_unknown_keys_relayed_intact_and_bodyless_ignored(nursery):
+    node = await start_node(nursery)
+    box = await inbox(nursery, node)
+    s = await sink(nursery)
+    conn = await origin(node)
+    ext = wire("with extras", FileType="image/gif", Zed={"deep": [1, 2.5, None, True]})
+    with trio.fail_after(TIMEOUT):
+        await send(conn, wire("hello", addr=s.addr))
+        await s.wait_for(lambda s: s.connections == 1)
+        await send(
+            conn,
+            {"ID": "x", "Addr": s.addr, "Kind": "extension-only payload"},
+            {"ID": "y", "Addr": s.addr, "Body": ""},
+            ext,
+        )
+        await s.wait_for(lambda s: "with extras" in s.bodies)
+    assert s.objects == [ext]  # the Body-less payloads were not relayed
+    assert box.bodies == ["hello", "with extras"]
+    assert node.stats.ignored == 2 and node.stats.violations == 0
+
+
+async def test_duplicates_are_dropped(nursery):
+    node = await start_node(nursery)
+    box = await inbox(nursery, node)
+    conn1, conn2 = await origin(node), await origin(node)
+    message = wire("once")
+    with trio.fail_after(TIMEOUT):
+        await send(conn1, message, message)
+        await send(conn2, message, wire("marker"))
+        await box.wait_for(lambda bodies: "marker" in bodies)
+    assert box.bodies == ["once", "marker"]
+    assert node.stats.duplicates == 2
+
+
+async def test_own_messages_echoed_back_are_ignored(nursery):
+    node = await start_node(nursery, nick="me")
+    box = await inbox(nursery, node)
+    s = await sink(nursery)
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, wire("hi", addr=s.addr))
+        await s.wait_for(lambda s: s.connections == 1)
+        node.say("mine")
+        await s.wait_for(lambda s: "mine" in s.bodies)
+        echoed = s.objects[-1]
+        await send(conn, echoed, wire("marker"))  # a Go peer relays back to the author
+        await box.wait_for(lambda bodies: "marker" in bodies)
+    assert box.bodies == ["hi", "marker"]
+    assert echoed["Nick"] == echoed["omitempty"] == "me"
+    assert echoed["Addr"] == node.addr and type(echoed["Timestamp"]) is int
+    assert echoed["ID"].startswith("hash:sha256:")
+
+
+async def test_hashed_ids_checked(nursery):
+    node = await start_node(nursery)
+    box = await inbox(nursery, node)
+    s = await sink(nursery)
+    conn = await origin(node)
+    good = hashed("good", "127.0.0.1:9")
+    forged = {**hashed("original", "127.0.0.1:9"), "Body": "forged"}
+    unknown = {**wire("unknown fn"), "ID": "hash:md5:0123"}
+    with trio.fail_after(TIMEOUT):
+        await send(conn, wire("hello", addr=s.addr))
+        await s.wait_for(lambda s: s.connections == 1)
+        await send(conn, forged, good, unknown, wire("marker"))
+        await s.wait_for(lambda s: "marker" in s.bodies)
+        await box.wait_for(lambda bodies: "marker" in bodies)
+    assert s.bodies == ["good", "unknown fn", "marker"]
+    assert box.bodies == ["hello", "good", "unknown fn", "marker"]
+    assert node.stats.invalid == 1
+    # The forged copy did not poison the seen set: the real message still gets through.
+    real = {**forged, "Body": "original"}
+    with trio.fail_after(TIMEOUT):
+        await send(conn, real)
+        await box.wait_for(lambda bodies: "original" in bodies)
+
+
+async def test_timestamp_window_seconds_and_milliseconds(nursery):
+    node = await start_node(nursery)
+    box = await inbox(nursery, node)
+    conn = await origin(node)
+    seconds = now_ms() // 1000
+    with trio.fail_after(TIMEOUT):
+        await send(
+            conn,
+            wire("go seconds", Timestamp=seconds),
+            wire("milliseconds", Timestamp=now_ms()),
+            wire("no timestamp", Timestamp=0),
+            wire("too old", Timestamp=now_ms() - 20 * 60 * 1000),
+            wire("old seconds", Timestamp=seconds - 20 * 60),
+            wire("future", Timestamp=now_ms() + 5 * 60 * 1000),
+            wire("marker"),
+        )
+        await box.wait_for(lambda bodies: "marker" in bodies)
+    assert box.bodies == ["go seconds", "milliseconds", "no timestamp", "marker"]
+    assert node.stats.invalid == 3
+
+
+async def test_invalid_types_ignored_connection_kept(nursery):
+    node = await start_node(nursery)
+    box = await inbox(nursery, node)
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(
+            conn,
+            {**wire("float ts"), "Timestamp": 1.5},
+            {**wire("numeric id"), "ID": 7},
+            {**wire("list nick"), "Nick": ["x"]},
+            wire("marker"),
+        )
+        await box.wait_for(lambda bodies: "marker" in bodies)
+    assert box.bodies == ["marker"]
+    assert node.stats.invalid == 3 and node.stats.violations == 0
+
+
+GARBAGE = {
+    "malformed JSON": b'{"ID":"1",,}',
+    "invalid UTF-8": b'{"ID":"1","Addr":"a:1","Body":"\xff\xfe"}',
+    "top-level array": b"[1,2,3]",
+    "top-level string": b'"hello" ',
+    "deep nesting": b'{"a":' + b"[" * 100_000,
+    "oversized": b'{"ID":"1","Addr":"a:1","Body":"' + b"x" * 300_000 + b'"}',
+    "too many values": b'{"a":[' + b"0," * 50_000 + b"0]}",
+}
+
+
+async def test_malformed_input_drops_only_that_connection(nursery):
+    node = await start_node(nursery, max_message_size=64 * 1024)
+    box = await inbox(nursery, node)
+    s = await sink(nursery)
+    good = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(good, wire("hello", addr=s.addr))
+        await s.wait_for(lambda s: s.connections == 1)
+        for name, garbage in GARBAGE.items():
+            bad = await origin(node)
+            await send(bad, wire(f"before {name}"))
+            with contextlib.suppress(trio.BrokenResourceError):  # dropped mid-write: fine too
+                await bad.send_all(garbage)
+            # The node closes the bad connection: we read EOF (or a reset).
+            try:
+                while await bad.receive_some(1024):
+                    pass
+            except trio.BrokenResourceError:
+                pass
+            await bad.aclose()
+            await send(good, wire(f"after {name}"))
+            await s.wait_for(lambda s, name=name: f"after {name}" in s.bodies)
+    assert node.stats.violations == len(GARBAGE)
+    for name in GARBAGE:
+        assert f"before {name}" in box.bodies and f"after {name}" in box.bodies
+
+
+async def test_truncated_message_at_eof_is_logged_not_fatal(nursery):
+    node = await start_node(nursery)
+    box = await inbox(nursery, node)
+    bad = await origin(node)
+    await bad.send_all(dumps(wire("complete")) + b'{"ID":"half')
+    await bad.aclose()
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, wire("marker"))
+        await box.wait_for(lambda bodies: "marker" in bodies)
+    assert box.bodies[0] == "complete"
+
+
+async def test_stalled_peer_does_not_stall_the_others(nursery):
+    node = await start_node(nursery, queue_bytes=256 * 1024, stall_timeout=1000)
+    stalled = await sink(nursery, read=False, rcvbuf=4096)
+    healthy = [await sink(nursery) for _ in range(3)]
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        for s in [stalled, *healthy]:
+            await send(conn, wire("hello", addr=s.addr))
+        for s in healthy:
+            await s.wait_for(lambda s: s.connections == 1)
+        await stalled.wait_for(lambda s: s.connections == 1)
+        filler = "x" * 2000
+        total = 4000  # ~8 MB: far more than socket buffers and the stalled queue hold
+        for start in range(0, total, 200):  # in rounds the healthy sinks can keep up with
+            await send(conn, *(wire(f"{i} {filler}") for i in range(start, start + 200)))
+            for s in healthy:
+                await s.wait_for(lambda s, n=start + 200: filled(s) >= n)
+    link = node.links[stalled.addr]
+    assert link.queue.dropped > 0 and link.queue.nbytes <= 256 * 1024
+    for s in healthy:
+        assert [b.split(" ")[0] for b in s.bodies if b.endswith("x")] == [
+            str(i) for i in range(total)
+        ]
+
+
+def filled(s) -> int:
+    return sum(1 for b in s.bodies if b.endswith("x"))
+
+
+async def test_stalled_peer_is_disconnected_after_stall_timeout(nursery, autojump_clock):
+    node = await start_node(nursery, queue_bytes=256 * 1024, stall_timeout=5)
+    box = await inbox(nursery, node)
+    notices = []
+
+    async def watch(task_status=trio.TASK_STATUS_IGNORED):
+        with node.subscribe() as events:
+            task_status.started()
+            async for event in events:
+                if isinstance(event, Notice):
+                    notices.append(event.text)
+
+    await nursery.start(watch)
+    stalled = await sink(nursery, read=False, rcvbuf=4096)
+    conn = await origin(node)
+    await send(conn, wire("hello", addr=stalled.addr))
+    with trio.fail_after(TIMEOUT):
+        await stalled.wait_for(lambda s: s.connections == 1)
+        for i in range(2000):
+            await send(conn, wire(f"{i} " + "x" * 2000))
+        await box.wait_for(lambda bodies: len(bodies) == 2001)
+        while not any("stalled" in n for n in notices):
+            await trio.sleep(1)  # virtual time: the autojump clock skips ahead
+    assert any(n.startswith(f"lost {stalled.addr}: stalled") for n in notices)
+
+
+async def test_refused_dial_never_blocks_and_gives_up(nursery):
+    closed = trio.socket.socket()
+    await closed.bind((LOCAL, 0))
+    dead = f"{LOCAL}:{closed.getsockname()[1]}"
+    closed.close()
+    node = await start_node(nursery, peers=[dead], backoff_base=0.01, max_failures=3)
+    s = await sink(nursery)
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, wire("hello", addr=s.addr), wire("to a dead addr", addr=dead))
+        await s.wait_for(lambda s: "to a dead addr" in s.bodies)
+        while dead in node.links:
+            await trio.sleep(0.01)
+    assert dead in node.table.given_up()
+
+
+async def test_user_connect_and_disconnect(nursery):
+    a = await start_node(nursery)
+    b = await start_node(nursery)
+    box = await inbox(nursery, b)
+    with trio.fail_after(TIMEOUT):
+        assert a.connect(b.addr)
+        assert not a.connect(b.addr)
+        while a.table.connected_outgoing() != 1:
+            await trio.sleep(0.01)
+        a.say("over the link")
+        await box.wait_for(lambda bodies: "over the link" in bodies)
+        assert a.disconnect(b.addr)
+        assert not a.disconnect(b.addr)
+        while b.table.incoming:
+            await trio.sleep(0.01)
+    assert not a.links
+
+
+async def test_go_reference_bytes(nursery, go_wire):
+    """The exact bytes a Go peer wrote: nicks, escapes, seconds timestamps all come through."""
+    node = await start_node(nursery, nick="bob", wall_clock=lambda: 1795265846 + 5)
+    box = await inbox(nursery, node)
+    s = await sink(nursery)
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await conn.send_all(go_wire.replace(b"127.0.0.1:47601", s.addr.encode()))
+        await box.wait_for(lambda bodies: len(bodies) == 5)
+        await s.wait_for(lambda s: s.connections == 1)
+        node.say("reply")
+        await s.wait_for(lambda s: "reply" in s.bodies)
+    assert [m.message.sender for m in box.messages] == ["alice"] * 4 + ["127.0.0.1:1"]
+    assert box.messages[1].message.body == 'x<y> & "q" \\ héllo ✓ 日本 tab\there'
+    reply = s.objects[-1]
+    assert reply["omitempty"] == "bob"  # the key the Go peer reads its nick from
+    assert type(reply["Timestamp"]) is int and reply["Body"] == "reply"
+    assert list(reply)[:3] == ["ID", "Addr", "Body"]

@@ -1,0 +1,80 @@
+"""Peer table dial policy and the per-link send queue: pure state."""
+
+from __future__ import annotations
+
+import random
+
+from whisper.peers import PeerTable, State
+from whisper.sendqueue import SendQueue
+
+
+def table(**kw) -> PeerTable:
+    return PeerTable("10.0.0.1:5", rng=random.Random(1), **kw)
+
+
+def test_never_dial_self_or_twice():
+    t = table()
+    assert not t.should_dial("10.0.0.1:5", 0)
+    assert t.should_dial("10.0.0.2:5", 0)
+    assert not t.should_dial("10.0.0.2:5", 0)
+    assert t.outgoing["10.0.0.2:5"].state is State.CONNECTING
+
+
+def test_max_outgoing():
+    t = table(max_outgoing=2)
+    assert t.should_dial("a:1", 0) and t.should_dial("a:2", 0)
+    assert not t.should_dial("a:3", 0)
+
+
+def test_backoff_grows_then_gives_up():
+    t = table(max_failures=4, backoff_base=1.0, backoff_max=3.0)
+    t.should_dial("a:1", 0)
+    delays = [t.failed("a:1", 0, "refused") for _ in range(3)]
+    assert 0.75 <= delays[0] <= 1.25
+    assert 1.5 <= delays[1] <= 2.5
+    assert 2.25 <= delays[2] <= 3.75  # capped at 3 before jitter
+    assert t.outgoing["a:1"].state is State.BACKOFF
+    assert t.failed("a:1", 0, "refused") is None
+    assert "a:1" not in t.outgoing and t.given_up() == ["a:1"]
+
+
+def test_success_resets_failures():
+    t = table(max_failures=2)
+    t.should_dial("a:1", 0)
+    t.failed("a:1", 0, "x")
+    t.connected("a:1", 1)
+    assert t.outgoing["a:1"].failures == 0 and t.connected_outgoing() == 1
+    assert t.failed("a:1", 2, "y") is not None
+
+
+def test_given_up_not_redialled_by_messages_for_a_while_but_by_user():
+    t = table(max_failures=1, give_up_for=100)
+    t.should_dial("a:1", 0)
+    assert t.failed("a:1", 0, "refused") is None
+    assert not t.should_dial("a:1", 50)
+    assert t.should_dial("a:1", 50, by_user=True)
+    t.forget("a:1", 60)
+    assert not t.should_dial("a:1", 100)
+    assert t.should_dial("a:1", 161)
+
+
+def test_incoming_listing():
+    t = table()
+    t.accepted("127.0.0.1:4000", 0)
+    assert list(t.incoming) == ["127.0.0.1:4000"]
+    t.closed("127.0.0.1:4000")
+    assert not t.incoming
+
+
+def test_queue_batches_and_bounds():
+    q = SendQueue(max_bytes=100, max_items=3, batch_bytes=50)
+    assert q.put(b"a" * 40) and q.put(b"b" * 20) and q.put(b"c" * 5)
+    assert not q.put(b"d", now=7.0)  # items full
+    assert q.dropped == 1 and q.overflowing_since == 7.0
+    assert q.take() == b"a" * 40  # next would pass the batch size
+    assert q.overflowing_since is None
+    assert q.take() == b"b" * 20 + b"c" * 5
+    assert q.take() == b""
+    assert q.put(b"x" * 100) and not q.put(b"y")  # bytes full
+    assert q.take() == b"x" * 100  # one message bigger than a batch still goes
+    assert len(q) == 0 and q.nbytes == 0

@@ -1,0 +1,89 @@
+"""Seen cache and freshness window, with an injected clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from whisper.freshness import check_fresh
+from whisper.seen import SeenCache
+
+
+def test_add_and_duplicate():
+    cache = SeenCache(ttl=10)
+    assert cache.add("a", 0.0)
+    assert not cache.add("a", 1.0)
+    assert "a" in cache and "b" not in cache
+    assert len(cache) == 1
+
+
+def test_remembered_at_least_ttl_and_at_most_ttl_plus_a_bucket():
+    cache = SeenCache(ttl=16, buckets=16)  # bucket width 1 s
+    cache.add("old", 0.0)
+    for t in range(1, 17):
+        cache.add(f"filler{t}", float(t))  # time passes, new buckets open
+        assert "old" in cache, t
+    cache.add("later", 17.0)
+    assert "old" not in cache
+    assert "filler16" in cache
+
+
+def test_lone_bucket_expires():
+    cache = SeenCache(ttl=16, buckets=16)
+    cache.add("a", 0.0)
+    cache.expire(16.5)
+    assert "a" in cache
+    cache.expire(17.0)
+    assert "a" not in cache and len(cache) == 0
+
+
+def test_memory_is_bounded_and_span_shrinks():
+    cache = SeenCache(ttl=100, max_entries=1000, buckets=10)
+    assert cache.span(0.0) == 100
+    for i in range(5000):
+        cache.add(str(i), i / 100)  # 50 s of traffic, 100 msgs/s
+    assert len(cache) <= 1000
+    assert str(4999) in cache
+    span = cache.span(50.0)
+    assert 0 < span < 100
+    # Every ID younger than the reported span is still remembered.
+    first_kept = int((50.0 - span) * 100) + 1
+    assert all(str(i) in cache for i in range(first_kept, 5000))
+
+
+def test_single_burst_over_cap_still_bounded():
+    cache = SeenCache(ttl=100, max_entries=100)
+    for i in range(1000):
+        cache.add(str(i), 0.0)
+    assert len(cache) <= 100
+    assert cache.span(0.0) == 0.0
+
+
+def test_rejects_bad_parameters():
+    with pytest.raises(ValueError):
+        SeenCache(ttl=0)
+
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("timestamp_ms", "ok"),
+    [
+        (None, True),
+        (int(NOW * 1000), True),
+        (int((NOW - 530) * 1000), True),  # 8m50s old: inside ttl - skew = 540
+        (int((NOW - 545) * 1000), False),
+        (int((NOW + 55) * 1000), True),
+        (int((NOW + 65) * 1000), False),
+        (1000, False),  # 1970
+    ],
+)
+def test_freshness_window(timestamp_ms, ok):
+    reason = check_fresh(timestamp_ms, now=NOW, memory=600, skew=60)
+    assert (reason is None) is ok, reason
+
+
+def test_window_shrinks_with_memory():
+    ts = int((NOW - 100) * 1000)
+    assert check_fresh(ts, now=NOW, memory=600, skew=60) is None
+    assert "old" in check_fresh(ts, now=NOW, memory=120, skew=60)
