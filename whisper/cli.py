@@ -7,6 +7,8 @@ Rules:
   (usage) or 1 (could not start), never a traceback.  An unreachable peer is only a warning.
 - ``listening on IP:PORT`` goes to stderr once the port is bound.
 - SIGINT and SIGTERM close every connection and exit 0.
+- With a terminal on stdin and stdout the terminal UI runs (``whisper.tui``); ``-headless``,
+  ``-json`` or a pipe select the headless front end.
 """
 
 from __future__ import annotations
@@ -110,13 +112,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     node = Node(config)
     try:
-        trio.run(_run, node, args)
+        if _use_tui(args):
+            from .tui import run_tui
+
+            run_tui(node, show_log=args.verbose > 0)
+        else:
+            trio.run(_run, node, args)
     except OSError as exc:
         print(f"whisper: {_explain(exc, config)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _use_tui(args: argparse.Namespace) -> bool:
+    """The terminal UI when a person is at a terminal; headless for pipes, -headless, -json."""
+    return not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty()
 
 
 async def _run(node: Node, args: argparse.Namespace) -> None:

@@ -1,0 +1,162 @@
+"""The terminal UI's session: one node and one screen, joined on the trio side.
+
+Rules:
+- The session uses the node only as every front end does: events from ``Node.subscribe()``,
+  typed lines through ``commands.execute``, and read-only status (nick, address, peer counts).
+- Typed lines come from key handlers (the asyncio side) through ``TrioToken.run_sync_soon``
+  into an unbounded channel (a person types them) and are executed in order on the trio
+  side.  A pasted block of several lines is executed line by line.
+- Every ``Delivered`` event is shown, our own included (that is the local echo); nicks heard
+  are remembered for completion.  A ``Notice`` goes to the status line and the message area.
+- ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, closing every connection; the node
+  failing ends it with the node's error.
+- ``run_tui`` is the entry point: while the screen is up, the ``whisper`` loggers do not
+  write to the terminal (it would corrupt the screen).  With ``show_log`` their records are
+  shown in the message area; otherwise notices tell the user what matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+
+import trio
+from prompt_toolkit.history import History
+from prompt_toolkit.input import Input
+from prompt_toolkit.output import Output
+
+from ..commands import execute
+from ..events import Delivered, Event
+from ..node import Node
+from . import guest
+from .app import ChatUI
+from .completion import ChatCompleter, KnownNicks
+from .history import PersistentHistory, default_path
+from .render import Status
+
+STOP_SIGNALS = tuple(
+    s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None
+)
+
+log = logging.getLogger("whisper.tui")
+
+
+def run_tui(node: Node, *, show_log: bool = False, history: History | None = None) -> None:
+    """Run the node under the terminal UI until the user leaves.  Blocks; see module rules."""
+    session = Session(node, history=history or PersistentHistory(default_path()))
+    with _log_to_screen(session.ui, show_log):
+        guest.run(session.run, session.ui.app)
+
+
+class Session:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        history: History | None = None,
+        input: Input | None = None,
+        output: Output | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self.nicks = KnownNicks()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._typed: trio.MemorySendChannel[str] | None = None
+        self.ui = ChatUI(
+            submit=self.submit,
+            status=self.status,
+            completer=ChatCompleter(self.nicks.recent, lambda: list(node.table.outgoing)),
+            history=history,
+            input=input,
+            output=output,
+            clock=clock,
+        )
+
+    def status(self) -> Status:
+        table = self.node.table
+        return Status(
+            self.node.nick, self.node.addr, table.connected_outgoing(), len(table.incoming)
+        )
+
+    def submit(self, text: str) -> None:
+        """A line the user typed (called on the asyncio side): run it on the trio side."""
+        if self._token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._enqueue, text)
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the node and the session until /quit, a signal or cancellation."""
+        self._token = trio.lowlevel.current_trio_token()
+        send, typed = trio.open_memory_channel[str](math.inf)
+        self._typed = send
+        with self.node.subscribe() as events:
+            async with trio.open_nursery() as nursery:
+                addr = await nursery.start(self.node.run)
+                nursery.start_soon(self._show_events, events)
+                nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+                self.ui.show_info([self._welcome()])
+                task_status.started(addr)
+                await self._execute(typed)
+                nursery.cancel_scope.cancel()
+
+    def _enqueue(self, text: str) -> None:
+        if self._typed is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                self._typed.send_nowait(text)
+
+    async def _execute(self, typed: trio.MemoryReceiveChannel[str]) -> None:
+        async for text in typed:
+            for line in text.split("\n"):
+                reply = execute(self.node, line)
+                if reply.clear:
+                    self.ui.clear()
+                if reply.lines:
+                    self.ui.show_info(reply.lines)
+                if reply.quit:
+                    return
+
+    async def _show_events(self, events: trio.MemoryReceiveChannel[Event]) -> None:
+        async for event in events:
+            if type(event) is Delivered:
+                if not event.own and event.message.nick:
+                    self.nicks.heard(event.message.nick)
+                self.ui.show_message(event.message, own=event.own)
+            else:
+                self.ui.notice(event.text, warning=event.warning)
+
+    def _welcome(self) -> str:
+        who = f"you are {self.node.nick}" if self.node.nick else "you have no nick (/nick NAME)"
+        return f"{who}, listening on {self.node.addr}; /help lists commands, Ctrl-D leaves"
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async for signum in signals:
+            log.info("%s: closing connections", signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+class _ScreenHandler(logging.Handler):
+    def __init__(self, ui: ChatUI) -> None:
+        super().__init__()
+        self.ui = ui
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.ui.show_info([self.format(record)], warning=record.levelno >= logging.WARNING)
+
+
+@contextlib.contextmanager
+def _log_to_screen(ui: ChatUI, show: bool) -> Iterator[None]:
+    logger = logging.getLogger("whisper")
+    saved, propagate = logger.handlers[:], logger.propagate
+    logger.handlers = [_ScreenHandler(ui) if show else logging.NullHandler()]
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved, propagate
