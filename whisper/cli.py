@@ -19,11 +19,14 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TypeVar
 
 import trio
 
 from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
 from .node import Config, Node
+
+E = TypeVar("E", bound=BaseException)
 
 log = logging.getLogger("whisper")
 
@@ -118,12 +121,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_tui(node, show_log=args.verbose > 0)
         else:
             trio.run(_run, node, args)
-    except OSError as exc:
-        print(f"whisper: {_explain(exc, config)}", file=sys.stderr)
+    except BaseException as exc:
+        if _find(exc, KeyboardInterrupt):
+            return 0
+        error = _find(exc, OSError)
+        if error is None:
+            raise
+        print(f"whisper: {_explain(error, config)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        pass
     return 0
+
+
+def _find(exc: BaseException, kind: type[E]) -> E | None:
+    """The first ``kind`` in ``exc`` or, through nurseries' exception groups, inside it."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find(inner, kind)
+            if found is not None:
+                return found
+    return None
 
 
 def _use_tui(args: argparse.Namespace) -> bool:

@@ -10,15 +10,18 @@ Rules:
 - Writing happens off the event loop, in batches: a stalled stdout never stalls the node; the
   subscription's bounded buffer drops events instead (``Node.subscribe``).
 - EOF on stdin leaves the node relaying; ``/quit`` returns.
+- stdin and stdout are read and written as raw file descriptors from worker threads: a thread
+  blocked in ``os.read`` holds no interpreter lock, so the process can always exit (a thread
+  blocked in ``sys.stdin.buffer.readline`` makes interpreter shutdown abort).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
@@ -26,6 +29,8 @@ from .commands import execute
 from .events import Delivered, Event
 from .node import Node
 from .sanitize import for_json, for_terminal
+
+READ_BYTES = 65536
 
 log = logging.getLogger("whisper.headless")
 
@@ -41,33 +46,42 @@ async def run_headless(
     node: Node,
     *,
     json_output: bool = False,
-    stdin: BinaryIO | None = None,
-    stdout: BinaryIO | None = None,
+    stdin_fd: int = 0,
+    stdout_fd: int = 1,
     stderr: Callable[[str], None] | None = None,
 ) -> None:
     """Run until ``/quit``.  EOF on stdin keeps relaying (the caller cancels us)."""
-    stdin = stdin or sys.stdin.buffer
-    stdout = stdout or sys.stdout.buffer
     say = stderr or _print_err
     with node.subscribe() as events:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_print_messages, events, stdout, json_output)
-            while True:
-                raw = await trio.to_thread.run_sync(stdin.readline, abandon_on_cancel=True)
-                if not raw:
-                    log.info("end of input: still relaying; stop with Ctrl-C")
-                    await trio.sleep_forever()
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            nursery.start_soon(_print_messages, events, stdout_fd, json_output)
+            async for line in read_lines(stdin_fd):
                 reply = execute(node, line)
                 for text in reply.lines:
                     say(text)
                 if reply.quit:
                     nursery.cancel_scope.cancel()
                     return
+            log.info("end of input: still relaying; stop with Ctrl-C")
+            await trio.sleep_forever()
+
+
+async def read_lines(fd: int) -> AsyncIterator[str]:
+    """Lines from a file descriptor (UTF-8, invalid bytes replaced), without the newline."""
+    pending = b""
+    while True:
+        data = await trio.to_thread.run_sync(os.read, fd, READ_BYTES, abandon_on_cancel=True)
+        if not data:
+            break
+        *lines, pending = (pending + data).split(b"\n")
+        for raw in lines:
+            yield raw.decode("utf-8", "replace").rstrip("\r")
+    if pending:
+        yield pending.decode("utf-8", "replace").rstrip("\r")
 
 
 async def _print_messages(
-    events: trio.MemoryReceiveChannel[Event], stdout: BinaryIO, json_output: bool
+    events: trio.MemoryReceiveChannel[Event], stdout_fd: int, json_output: bool
 ) -> None:
     async for event in events:
         batch = [event]
@@ -82,15 +96,18 @@ async def _print_messages(
         if not text:
             continue
         try:
-            await trio.to_thread.run_sync(_write, stdout, text.encode("utf-8", "replace"))
-        except (BrokenPipeError, ValueError):
+            await trio.to_thread.run_sync(
+                _write_all, stdout_fd, text.encode("utf-8", "replace"), abandon_on_cancel=True
+            )
+        except OSError:
             log.warning("stdout is closed: no longer printing messages (still relaying)")
             return
 
 
-def _write(stdout: BinaryIO, data: bytes) -> None:
-    stdout.write(data)
-    stdout.flush()
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _print_err(text: str) -> None:

@@ -1,0 +1,147 @@
+"""The command line, as a user runs it: real processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import trio
+
+from .helpers import LOCAL, inbox, origin, send, start_node, wire
+from .proc import Whisper, one_line, run
+
+TIMEOUT = 30
+LOOPBACK = ["-host", LOCAL, "-port", "0", "-headless"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["-bogus"], "unrecognized arguments"),
+        (["-port", "x"], "invalid int value"),
+        (["-port", "70000"], "0-65535"),
+        (["-peer", "nocolon"], "not HOST:PORT"),
+        (["-peer", "host:0"], "1-65535"),
+        (["-peer", "host:http"], "not a number"),
+        (["-nick"], "expected one argument"),
+    ],
+)
+async def test_bad_flags_one_line_exit_2(args, words):
+    code, _out, err = await run(*args)
+    assert code == 2
+    assert one_line(err) and words in err and err.startswith("whisper: ")
+
+
+async def test_port_in_use_one_line_exit_1(nursery):
+    node = await start_node(nursery)
+    port = node.addr.rsplit(":", 1)[1]
+    code, _out, err = await run("-host", LOCAL, "-port", port, "-headless")
+    assert code == 1
+    assert one_line(err) and "in use" in err and "-port" in err
+
+
+async def test_address_not_here_one_line_exit_1():
+    code, _out, err = await run("-host", "192.0.2.77", "-port", "0", "-headless")  # TEST-NET-1
+    assert code == 1 and one_line(err) and "-host" in err
+
+
+async def test_two_processes_chat_and_exit_cleanly(nursery):
+    with trio.fail_after(TIMEOUT):
+        alice = await Whisper(*LOOPBACK, "-nick", "alice").start(nursery)
+        bob = await Whisper(*LOOPBACK, "-nick", "bob", "-peer", alice.addr).start(nursery)
+        await bob.wait_line("stderr", f"connected to {alice.addr}")
+        await bob.type("hello alice")
+        await alice.wait_line("stdout", "^bob: hello alice$")
+        await alice.wait_line("stderr", f"connected to {bob.addr}")  # dialled back via Addr
+        await alice.type("hi bob", "/me waves")
+        await bob.wait_line("stdout", "^alice: hi bob$")
+        await bob.wait_line("stdout", "^alice: /me waves$")
+        await bob.type("/peers")
+        await bob.wait_line("stderr", f"out {alice.addr}  connected")
+        await alice.close_stdin()  # EOF keeps relaying
+        await bob.type("still there?")
+        await alice.wait_line("stdout", "^bob: still there\\?$")
+        assert await alice.stop(signal.SIGTERM) == 0
+        assert await bob.stop(signal.SIGINT) == 0
+    assert "bob: hello alice" not in bob.stdout  # own messages are not echoed headless
+    assert not any("Traceback" in line for line in alice.stderr + bob.stderr)
+
+
+async def test_quit_command_exits_0(nursery):
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*LOOPBACK).start(nursery)
+        await peer.type("/nosuch", "/quit")
+        assert await peer.process.wait() == 0
+    assert any("unknown command /nosuch" in line for line in peer.stderr)
+
+
+async def test_unreachable_peer_is_a_warning(nursery):
+    closed = trio.socket.socket()
+    await closed.bind((LOCAL, 0))
+    dead = f"{LOCAL}:{closed.getsockname()[1]}"
+    closed.close()
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*LOOPBACK, "-peer", dead).start(nursery)
+        await peer.wait_line("stderr", f"WARNING .*{dead}")
+        # Still running and serving.
+        node = await start_node(nursery)
+        box = await inbox(nursery, node)
+        await peer.type(f"/connect {node.addr}", "are you there")
+        await box.wait_for(lambda bodies: "are you there" in bodies)
+        assert await peer.stop() == 0
+
+
+async def test_json_output_and_hostile_text_neutralised(nursery):
+    with trio.fail_after(TIMEOUT):
+        text_peer = await Whisper(*LOOPBACK).start(nursery)
+        json_peer = await Whisper(*LOOPBACK, "-json").start(nursery)
+        hostile = wire(
+            "\x1b[2J\x1b]0;pwned\x07bell\x9b31m \u202eevil\u202c 日本 😀",
+            nick="m\x1b[31mallory",
+            Extra={"k": 1},
+        )
+        for peer in (text_peer, json_peer):
+            host, port = peer.addr.rsplit(":", 1)
+            conn = await trio.open_tcp_stream(host, int(port))
+            await send(conn, hostile)
+        line = await text_peer.wait_line("stdout", "bell")
+        jline = await json_peer.wait_line("stdout", "bell")
+        await text_peer.stop()
+        await json_peer.stop()
+    assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
+    assert "\u202e" not in line
+    assert line == "m␛[31mallory: ␛[2J␛]0;pwned␇bell\ufffd31m \ufffdevil\ufffd 日本 😀"
+    parsed = json.loads(jline)
+    assert parsed == hostile  # every wire field, unchanged
+    assert "\x1b" not in jline and "\x9b" not in jline and "\u202e" not in jline
+
+
+async def test_messages_reach_a_go_style_listener(nursery):
+    """Our process's messages as a Go peer reads them: nick under omitempty, integer time."""
+    from .helpers import sink
+
+    s = await sink(nursery)
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*LOOPBACK, "-nick", "phil", "-peer", s.addr).start(nursery)
+        await s.wait_for(lambda s: s.connections == 1)
+        await peer.type("hello go")
+        await s.wait_for(lambda s: "hello go" in s.bodies)
+        await peer.stop()
+    obj = s.objects[-1]
+    assert obj["omitempty"] == "phil" and obj["Addr"] == peer.addr
+    assert type(obj["Timestamp"]) is int and obj["Timestamp"] > 10**12
+
+
+async def test_incoming_connection_from_process(nursery):
+    node = await start_node(nursery)
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*LOOPBACK).start(nursery)
+        conn = await origin(node)
+        await send(conn, wire("learn me", addr=peer.addr))
+        await peer.type(f"/connect {node.addr}")
+        box = await inbox(nursery, node)
+        await peer.type("/nick zed", "from zed")
+        await box.wait_for(lambda bodies: "from zed" in bodies)
+        await peer.stop()
+    assert box.messages[-1].message.nick == "zed"
