@@ -1,0 +1,657 @@
+"""Relay benchmark: one real ``whisper`` peer, one source blasting, K sinks it has dialled.
+
+Set-up (127.0.0.1 only): the bench starts K sink listeners plus one *origin* listener (by
+default each in its own process, ``--sinks process``; ``--sinks thread`` runs them as threads
+of this process, to see whether the bench itself is the bottleneck), then one peer process
+(``.venv/bin/whisper -host 127.0.0.1 -port 0 -headless``, stdin kept open, stdout discarded).
+It connects a *source* TCP stream to the peer and sends one hello message per listener whose
+``Addr`` is that listener, so the peer dials all of them.  Every benchmark message then
+carries the origin's ``Addr``: the peer relays it to the K sinks and not back to its origin,
+exactly as for a message from a peer it is connected to.  Messages are ~150 bytes, with a
+unique random ID, a current millisecond ``Timestamp`` and an extra key ``BenchT`` (send time,
+``time.monotonic_ns()``, which is system-wide on Linux) that the peer relays untouched.
+
+Phases, each printed as it ends, then a summary table:
+
+1. **latency (idle)**: ``--rate`` msgs/s (200) for ``--latency-seconds``, one message per
+   write; each sink stamps every arrival, giving one latency sample per message per sink.
+2. **saturation**: ``--messages`` (300,000) unique messages written as fast as the peer reads
+   them.  Relayed msgs/s = messages that reached *every* sink / time from the first write to
+   the last arrival ("end to end"), and between the 10% and 90% marks ("steady").  The
+   aggregate delivery rate is K times that.  CPU use of the peer, the sinks and this process
+   over the phase shows which one was the bottleneck (100% = one core).
+3. **latency (after)**: phase 1 again, with the seen cache now holding the blast.
+4. **sustain** (``--sustain N``, off by default): N more messages, to show whether RSS stays
+   flat once the seen cache reaches its cap (500,000 IDs) or TTL.
+
+The peer's VmRSS is sampled every 0.25 s throughout; printed: after start-up, after
+``--messages`` unique messages, and every 100k messages of the sustain phase.  Warnings the
+peer logs (e.g. "queue ... is full") are counted.  ``--peer-cmd`` runs another build of the
+peer (e.g. a scratch copy: ``"env PYTHONPATH=/tmp/whisper-exp .venv/bin/python -m whisper"``).
+Targets from issue 2: relay >= 25,000 msgs/s to 4 sinks, p99 <= 2 ms at 200 msgs/s, RSS <=
+100 MB after 300k unique messages and flat under sustained load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import secrets
+import selectors
+import shlex
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MARK_EVERY = 5_000  # sinks note the time each time their count crosses a multiple of this
+_STAMP = re.compile(rb'"BenchT":(\d+)')
+
+
+# -- sinks -------------------------------------------------------------------------------
+
+
+def sink_main(ctl: multiprocessing.connection.Connection) -> None:
+    """A listener the peer dials.  Counts newline-terminated messages; stamps arrivals.
+
+    Commands on ``ctl``: ("reset", stamp: bool), ("status",), ("latencies",), ("stop",).
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((HOST, 0))
+    listener.listen(16)
+    listener.setblocking(False)
+    ctl.send(("port", listener.getsockname()[1]))
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, "listen")
+    sel.register(ctl, selectors.EVENT_READ, "ctl")
+    count = 0
+    nbytes = 0
+    conns = 0
+    first_ns = last_ns = 0
+    stamp = False
+    tail = b""
+    latencies: list[int] = []
+    marks: list[tuple[int, int]] = []
+    next_mark = MARK_EVERY
+    monotonic_ns = time.monotonic_ns
+    try:
+        while True:
+            for key, _ in sel.select():
+                what = key.data
+                if what == "listen":
+                    conn, _ = listener.accept()
+                    conn.setblocking(False)
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+                    sel.register(conn, selectors.EVENT_READ, "conn")
+                    conns += 1
+                elif what == "ctl":
+                    cmd = ctl.recv()
+                    if cmd[0] == "reset":
+                        count = nbytes = first_ns = last_ns = 0
+                        stamp = cmd[1]
+                        tail = b""
+                        latencies = []
+                        marks = []
+                        next_mark = MARK_EVERY
+                        ctl.send(("ok",))
+                    elif cmd[0] == "status":
+                        ctl.send((count, nbytes, conns, first_ns, last_ns, marks))
+                    elif cmd[0] == "latencies":
+                        ctl.send(latencies)
+                    elif cmd[0] == "stop":
+                        return
+                else:
+                    sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                    try:
+                        data = sock.recv(1 << 20)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(sock)
+                        sock.close()
+                        conns -= 1
+                        continue
+                    now = monotonic_ns()
+                    if not first_ns:
+                        first_ns = now
+                    last_ns = now
+                    nbytes += len(data)
+                    count += data.count(b"\n")
+                    if count >= next_mark:
+                        marks.append((count, now))
+                        next_mark = (count // MARK_EVERY + 1) * MARK_EVERY
+                    if stamp:
+                        data = tail + data
+                        cut = data.rfind(b"\n") + 1
+                        tail = data[cut:]
+                        latencies.extend(now - int(m) for m in _STAMP.findall(data, 0, cut))
+    finally:
+        sel.close()
+        listener.close()
+
+
+@dataclass
+class Sink:
+    name: str
+    ctl: multiprocessing.connection.Connection
+    runner: Any  # multiprocessing.Process or threading.Thread
+    port: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def addr(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def ask(self, *cmd: Any) -> Any:
+        with self.lock:
+            self.ctl.send(cmd)
+            return self.ctl.recv()
+
+    def pid(self) -> int | None:
+        return getattr(self.runner, "pid", None)
+
+
+def start_sink(name: str, mode: str) -> Sink:
+    ours, theirs = multiprocessing.Pipe()
+    runner: Any
+    if mode == "process":
+        runner = multiprocessing.get_context("spawn").Process(
+            target=sink_main, args=(theirs,), name=name, daemon=True
+        )
+    else:
+        runner = threading.Thread(target=sink_main, args=(theirs,), name=name, daemon=True)
+    runner.start()
+    sink = Sink(name, ours, runner)
+    tag, sink.port = ours.recv()
+    assert tag == "port"
+    return sink
+
+
+# -- the peer under test -------------------------------------------------------------------
+
+
+class Peer:
+    """The whisper process: started, watched (stderr, RSS, CPU) and always killed."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.cmd = [*cmd, "-host", HOST, "-port", "0", "-headless"]
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        self.addr = ""
+        self.warnings: list[str] = []
+        self.stderr_lines = 0
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline().decode("utf-8", "replace")
+            if not line:
+                raise SystemExit(f"peer exited before listening: {self.cmd}")
+            match = re.search(r"listening on (\S+)", line)
+            if match:
+                self.addr = match.group(1)
+                break
+        if not self.addr:
+            raise SystemExit("peer did not print 'listening on'")
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            self.stderr_lines += 1
+            line = raw.decode("utf-8", "replace").rstrip()
+            if " WARNING " in line or " ERROR " in line or "Traceback" in line:
+                self.warnings.append(line)
+
+    def rss(self) -> int:
+        return read_status(self.pid, "VmRSS")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdin:
+            self.proc.stdin.close()
+
+
+def read_status(pid: int, key: str) -> int:
+    """A ``kB`` field of /proc/<pid>/status, in bytes (0 if the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+# -- the source ----------------------------------------------------------------------------
+
+
+class Source:
+    """One TCP stream into the peer; writes unique ~150-byte messages."""
+
+    def __init__(self, peer_addr: str, origin_addr: str) -> None:
+        host, port = peer_addr.rsplit(":", 1)
+        assert host == HOST
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        self.origin = origin_addr
+        self.prefix = secrets.token_hex(4)
+        self.sent = 0
+        self.body = "lazy dog jumps over #"
+
+    def hello(self, addr: str) -> None:
+        stamp = int(time.time() * 1000)
+        self.sock.sendall(
+            (
+                f'{{"ID":"hello-{self.prefix}-{addr}","Addr":"{addr}","Body":"hello",'
+                f'"Timestamp":{stamp}}}\n'
+            ).encode()
+        )
+
+    def messages(self, n: int) -> bytes:
+        """``n`` new unique messages, stamped now."""
+        stamp = int(time.time() * 1000)
+        t = time.monotonic_ns()
+        start = self.sent
+        self.sent += n
+        head = f'{{"ID":"{self.prefix}'
+        mid = f'","Addr":"{self.origin}","Body":"{self.body}'
+        tail = f'","Nick":"src","Timestamp":{stamp},"BenchT":{t}}}\n'
+        return "".join(f"{head}{i:08x}{mid}{i}{tail}" for i in range(start, start + n)).encode()
+
+    def blast(self, n: int, batch: int = 400, on_batch: Callable[[], None] | None = None) -> None:
+        left = n
+        while left:
+            k = min(batch, left)
+            self.sock.sendall(self.messages(k))
+            left -= k
+            if on_batch:
+                on_batch()
+
+    def paced(self, rate: float, seconds: float) -> int:
+        n = int(rate * seconds)
+        start = time.monotonic()
+        for i in range(n):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.sock.sendall(self.messages(1))
+        return n
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# -- the phases ----------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    peer: Peer
+    sinks: list[Sink]
+    origin: Sink
+    source: Source
+    rss_samples: list[tuple[float, int]] = field(default_factory=list)
+    t0: float = field(default_factory=time.monotonic)
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def reset(self, stamp: bool) -> None:
+        for sink in self.sinks:
+            sink.ask("reset", stamp)
+
+    def statuses(self) -> list[tuple[int, int, int, int, int, list[tuple[int, int]]]]:
+        return [sink.ask("status") for sink in self.sinks]
+
+    def wait_delivered(self, n: int, quiet: float = 2.0) -> list[Any]:
+        """Until every sink has n messages, or nothing arrives for ``quiet`` seconds."""
+        last_total = -1
+        last_change = time.monotonic()
+        while True:
+            st = self.statuses()
+            total = sum(s[0] for s in st)
+            if all(s[0] >= n for s in st):
+                return st
+            if total != last_total:
+                last_total, last_change = total, time.monotonic()
+            elif time.monotonic() - last_change > quiet:
+                return st
+            time.sleep(0.02)
+
+    def latency(self, label: str, rate: float, seconds: float) -> None:
+        self.reset(stamp=True)
+        n = self.source.paced(rate, seconds)
+        self.wait_delivered(n, quiet=1.0)
+        samples: list[int] = []
+        for sink in self.sinks:
+            samples.extend(sink.ask("latencies"))
+        samples.sort()
+        got = len(samples)
+        if not samples:
+            print(f"[{label}] no samples!")
+            return
+        q = _quantiles(samples)
+        self.results[label] = {"n": n, "samples": got, **q}
+        print(
+            f"[{label}] {n} msgs at {rate:.0f}/s -> {got} arrivals "
+            f"(expected {n * len(self.sinks)}): "
+            f"p50 {q['p50']:.3f} ms  p90 {q['p90']:.3f}  p99 {q['p99']:.3f}  "
+            f"p99.9 {q['p99.9']:.3f}  max {q['max']:.3f} ms",
+            flush=True,
+        )
+
+    def saturation(self, label: str, n: int) -> None:
+        self.reset(stamp=False)
+        pids = {"peer": self.peer.pid}
+        sink_pids = [p for p in (s.pid() for s in [*self.sinks, self.origin]) if p]
+        cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+        sinks_cpu0 = sum(cpu_seconds(p) for p in sink_pids)
+        self_cpu0 = cpu_seconds(os.getpid())
+        start_ns = time.monotonic_ns()
+        self.source.blast(n)
+        sent_ns = time.monotonic_ns()
+        st = self.wait_delivered(n)
+        wall = (max(s[4] for s in st) - start_ns) / 1e9
+        peer_cpu = cpu_seconds(self.peer.pid) - cpu0["peer"]
+        sinks_cpu = sum(cpu_seconds(p) for p in sink_pids) - sinks_cpu0
+        self_cpu = cpu_seconds(os.getpid()) - self_cpu0
+        got = [s[0] for s in st]
+        everywhere = min(got)
+        steady = _steady_rate([s[5] for s in st], n)
+        res = {
+            "n": n,
+            "min_delivered": everywhere,
+            "delivered": got,
+            "e2e_rate": everywhere / wall,
+            "steady_rate": steady,
+            "wall": wall,
+            "send_wall": (sent_ns - start_ns) / 1e9,
+            "peer_cpu": peer_cpu / wall,
+            "sinks_cpu": sinks_cpu / wall,
+            "self_cpu": self_cpu / wall,
+            "rss": self.peer.rss(),
+        }
+        self.results[label] = res
+        print(
+            f"[{label}] {n:,} msgs: every sink got {everywhere:,} (per sink {got}); "
+            f"{res['e2e_rate']:,.0f} msgs/s end to end over {wall:.2f}s, steady "
+            f"{steady:,.0f} msgs/s; x{len(self.sinks)} = {res['e2e_rate'] * len(self.sinks):,.0f} "
+            f"deliveries/s; CPU peer {res['peer_cpu']:.0%} sinks {res['sinks_cpu']:.0%} "
+            f"bench {res['self_cpu']:.0%}; peer RSS {res['rss'] / 1e6:.1f} MB",
+            flush=True,
+        )
+
+    def sample_rss(self, stop: threading.Event, every: float = 0.25) -> None:
+        while not stop.wait(every):
+            self.rss_samples.append((time.monotonic() - self.t0, self.peer.rss()))
+
+    def sustain(self, n: int, step: int = 100_000) -> None:
+        done = 0
+        print(f"[sustain] {n:,} more messages, RSS every {step:,}:", flush=True)
+        while done < n:
+            k = min(step, n - done)
+            self.saturation(f"sustain {self.source.sent:,}+{k:,}", k)
+            done += k
+
+
+def _quantiles(sorted_ns: list[int]) -> dict[str, float]:
+    def q(p: float) -> float:
+        i = min(len(sorted_ns) - 1, int(p * len(sorted_ns)))
+        return sorted_ns[i] / 1e6
+
+    return {
+        "p50": q(0.50),
+        "p90": q(0.90),
+        "p99": q(0.99),
+        "p99.9": q(0.999),
+        "max": sorted_ns[-1] / 1e6,
+    }
+
+
+def _steady_rate(all_marks: list[list[tuple[int, int]]], n: int) -> float:
+    """Messages/s between the 10% and 90% marks of the slowest sink."""
+    rates = []
+    for marks in all_marks:
+        inner = [(c, t) for c, t in marks if 0.1 * n <= c <= 0.9 * n]
+        if len(inner) >= 2:
+            (c0, t0), (c1, t1) = inner[0], inner[-1]
+            rates.append((c1 - c0) / ((t1 - t0) / 1e9))
+    return min(rates) if rates else float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description="Relay rate, latency and RSS of one whisper peer relaying to K sinks "
+        "(127.0.0.1 only)."
+    )
+    p.add_argument("-k", "--sinks-count", type=int, default=4, help="sinks the peer dials (4)")
+    p.add_argument(
+        "--sinks",
+        choices=["process", "thread"],
+        default="process",
+        help="run each sink in its own process (default) or as a thread of the bench",
+    )
+    p.add_argument("--messages", type=int, default=300_000, help="saturation messages (300000)")
+    p.add_argument("--rate", type=float, default=200.0, help="paced rate for latency (200/s)")
+    p.add_argument(
+        "--latency-seconds", type=float, default=8.0, help="length of each latency phase (8 s)"
+    )
+    p.add_argument(
+        "--sustain", type=int, default=0, help="messages after the saturation phase, for RSS (0)"
+    )
+    p.add_argument(
+        "--peer-cmd",
+        default=str(REPO / ".venv" / "bin" / "whisper"),
+        help="command that runs the peer (flags are appended); default the repo's venv",
+    )
+    p.add_argument(
+        "--py-spy",
+        metavar="OUT",
+        help="record the peer with py-spy during the saturation phase (needs py-spy on PATH "
+        "or in the venv); OUT.txt gets collapsed stacks",
+    )
+    args = p.parse_args()
+
+    sinks: list[Sink] = []
+    origin: Sink | None = None
+    peer: Peer | None = None
+    source: Source | None = None
+    stop = threading.Event()
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        origin = start_sink("origin", args.sinks)
+        sinks = [start_sink(f"sink{i}", args.sinks) for i in range(args.sinks_count)]
+        peer = Peer(shlex.split(args.peer_cmd))
+        print(
+            f"peer pid {peer.pid} at {peer.addr}: {' '.join(peer.cmd)}\n"
+            f"{len(sinks)} sinks (each a {args.sinks}) + origin; CPUs: {os.cpu_count()}; "
+            f"load avg {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        source = Source(peer.addr, origin.addr)
+        bench = Bench(peer, sinks, origin, source)
+        for sink in [origin, *sinks]:
+            source.hello(sink.addr)
+        deadline = time.monotonic() + 15
+        while not all(st[2] >= 1 for st in bench.statuses()) or origin.ask("status")[2] < 1:
+            if time.monotonic() > deadline:
+                raise SystemExit("the peer did not dial every sink within 15 s")
+            time.sleep(0.02)
+        time.sleep(0.2)  # let the hellos drain before counting
+        origin.ask("reset", False)
+        rss_start = peer.rss()
+        print(f"all {len(sinks)} sinks dialled; peer RSS {rss_start / 1e6:.1f} MB", flush=True)
+        sampler = threading.Thread(target=bench.sample_rss, args=(stop,), daemon=True)
+        sampler.start()
+
+        bench.latency("latency idle", args.rate, args.latency_seconds)
+        if args.py_spy:
+            spy = _start_py_spy(peer.pid, args.py_spy)
+        bench.saturation("saturation", args.messages)
+        if spy:
+            _stop_py_spy(spy)
+            spy = None
+        rss_after = peer.rss()
+        sent_at_rss = source.sent
+        bench.latency("latency after", args.rate, args.latency_seconds)
+        if args.sustain:
+            bench.sustain(args.sustain)
+        stop.set()
+        origin_count = origin.ask("status")[0]
+        _summary(bench, args, rss_start, (sent_at_rss, rss_after), origin_count)
+    finally:
+        stop.set()
+        if spy:
+            _stop_py_spy(spy)
+        if source:
+            source.close()
+        if peer:
+            peer.stop()
+        for sink in [*sinks, *([origin] if origin else [])]:
+            with contextlib.suppress(OSError):
+                sink.ctl.send(("stop",))
+            sink.runner.join(2)
+            if (
+                isinstance(sink.runner, multiprocessing.process.BaseProcess)
+                and sink.runner.is_alive()
+            ):
+                sink.runner.kill()
+
+
+def _start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    exe = REPO / ".venv" / "bin" / "py-spy"
+    cmd = [
+        str(exe) if exe.exists() else "py-spy",
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--rate",
+        "250",
+        "--output",
+        out + ".txt",
+        "--nonblocking",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # let it attach
+    return proc
+
+
+def _stop_py_spy(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _summary(
+    bench: Bench,
+    args: argparse.Namespace,
+    rss_start: int,
+    after: tuple[int, int],
+    origin_count: int,
+) -> None:
+    sent_at_rss, rss_after = after
+    r = bench.results
+    sat = r["saturation"]
+    k = len(bench.sinks)
+    rows = [
+        ("relay rate to all sinks, end to end", f"{sat['e2e_rate']:,.0f} msgs/s", ">= 25,000"),
+        ("relay rate to all sinks, steady 10-90%", f"{sat['steady_rate']:,.0f} msgs/s", ""),
+        (f"deliveries (x{k} sinks), end to end", f"{sat['e2e_rate'] * k:,.0f} msgs/s", ""),
+        (
+            "messages lost (min over sinks)",
+            f"{sat['n'] - sat['min_delivered']:,} of {sat['n']:,}",
+            "0",
+        ),
+        (
+            "CPU peer / sinks / bench in saturation",
+            (f"{sat['peer_cpu']:.0%} / {sat['sinks_cpu']:.0%} / {sat['self_cpu']:.0%}"),
+            "",
+        ),
+    ]
+    for label in ("latency idle", "latency after"):
+        if label in r:
+            lat = r[label]
+            rows.append(
+                (
+                    f"{label}: p50 / p99 / max ({args.rate:.0f}/s)",
+                    f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} ms",
+                    "p99 <= 2 ms",
+                )
+            )
+    rows += [
+        ("peer RSS after start-up", f"{rss_start / 1e6:.1f} MB", ""),
+        (f"peer RSS after {sent_at_rss:,} unique msgs", f"{rss_after / 1e6:.1f} MB", "<= 100 MB"),
+        ("peer RSS at end", f"{bench.peer.rss() / 1e6:.1f} MB", "flat"),
+        (
+            "peer RSS max over run",
+            f"{max((s for _, s in bench.rss_samples), default=0) / 1e6:.1f} MB",
+            "",
+        ),
+        ("unique messages sent in total", f"{bench.source.sent:,}", ""),
+        ("relayed back to the origin after set-up", f"{origin_count:,}", "0"),
+        ("peer warnings logged", f"{len(bench.peer.warnings)}", ""),
+    ]
+    print()
+    width = max(len(a) for a, _, _ in rows)
+    print(f"{'metric':<{width}}  {'value':>24}  target")
+    print("-" * (width + 36))
+    for a, b, c in rows:
+        print(f"{a:<{width}}  {b:>24}  {c}")
+    for line in bench.peer.warnings[:5]:
+        print("  peer:", line)
+    if bench.rss_samples:
+        print()
+        print("peer RSS samples (s since start: MB), every ~2 s:")
+        step = max(1, round(2.0 / 0.25))
+        picked = bench.rss_samples[::step]
+        print("  " + "  ".join(f"{t:.0f}:{rss / 1e6:.0f}" for t, rss in picked))
+
+
+if __name__ == "__main__":
+    main()
