@@ -48,7 +48,10 @@ def execute(node: Node, line: str) -> Reply:
     if not line.startswith("/") or line.startswith("//"):
         text = line[1:] if line.startswith("//") else line
         if text.strip():
-            node.say(text)
+            try:
+                node.say(text)
+            except ValueError as exc:
+                return Reply([f"not sent: {exc}"])
         return Reply()
     name, _, arg = line[1:].partition(" ")
     arg = arg.strip()
@@ -91,8 +94,11 @@ def _connect(node: Node, arg: str) -> Reply:
 def _disconnect(node: Node, arg: str) -> Reply:
     if not arg:
         return Reply([usage("disconnect")])
-    if node.disconnect(arg):
-        return Reply()
+    try:
+        if node.disconnect(arg):
+            return Reply()
+    except AddressError as exc:
+        return Reply([f"{exc}; {usage('disconnect')}"])
     return Reply([f"no outgoing link to {arg}: /peers lists them"])
 
 

@@ -157,9 +157,15 @@ class Node:
         message = Message.create(
             id=message_id, addr=self.addr, body=body, nick=self.nick, timestamp=stamp
         )
+        data = codec.encode(message)
+        if len(data) > self.config.max_message_size:
+            raise ValueError(
+                f"message too long: {len(data)} bytes encoded, peers accept "
+                f"{self.config.max_message_size}"
+            )
         self.stats.sent += 1
         self._publish(Delivered(message, own=True))
-        self._forward(codec.encode(message), except_addr=None)
+        self._forward(data, except_addr=None)
         return message
 
     def connect(self, addr: str) -> bool:
@@ -169,6 +175,7 @@ class Node:
 
     def disconnect(self, addr: str) -> bool:
         """Close an outgoing link; it is not redialled automatically for a while."""
+        addr = format_hostport(*parse_hostport(addr))
         link = self.links.pop(addr, None)
         if link is None:
             return False

@@ -1,0 +1,122 @@
+"""Slash commands shared by every front end, and terminal sanitising."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from whisper.commands import COMMANDS, execute
+from whisper.events import Delivered
+from whisper.sanitize import for_json, for_terminal
+
+from .helpers import inbox, start_node
+
+
+async def own_bodies(node, lines):
+    sent = []
+    with node.subscribe() as events:
+        replies = [execute(node, line) for line in lines]
+        while True:
+            try:
+                event = events.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if isinstance(event, Delivered) and event.own:
+                sent.append(event.message.body)
+    return sent, replies
+
+
+async def test_plain_lines_are_sent(nursery):
+    node = await start_node(nursery)
+    sent, replies = await own_bodies(
+        node, ["hello", "  spaced  ", "", "   ", "//slash", "/me waves"]
+    )
+    assert sent == ["hello", "  spaced  ", "/slash", "/me waves"]
+    assert all(r.lines == [] for r in replies)
+
+
+async def test_help_lists_every_command(nursery):
+    node = await start_node(nursery)
+    reply = execute(node, "/help")
+    text = "\n".join(reply.lines)
+    for name in COMMANDS:
+        assert f"/{name}" in text
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("/bogus", "unknown command /bogus"),
+        ("/\x1b[2Jx", "unknown command /␛[2Jx"),
+        ("/connect", "usage: /connect HOST:PORT"),
+        ("/connect nope", "not HOST:PORT"),
+        ("/disconnect", "usage: /disconnect"),
+        ("/disconnect 127.0.0.1:9", "no outgoing link"),
+        ("/disconnect garbage", "not HOST:PORT"),
+        ("/me", "usage: /me TEXT"),
+        ("/nick", "your nick is"),
+        ("/nick two words", "without spaces"),
+        ("/nick " + "x" * 40, "1-32"),
+        ("/nick a\x07", "printable"),
+    ],
+)
+async def test_mistakes_get_one_line_hints(nursery, line, words):
+    node = await start_node(nursery)
+    reply = execute(node, line)
+    assert len(reply.lines) == 1 and words in reply.lines[0]
+    assert not reply.quit
+
+
+async def test_nick_quit_clear(nursery):
+    node = await start_node(nursery)
+    assert execute(node, "/nick phil").lines == ["you are now phil"]
+    assert node.nick == "phil"
+    assert execute(node, "/quit").quit
+    assert execute(node, "/QUIT").quit
+    assert execute(node, "/clear").clear
+
+
+async def test_connect_and_peers(nursery):
+    a = await start_node(nursery)
+    b = await start_node(nursery)
+    box = await inbox(nursery, b)
+    assert execute(a, f"/connect {b.addr}").lines == [f"connecting to {b.addr}"]
+    with trio.fail_after(20):
+        while a.table.connected_outgoing() != 1:
+            await trio.sleep(0.01)
+        execute(a, "sent over /connect")
+        await box.wait_for(lambda bodies: "sent over /connect" in bodies)
+    lines = execute(a, "/peers").lines
+    assert lines[0].startswith("1 outgoing, 0 incoming")
+    assert f"out {b.addr}  connected" in lines[1]
+    assert any(line.startswith("  in  127.0.0.1:") for line in execute(b, "/peers").lines)
+    assert execute(a, f"/disconnect {b.addr}").lines == []
+
+
+async def test_too_long_message_is_refused_not_sent(nursery):
+    node = await start_node(nursery, max_message_size=4096)
+    sent, replies = await own_bodies(node, ["x" * 5000])
+    assert sent == [] and "too long" in replies[0].lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain", "plain"),
+        ("\x1b[31mred", "␛[31mred"),
+        ("\x1b]0;title\x07", "␛]0;title␇"),
+        ("a\tb\r\nc", "a b␍␊c"),
+        ("\x9b2J", "\ufffd2J"),
+        ("\x7f", "\u2421"),
+        ("\u202egnp.exe", "\ufffdgnp.exe"),
+        ("\u2066iso\u2069", "\ufffdiso\ufffd"),
+        ("line\u2028sep", "line\u2424sep"),
+        ("日本語 😀 👩‍👩‍👧 שלום مرحبا", "日本語 😀 👩‍👩‍👧 שלום مرحبا"),
+    ],
+)
+def test_for_terminal(text, shown):
+    assert for_terminal(text) == shown
+
+
+def test_for_json_escapes_what_json_leaves_raw():
+    assert for_json('"\x9b\u202e\u2028é"') == '"\\u009b\\u202e\\u2028é"'
