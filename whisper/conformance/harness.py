@@ -1,0 +1,197 @@
+"""The peer under test: started from a command template, or an address already running.
+
+Rules:
+- ``--cmd`` templates get ``{port}``, ``{port2}``, ``{port3}`` ... replaced by free TCP ports
+  on 127.0.0.1 (``{port}`` is the one the peer must listen on; the others are for whatever
+  else it binds, e.g. the Go peer's ``-http``).  The result is split like a shell would
+  (``shlex``) and executed directly, without a shell.
+- A fresh process per case, in its own session (process group), with stdin an open pipe that
+  is never written (some peers exit on end of input), stdout discarded and stderr kept in a
+  temporary file (quoted in a detail only when the peer exits on its own).
+- The peer is ready when a TCP connection to its port succeeds; until then the suite polls
+  (every 20 ms, bounded by the startup timeout) and notices if the process exits first.
+- Stopping: SIGTERM to the process group we created, SIGKILL after ``STOP_GRACE`` seconds.
+  Only processes started here are signalled, and only while their leader is still running.
+- ``--target HOST:PORT`` is a peer someone else runs: nothing is started or signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import trio
+
+LOCALHOST = "127.0.0.1"
+POLL_INTERVAL = 0.02
+STOP_GRACE = 3.0
+_PORT_FIELD = re.compile(r"\{port(\d*)\}")
+
+
+class PeerStartError(Exception):
+    """The peer under test could not be started or never listened."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """How to reach the peer under test: a command template, or a running address."""
+
+    host: str
+    port: int | None = None  # a running peer (--target)
+    cmd: str | None = None  # a template to start a fresh peer per case (--cmd)
+
+    @property
+    def can_spawn(self) -> bool:
+        return self.cmd is not None
+
+    def describe(self) -> str:
+        return f"--cmd {self.cmd}" if self.cmd else f"--target {self.host}:{self.port}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+def fill_template(template: str) -> tuple[list[str], int]:
+    """Replace the ``{portN}`` fields with free ports; return argv and the main port."""
+    ports: dict[str, int] = {}
+
+    def port_for(match: re.Match[str]) -> str:
+        key = match.group(1) or "1"
+        if key not in ports:
+            ports[key] = free_port()
+        return str(ports[key])
+
+    filled = _PORT_FIELD.sub(port_for, template)
+    if "1" not in ports:
+        raise PeerStartError("the --cmd template has no {port} field")
+    argv = shlex.split(filled)
+    if not argv:
+        raise PeerStartError("the --cmd template is empty")
+    return argv, ports["1"]
+
+
+class PeerUnderTest:
+    """One running peer: its address and, when we started it, its process."""
+
+    def __init__(self, host: str, port: int, process: trio.Process | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.process = process
+        self.exited = trio.Event()  # never set for a --target peer
+        self.stderr_path: str | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode if self.process is not None else None
+
+    def exit_detail(self) -> str:
+        """``the peer exited with status N`` plus the last line of its stderr, if any."""
+        code = self.returncode
+        if code is None:
+            return ""
+        text = f"the peer exited with status {code}"
+        if code < 0:
+            text = f"the peer was killed by signal {-code}"
+        last = _last_line(self.stderr_path)
+        return f"{text} (its stderr ends: {last!r})" if last else text
+
+    async def wait_for_exit(self, seconds: float) -> bool:
+        """Give a peer that stopped answering a moment to show its exit status."""
+        if self.process is None:
+            return False
+        with trio.move_on_after(seconds):
+            await self.exited.wait()
+        return self.exited.is_set()
+
+
+def _last_line(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
+@contextlib.asynccontextmanager
+async def open_peer(target: Target, startup_timeout: float) -> AsyncIterator[PeerUnderTest]:
+    """Yield a listening peer; stop it (if we started it) when the block ends."""
+    if target.cmd is None:
+        assert target.port is not None
+        yield PeerUnderTest(target.host, target.port)
+        return
+    argv, port = fill_template(target.cmd)
+    with tempfile.NamedTemporaryFile(prefix="whisper-conformance-", suffix=".err") as err:
+        try:
+            process = await trio.lowlevel.open_process(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise PeerStartError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+        peer = PeerUnderTest(target.host, port, process)
+        peer.stderr_path = err.name
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_exit, peer)
+            try:
+                await _wait_listening(peer, startup_timeout)
+                yield peer
+            finally:
+                with trio.CancelScope(shield=True):
+                    await _stop(peer)
+                nursery.cancel_scope.cancel()
+
+
+async def _watch_exit(peer: PeerUnderTest) -> None:
+    assert peer.process is not None
+    await peer.process.wait()
+    peer.exited.set()
+
+
+async def _wait_listening(peer: PeerUnderTest, timeout: float) -> None:
+    where = f"{peer.host}:{peer.port}"
+    with trio.move_on_after(timeout):
+        while not peer.exited.is_set():
+            try:
+                stream = await trio.open_tcp_stream(peer.host, peer.port)
+            except OSError:
+                await trio.sleep(POLL_INTERVAL)
+                continue
+            await stream.aclose()
+            return
+        raise PeerStartError(f"{peer.exit_detail()} before listening on {where}")
+    raise PeerStartError(f"nothing listened on {where} within {timeout:.0f}s")
+
+
+async def _stop(peer: PeerUnderTest) -> None:
+    process = peer.process
+    assert process is not None
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if peer.exited.is_set():
+            break
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)  # the group is the session we created for it
+        with trio.move_on_after(STOP_GRACE):
+            await peer.exited.wait()
+    if process.stdin is not None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await process.stdin.aclose()

@@ -1,0 +1,105 @@
+"""Running cases: each against its own peer process (or the --target), with a deadline.
+
+Rules:
+- A case's timeout starts once the peer listens; starting it has its own timeout.  A case
+  that overruns fails with the step it was at.
+- ``CaseFailed`` is a FAIL with its detail.  Any other exception is a bug in the suite, also
+  reported as FAIL (``suite error: ...``) so that it can never pass silently.
+- A ``fresh`` case with a ``--target`` peer is SKIPPED with the reason.
+- ``run_cases`` runs up to ``jobs`` cases at a time and reports results in case order.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import trio
+
+from .context import CaseFailed, open_context
+from .harness import PeerStartError, PeerUnderTest, Target, open_peer
+from .registry import Case
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+GRACE = 1.0  # lets a case's own, more precise, timeout message win
+
+
+@dataclass(frozen=True)
+class Result:
+    case: str
+    level: str
+    section: str
+    result: str
+    detail: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+async def run_case(
+    case: Case, target: Target, *, timeout: float = 20.0, startup_timeout: float = 15.0
+) -> Result:
+    started = trio.current_time()
+    if case.fresh and not target.can_spawn:
+        status, detail = SKIP, "needs a fresh peer process (it may crash one): run with --cmd"
+    else:
+        try:
+            async with open_peer(target, startup_timeout) as peer:
+                status, detail = await _run_against(case, peer, timeout)
+        except PeerStartError as exc:
+            status, detail = FAIL, f"the peer did not start: {exc}"
+        except Exception as exc:
+            status, detail = FAIL, f"suite error: {_describe(exc)}"
+    seconds = round(trio.current_time() - started, 2)
+    return Result(case.name, case.level, case.section, status, detail, seconds)
+
+
+async def _run_against(case: Case, peer: PeerUnderTest, timeout: float) -> tuple[str, str]:
+    async with open_context(peer, timeout) as ctx:
+        with trio.move_on_at(ctx.deadline + GRACE):
+            try:
+                return PASS, await case.run(ctx)
+            except CaseFailed as exc:
+                return FAIL, exc.detail
+        return FAIL, f"timed out after {timeout:.0f}s while {ctx.step}"
+
+
+async def run_cases(
+    cases: list[Case],
+    target: Target,
+    *,
+    jobs: int = 1,
+    timeout: float = 20.0,
+    startup_timeout: float = 15.0,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    """Run ``cases``; ``on_result`` is called in case order as results become available."""
+    results: list[Result | None] = [None] * len(cases)
+    limiter = trio.CapacityLimiter(max(1, jobs))
+    reported = 0
+
+    async def one(index: int, case: Case) -> None:
+        nonlocal reported
+        async with limiter:
+            results[index] = await run_case(
+                case, target, timeout=timeout, startup_timeout=startup_timeout
+            )
+        while reported < len(results) and (ready := results[reported]) is not None:
+            if on_result:
+                on_result(ready)
+            reported += 1
+
+    async with trio.open_nursery() as nursery:
+        for index, case in enumerate(cases):
+            nursery.start_soon(one, index, case)
+    return [r for r in results if r is not None]
+
+
+def _describe(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
