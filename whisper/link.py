@@ -73,7 +73,14 @@ class OutgoingLink:
                     self.queue.clear()
                     self._notice(f"gave up on {self.addr}: {error}", True)
                     return
-                log.info("link to %s: %s; retrying in %.1fs", self.addr, error, delay)
+                first = self._table.outgoing[self.addr].failures == 1
+                log.log(
+                    logging.WARNING if first else logging.INFO,
+                    "cannot reach %s: %s; retrying in %.1fs",
+                    self.addr,
+                    error,
+                    delay,
+                )
                 await trio.sleep(delay)
                 self._table.connecting(self.addr, trio.current_time())
 
