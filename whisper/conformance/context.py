@@ -205,7 +205,7 @@ class CaseContext:
 
     async def _gone(self, what: str) -> str:
         if await self.peer.wait_for_exit(EXIT_GRACE):
-            return f"{self.peer.exit_detail()}: it {what}"
+            return f"{self.peer.exit_detail()}; it {what}"
         return f"the peer {what}"
 
 

@@ -34,6 +34,7 @@ LOCALHOST = "127.0.0.1"
 POLL_INTERVAL = 0.02
 STOP_GRACE = 3.0
 _PORT_FIELD = re.compile(r"\{port(\d*)\}")
+_PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*:")
 
 
 class PeerStartError(Exception):
@@ -105,7 +106,7 @@ class PeerUnderTest:
         if code < 0:
             text = f"the peer was killed by signal {-code}"
         last = _last_line(self.stderr_path)
-        return f"{text} (its stderr ends: {last!r})" if last else text
+        return f"{text} (its stderr says: {last!r})" if last else text
 
     async def wait_for_exit(self, seconds: float) -> bool:
         """Give a peer that stopped answering a moment to show its exit status."""
@@ -122,10 +123,19 @@ def _last_line(path: str | None) -> str:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+    lines = [line.strip(" \t|+-") for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    # A crash's reason beats the last frame of its stack trace (Go panics, Python errors).
+    for line in lines:
+        if line.startswith(("panic:", "fatal error:")):
+            return line[:200]
+    for line in reversed(lines):
+        if _PYTHON_ERROR.match(line):
+            return line[:200]
     return lines[-1][:200] if lines else ""
 
 

@@ -69,7 +69,7 @@ async def stalled_peer(ctx: CaseContext) -> str:
         arrived = sum(1 for m in flood if fast.got(m))
         return (
             f"the other sink received {arrived} of {count} flood messages"
-            f" ({conn.bytes_sent / MiB:.1f} of {total / MiB:.1f} MiB written to the peer)"
+            f" ({conn.bytes_sent / MiB:.1f} MiB written to the peer)"
             + (f"; {conn.closed}" if conn.closed else "")
         )
 

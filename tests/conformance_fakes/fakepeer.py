@@ -1,0 +1,228 @@
+"""A small whispernet peer with at most one deliberate bug, to prove conformance cases can fail.
+
+Usage: python fakepeer.py --port N [--bug NAME]
+
+Without --bug it follows PROTOCOL.md closely enough to pass every conformance case (a test
+checks that), so when a case fails against ``--bug X`` it fails because of X.  It reuses
+whisper's codec and message rules; each bug is a small, named departure (see ``BUGS``).
+It listens on 127.0.0.1 only and ignores stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import trio
+
+from whisper import codec
+from whisper.freshness import check_fresh
+from whisper.ids import HASH_PREFIX, hashed_id
+from whisper.message import KNOWN_KEYS, InvalidMessage, Message, NotChat
+
+BUGS = {
+    "relay-first-only": "relays each message only to the first peer it dialled",
+    "no-dedupe": "never remembers message IDs",
+    "newline-framed": "expects one object per line and skips lines that do not parse",
+    "chunk-parse": "parses each received chunk on its own and drops the connection if cut",
+    "no-dialback": "never dials the Addr of a message",
+    "exit-on-malformed": "exits on malformed input instead of dropping the connection",
+    "crash-no-body": "exits, like the Go peer's panic, on a payload without Body",
+    "relay-no-body": "relays payloads without Body",
+    "strict-keys": "drops messages with keys it does not know",
+    "crash-on-refused-dial": "dials inline before reading on, and dies if the dial fails",
+    "hash-case-sensitive": "compares hashed IDs case-sensitively",
+    "no-hash-check": "relays hashed IDs without checking them",
+    "seen-before-check": "marks an ID seen before checking its hash",
+    "hash-unknown-strict": "drops IDs of hash functions it does not know",
+    "seconds-as-ms": "reads every Timestamp as milliseconds",
+    "no-freshness": "accepts any Timestamp",
+    "require-timestamp": "drops messages without a Timestamp",
+    "no-size-limit": "accepts messages of any size",
+    "no-depth-limit": "accepts any nesting depth",
+    "blocking-relay": "writes to each peer in turn, waiting for each write to finish",
+}
+QUEUE = 256  # messages per link; when full, drop for that link only (§5.3)
+
+
+class FakePeer:
+    def __init__(self, port: int, bug: str | None) -> None:
+        self.port = port
+        self.bug = bug
+        self.seen: set[str] = set()
+        self.links: dict[str, trio.MemorySendChannel[bytes]] = {}  # addr -> queue
+        self.streams: dict[str, trio.SocketStream] = {}  # for blocking-relay
+        self.nursery: trio.Nursery
+
+    async def run(self) -> None:
+        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            await trio.serve_listeners(self.serve, listeners)
+
+    # -- reading --------------------------------------------------------------------
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            if self.bug == "newline-framed":
+                await self.read_lines(stream)
+            elif self.bug == "chunk-parse":
+                await self.read_chunks(stream)
+            else:
+                await self.read_stream(stream)
+
+    async def read_stream(self, stream: trio.SocketStream) -> None:
+        limits: dict[str, int] = {}
+        if self.bug == "no-size-limit":
+            limits["max_size"] = 1 << 40
+        if self.bug == "no-depth-limit":
+            limits["max_depth"] = 1 << 20
+        decoder = codec.Decoder(**limits)
+        while True:
+            data = await _receive(stream)
+            for item in decoder.feed(data) if data else decoder.feed_eof():
+                if isinstance(item, codec.Violation):
+                    if self.bug == "exit-on-malformed":
+                        os._exit(3)
+                    return
+                await self.handle(item)
+            if not data:
+                return
+
+    async def read_lines(self, stream: trio.SocketStream) -> None:
+        buffer = b""
+        while data := await _receive(stream):
+            buffer += data
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    await self.handle(obj)
+
+    async def read_chunks(self, stream: trio.SocketStream) -> None:
+        while data := await _receive(stream):
+            for item in codec.decode_all(data):
+                if isinstance(item, codec.Violation):
+                    return
+                await self.handle(item)
+
+    # -- the pipeline (PROTOCOL.md §5.1), with the bug -------------------------------
+
+    async def handle(self, obj: dict[str, Any]) -> None:
+        bug = self.bug
+        try:
+            message = Message.from_wire(obj)
+        except NotChat:
+            if bug == "crash-no-body":
+                os._exit(2)
+            if bug == "relay-no-body" and isinstance(obj.get("ID"), str):
+                await self.forward(codec.encode_object(obj), obj.get("Addr"))
+            return
+        except InvalidMessage:
+            return
+        if bug == "strict-keys" and set(obj) - KNOWN_KEYS:
+            return
+        if message.id in self.seen:
+            return
+        if bug == "seen-before-check":
+            self.seen.add(message.id)
+        if not self.id_ok(message):
+            return
+        if not self.fresh(message):
+            return
+        if bug != "no-dedupe":
+            self.seen.add(message.id)
+        await self.forward(codec.encode_object(obj), message.addr)
+        if message.addr not in self.links and message.addr not in self.streams:
+            await self.dial(message.addr)
+
+    def id_ok(self, message: Message) -> bool:
+        if self.bug == "no-hash-check" or not message.id.startswith("hash:"):
+            return True
+        if not message.id.startswith(HASH_PREFIX):
+            return self.bug != "hash-unknown-strict"
+        expected = hashed_id(message.addr, message.body, message.timestamp)
+        got = message.id if self.bug == "hash-case-sensitive" else message.id.lower()
+        return got == expected
+
+    def fresh(self, message: Message) -> bool:
+        if not message.timestamp:
+            return self.bug != "require-timestamp"
+        if self.bug == "no-freshness":
+            return True
+        ms = message.timestamp if self.bug == "seconds-as-ms" else message.timestamp_ms
+        return check_fresh(ms, now=time.time(), memory=600.0) is None
+
+    # -- relaying and dialling ------------------------------------------------------
+
+    async def forward(self, data: bytes, except_addr: object) -> None:
+        if self.bug == "blocking-relay":
+            for addr, stream in list(self.streams.items()):
+                if addr != except_addr:
+                    try:
+                        await stream.send_all(data)  # the bug: one slow peer blocks all
+                    except trio.BrokenResourceError:
+                        del self.streams[addr]
+            return
+        targets = [a for a in self.links if a != except_addr]
+        if self.bug == "relay-first-only":
+            targets = targets[:1]
+        for addr in targets:
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                self.links[addr].send_nowait(data)  # when full: dropped for this peer only
+
+    async def dial(self, addr: str) -> None:
+        if self.bug == "no-dialback" or addr == f"127.0.0.1:{self.port}":
+            return
+        host, _, port = addr.rpartition(":")
+        if self.bug == "crash-on-refused-dial":
+            probe = await trio.open_tcp_stream(host, int(port))  # raises: the peer dies
+            await probe.aclose()
+        if self.bug == "blocking-relay":
+            self.streams[addr] = await trio.open_tcp_stream(host, int(port))
+            return
+        send, receive = trio.open_memory_channel[bytes](QUEUE)
+        self.links[addr] = send
+        self.nursery.start_soon(self.link, addr, host, int(port), receive)
+
+    async def link(
+        self, addr: str, host: str, port: int, queue: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
+        try:
+            stream = await trio.open_tcp_stream(host, port)
+            async with stream, queue:
+                async for data in queue:
+                    await stream.send_all(data)
+        except (OSError, trio.BrokenResourceError):
+            pass
+        finally:
+            self.links.pop(addr, None)
+
+
+async def _receive(stream: trio.SocketStream) -> bytes:
+    try:
+        return await stream.receive_some(65536)
+    except trio.BrokenResourceError:
+        return b""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bug", choices=sorted(BUGS), default=None)
+    args = parser.parse_args()
+    sys.setrecursionlimit(10_000)  # no-depth-limit re-encodes 1,000-deep values
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(FakePeer(args.port, args.bug).run)
+
+
+if __name__ == "__main__":
+    main()

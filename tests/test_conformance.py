@@ -1,0 +1,128 @@
+"""The conformance suite can fail: every case FAILS against a peer with the matching bug.
+
+Each case runs against ``conformance_fakes/fakepeer.py --bug X`` (a small peer that is
+correct except for X) and must FAIL for the reason the case is about; the same fake without
+a bug must PASS every case, so each failure is the bug's doing.  All runs happen at once in
+one trio run (a fresh fake process per case), to keep this file quick on a small machine.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from whisper.conformance import FAIL, PASS, SKIP, Result, Target, all_cases, run_case, select
+from whisper.conformance.harness import fill_template
+
+FAKE = Path(__file__).parent / "conformance_fakes" / "fakepeer.py"
+JOBS = 4
+FAIL_TIMEOUT = 8.0  # generous for the loopback steps before the failure; a timeout is a FAIL too
+PASS_TIMEOUT = 30.0
+
+# (case, bug, a phrase the FAIL detail must contain: it failed for the right reason)
+FAILING = [
+    ("relay", "relay-first-only", "was dialled and received 0 objects"),
+    ("dedupe", "no-dedupe", "received the message 3 times"),
+    ("unframed", "newline-framed", "relayed 0 of 3 back-to-back objects"),
+    ("chunking", "chunk-parse", "closed the connection after two objects written in pieces"),
+    ("whitespace", "newline-framed", "not relayed: the pretty-printed object"),
+    ("dial-back", "no-dialback", "was never dialled"),
+    ("malformed", "newline-framed", "stayed open after malformed JSON"),
+    ("malformed", "exit-on-malformed", "exited with status 3"),
+    ("no-body", "crash-no-body", "exited with status 2"),
+    ("no-body", "relay-no-body", "relayed a payload whose Body is missing"),
+    ("unknown-keys", "strict-keys", "with unknown keys was not relayed"),
+    ("refused-dial", "crash-on-refused-dial", "exited with status 1"),
+    ("hash-valid", "hash-case-sensitive", "dropped a valid hashed ID: upper-case"),
+    ("hash-mismatch", "no-hash-check", "hashed ID does not match its Body"),
+    ("hash-mismatch", "seen-before-check", "marked seen before its hash was checked"),
+    ("hash-unknown-function", "hash-unknown-strict", "hash function sha512, blake3"),
+    ("seconds-and-ms", "seconds-as-ms", "dropped a current Timestamp in seconds"),
+    ("too-old", "no-freshness", "timestamped a day ago"),
+    ("far-future", "no-freshness", "timestamped a day ahead"),
+    ("no-timestamp", "require-timestamp", "Timestamp is absent"),
+    ("oversized", "no-size-limit", "accepted a 2 MiB message"),
+    ("deep-nesting", "no-depth-limit", "accepted a message nested 1,000 levels deep"),
+    ("stalled-peer", "blocking-relay", "waiting for a message sent after the flood"),
+]
+
+
+def fake_cmd(bug: str | None) -> str:
+    cmd = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE))} --port {{port}}"
+    return cmd + (f" --bug {bug}" if bug else "")
+
+
+async def _run_all(runs: list[tuple[str, str | None, float]]) -> dict:
+    cases = {c.name: c for c in all_cases()}
+    results: dict[tuple[str, str | None], Result] = {}
+    limiter = trio.CapacityLimiter(JOBS)
+
+    async def one(name: str, bug: str | None, timeout: float) -> None:
+        async with limiter:
+            target = Target(host="127.0.0.1", cmd=fake_cmd(bug))
+            results[name, bug] = await run_case(cases[name], target, timeout=timeout)
+
+    async with trio.open_nursery() as nursery:
+        for name, bug, timeout in runs:
+            nursery.start_soon(one, name, bug, timeout)
+    return results
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[tuple[str, str | None], Result]:
+    runs = [(name, bug, FAIL_TIMEOUT) for name, bug, _ in FAILING]
+    runs += [(c.name, None, PASS_TIMEOUT) for c in all_cases()]
+    return trio.run(_run_all, runs)
+
+
+def test_every_case_has_a_failing_fake() -> None:
+    assert {c.name for c in all_cases()} == {name for name, _, _ in FAILING}
+
+
+@pytest.mark.parametrize(
+    ("name", "bug", "phrase"), FAILING, ids=[f"{n}-{b}" for n, b, _ in FAILING]
+)
+def test_case_fails_against_broken_peer(results: dict, name: str, bug: str, phrase: str) -> None:
+    result = results[name, bug]
+    assert result.result == FAIL, result
+    assert phrase in result.detail, result.detail
+
+
+@pytest.mark.parametrize("name", [c.name for c in all_cases()])
+def test_case_passes_against_the_bug_free_fake(results: dict, name: str) -> None:
+    result = results[name, None]
+    assert result.result == PASS, result
+
+
+# -- the harness's small rules --------------------------------------------------------
+
+
+def test_template_ports_are_filled_consistently() -> None:
+    argv, port = fill_template("peer -port {port} -http 127.0.0.1:{port2} -again {port}")
+    assert argv[2] == str(port) == argv[-1]
+    assert argv[4].startswith("127.0.0.1:") and argv[4] != f"127.0.0.1:{port}"
+
+
+def test_levels_select_their_cases() -> None:
+    assert {c.level for c in select(["limits"])} == {"limits"}
+    assert [c.name for c in select(None, ["dedupe"])] == ["dedupe"]
+    with pytest.raises(ValueError):
+        select(["no-such-level"])
+
+
+async def test_fresh_cases_are_skipped_for_a_running_target() -> None:
+    (oversized,) = select(None, ["oversized"])
+    result = await run_case(oversized, Target(host="127.0.0.1", port=9))
+    assert result.result == SKIP and "--cmd" in result.detail
+
+
+async def test_a_peer_that_never_listens_fails_the_case() -> None:
+    (relay,) = select(None, ["relay"])
+    cmd = f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(7)' {{port}}"
+    result = await run_case(relay, Target(host="127.0.0.1", cmd=cmd), startup_timeout=10)
+    assert result.result == FAIL
+    assert "exited with status 7 before listening" in result.detail

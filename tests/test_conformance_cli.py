@@ -1,0 +1,126 @@
+"""whisper-conformance, run as a command against our own peer: every case passes.
+
+This is the CI check that our peer conforms (``.ci/run`` runs the whole test suite).  It also
+covers ``--target`` (cases that need a fresh process are skipped), ``--json`` and exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from whisper.conformance import all_cases, select
+from whisper.conformance.harness import free_port
+
+PYTHON = shlex.quote(sys.executable)
+OUR_PEER = f"{PYTHON} -m whisper -host 127.0.0.1 -port {{port}} -headless"
+RUN_TIMEOUT = 150
+
+
+def conformance(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "whisper.conformance", *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict]:
+    report = tmp_path_factory.mktemp("conformance") / "report.json"
+    done = conformance("--cmd", OUR_PEER, "--timeout", "30", "--json", str(report))
+    return done, json.loads(report.read_text()) if report.exists() else {}
+
+
+def test_our_peer_passes_every_level(full_run: tuple) -> None:
+    done, _ = full_run
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == f"{len(all_cases())} passed, 0 failed, 0 skipped", done.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines[1].split() == ["case", "level", "result", "detail"]
+
+
+@pytest.mark.parametrize("name", [c.name for c in all_cases()])
+def test_our_peer_passes(full_run: tuple, name: str) -> None:
+    _, report = full_run
+    (result,) = [r for r in report["results"] if r["case"] == name]
+    assert result["result"] == "PASS", result
+    assert result["detail"] and result["section"].startswith("§")
+
+
+@pytest.fixture
+def running_peer() -> Iterator[int]:
+    port = free_port()
+    argv = [sys.executable, "-m", "whisper", "-host", "127.0.0.1", "-port", str(port)]
+    proc = subprocess.Popen(
+        [*argv, "-headless"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "peer did not start"
+                time.sleep(0.05)  # polling the port: nothing to wait on from another process
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert proc.stdin is not None
+        proc.stdin.close()
+
+
+def test_target_mode_skips_cases_that_need_a_fresh_process(running_peer: int) -> None:
+    chosen = select(["core", "limits"])
+    fresh = [c for c in chosen if c.fresh]
+    done = conformance("--target", f"127.0.0.1:{running_peer}", "--level", "core,limits")
+    lines = done.stdout.strip().splitlines()
+    summary = f"{len(chosen) - len(fresh)} passed, 0 failed, {len(fresh)} skipped"
+    assert lines[-1] == summary, done.stdout + done.stderr
+    assert done.returncode == 3
+    for case in fresh:
+        (row,) = [line for line in lines if line.startswith(case.name + " ")]
+        assert row.split()[2] == "SKIP" and "--cmd" in row
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--cmd", "whisper -port 1"],
+        ["--cmd", OUR_PEER, "--level", "core,nonsense"],
+        ["--cmd", OUR_PEER, "--target", "127.0.0.1:1"],
+        ["--target", "nowhere"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    done = conformance(*args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("whisper-conformance: ")
+
+
+def test_list_and_console_script() -> None:
+    done = conformance("--list")
+    assert done.returncode == 0
+    assert [line.split()[0] for line in done.stdout.splitlines()] == [c.name for c in all_cases()]
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'whisper-conformance = "whisper.conformance.cli:main"' in pyproject
