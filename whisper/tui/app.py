@@ -10,10 +10,11 @@ Rules:
 - The message area keeps the last ``scrollback`` lines.  It follows new lines until the user
   scrolls up (PgUp); then new lines do not move it, and PgDn back to the bottom follows again.
 - Incoming lines never touch the input line: a half-typed line stays as it was.
-- Keys: Enter sends; Tab / Shift-Tab complete (Enter takes a selected completion); Up/Down walk
-  the history; Ctrl-C clears a non-empty line and exits at an empty one; Ctrl-D deletes
-  under the cursor and exits at an empty line (as shells do); PgUp/PgDn scroll; Ctrl-L
-  redraws.  Exiting only asks the ``Application`` to exit; whoever runs it cleans up.
+- Keys: Enter sends; Tab completes (a single match at once, else the common part, then a
+  menu that Tab / Shift-Tab walk and Enter takes); Up/Down walk the history; Ctrl-C clears
+  a non-empty line and exits at an empty one; Ctrl-D deletes under the cursor and exits at
+  an empty line (as shells do); PgUp/PgDn scroll; Ctrl-L redraws.  Exiting only asks the
+  ``Application`` to exit; whoever runs it cleans up.
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ class ChatUI:
             if self.input.complete_state:
                 self.input.complete_next()
             else:
-                self.input.start_completion(select_first=True)
+                self.input.start_completion(insert_common_part=True)
 
         @kb.add("s-tab", filter=has_completions)
         def _complete_back(event: KeyPressEvent) -> None:
