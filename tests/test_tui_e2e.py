@@ -1,0 +1,219 @@
+"""The terminal UI end to end in a real terminal: tmux runs ``whisper`` against a node here.
+
+Everything is on 127.0.0.1.  Each test has its own tmux server (``tmux -L <unique name>``),
+killed in teardown.  Waiting polls ``capture-pane`` under a deadline, or waits on the test
+node's events; no bare sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from whisper import Config, Delivered, Node
+
+TMUX = shutil.which("tmux")
+LOCAL = "127.0.0.1"
+TIMEOUT = 15
+POLL = 0.05
+
+pytestmark = pytest.mark.skipif(
+    TMUX is None, reason="tmux is not installed (bash .ci/run installs the Debian package)"
+)
+
+
+def whisper_command() -> list[str]:
+    script = Path(sys.executable).with_name("whisper")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "whisper"]
+
+
+class Tmux:
+    """One tmux server with one window, running one command under ``sh``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        assert TMUX is not None
+        self.base = [TMUX, "-L", f"whisper-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"]
+        self.tmp_path = tmp_path
+
+    async def tmux(self, *args: str) -> str:
+        done = await trio.run_process([*self.base, *args], capture_stdout=True)
+        return done.stdout.decode("utf-8", "replace")
+
+    async def start(self, command: str, *, width: int = 80, height: int = 24) -> None:
+        conf = self.tmp_path / "tmux.conf"
+        conf.write_text("set -g remain-on-exit on\nset -g status off\n")
+        await self.tmux(
+            "-f", str(conf), "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
+            "-c", str(self.tmp_path), command,
+        )  # fmt: skip
+
+    async def keys(self, *keys: str) -> None:
+        await self.tmux("send-keys", "-t", "t", *keys)
+
+    async def type(self, text: str) -> None:
+        await self.tmux("send-keys", "-t", "t", "-l", text)
+
+    async def screen(self, *, history: bool = False) -> str:
+        return await self.tmux("capture-pane", "-p", "-t", "t", *(["-S", "-"] if history else []))
+
+    async def until(self, predicate: Callable[[str], bool], what: str) -> str:
+        screen = ""
+        try:
+            with trio.fail_after(TIMEOUT):
+                while not predicate(screen := await self.screen()):
+                    await trio.sleep(POLL)
+        except trio.TooSlowError:
+            pytest.fail(f"timed out waiting for {what}; the screen:\n{screen}")
+        return screen
+
+    async def exited(self) -> str:
+        """Wait for the pane's command to end; the whole pane, scrolled-off lines included."""
+        with trio.fail_after(TIMEOUT):
+            while (await self.tmux("display", "-p", "-t", "t", "#{pane_dead}")).strip() != "1":
+                await trio.sleep(POLL)
+        return await self.screen(history=True)
+
+    async def kill(self) -> None:
+        await trio.run_process([*self.base, "kill-server"], check=False, capture_stderr=True)
+
+
+#: Run after whisper in the pane: its exit status, and the terminal modes it should restore.
+AFTER = (
+    'echo "exit status $?"; '
+    "stty -a | tr ' ' '\\n' | grep -x -E -- '-?(icanon|echo|isig)' | tr '\\n' ' '; echo"
+)
+
+
+def rows(screen: str) -> list[str]:
+    return screen.rstrip("\n").split("\n")
+
+
+def prompt_row(screen: str) -> str:
+    return rows(screen)[-1]
+
+
+class Bob:
+    """The other peer: a node in this test, and the bodies it hears."""
+
+    def __init__(self) -> None:
+        self.node = Node(Config(host=LOCAL, port=0, nick="bob"))
+        self.heard: list[str] = []
+        self._changed = trio.Event()
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        await nursery.start(self.node.run)
+        await nursery.start(self._collect)
+
+    async def _collect(self, *, task_status: trio.TaskStatus[None]) -> None:
+        with self.node.subscribe() as events:
+            task_status.started()
+            async for event in events:
+                if type(event) is Delivered and not event.own:
+                    self.heard.append(event.message.body)
+                    self._changed.set()
+                    self._changed = trio.Event()
+
+    async def hears(self, body: str) -> None:
+        with trio.fail_after(TIMEOUT):
+            while body not in self.heard:
+                await self._changed.wait()
+
+
+async def test_chat_in_a_real_terminal(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    argv = [*whisper_command(), "-host", LOCAL, "-port", "0", "-nick", "alice"]
+    async with trio.open_nursery() as nursery:
+        bob = Bob()
+        await bob.run(nursery)
+        argv += ["-peer", bob.node.addr]
+        command = f"env XDG_DATA_HOME={shlex.quote(str(data))} {shlex.join(argv)}"
+        tmux = Tmux(tmp_path)
+        try:
+            await tmux.start(f"{command}; {AFTER}")
+            await tmux.until(lambda s: "out 1 in 0" in s, "alice to link to bob")
+
+            await tmux.type("hello from alice")
+            await tmux.keys("Enter")
+            await bob.hears("hello from alice")
+            await tmux.until(lambda s: "out 1 in 1" in s, "bob to dial back")
+
+            # A message arrives while a line is half typed: it shows above, the line stays.
+            await tmux.type("half typed")
+            bob.node.say("hi alice, 你好 👋 שלום")
+            bob.node.say("/me waves")
+            screen = await tmux.until(lambda s: "* bob waves" in s, "bob's messages")
+            lines = rows(screen)
+            said = next(i for i, row in enumerate(lines) if "<bob> hi alice, 你好 👋 שלום" in row)
+            status = next(i for i, row in enumerate(lines) if row.startswith(" alice "))
+            assert said < status == len(lines) - 2
+            assert re.fullmatch(r"\d\d:\d\d <bob> hi alice, 你好 👋 שלום", lines[said])
+            assert re.search(r"<alice> hello from alice$", screen, re.MULTILINE)
+            assert prompt_row(screen) == "> half typed"
+
+            # A peer cannot retitle the terminal or clear it; what it tried is shown inert.
+            bob.node.say("\x1b]2;PWNED\x07\x1b[2J\x1b[Hgotcha")
+            screen = await tmux.until(lambda s: "gotcha" in s, "the hostile message")
+            assert "<bob> ␛]2;PWNED␇␛[2J␛[Hgotcha" in screen
+            assert "hello from alice" in screen
+            assert "PWNED" not in await tmux.tmux("display", "-p", "-t", "t", "#{pane_title}")
+
+            # Long lines wrap, and a resize redraws everything in the new size.
+            bob.node.say("long " + "word " * 40 + "END")
+            await tmux.until(lambda s: "END" in s, "the long message")
+            await tmux.tmux("resize-window", "-t", "t", "-x", "50", "-y", "16")
+            screen = await tmux.until(
+                lambda s: len(rows(s)) == 16 and "END" in s and rows(s)[-2].startswith(" alice "),
+                "the redraw at 50x16",
+            )
+            assert max(len(row) for row in rows(screen)) <= 50
+            assert prompt_row(screen) == "> half typed"
+
+            # Ctrl-C clears the line, Ctrl-D at the empty line leaves: status 0, terminal sane.
+            await tmux.keys("C-c")
+            await tmux.until(lambda s: prompt_row(s) == ">", "Ctrl-C to clear the line")
+            await tmux.keys("C-d")
+            screen = await tmux.exited()
+            assert "exit status 0\nisig icanon echo" in screen
+            with trio.fail_after(TIMEOUT):  # alice closed her link to bob
+                while bob.node.table.incoming:
+                    await trio.sleep(POLL)
+        finally:
+            await tmux.kill()
+            nursery.cancel_scope.cancel()
+
+    history = data / "whisper-p2p" / "history"
+    assert [json.loads(line) for line in history.read_text().splitlines()] == ["hello from alice"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "tmux.conf"]
+
+
+async def test_sigterm_leaves_cleanly(tmp_path: Path) -> None:
+    if not Path("/proc/self/task").exists():
+        pytest.skip("finding the whisper process needs /proc")
+    argv = [*whisper_command(), "-host", LOCAL, "-port", "0", "-nick", "alice"]
+    command = f"env XDG_DATA_HOME={shlex.quote(str(tmp_path))} {shlex.join(argv)}"
+    tmux = Tmux(tmp_path)
+    try:
+        await tmux.start(f"{command}; {AFTER}")
+        await tmux.until(lambda s: "listening on" in s, "the screen")
+        await tmux.type("half typed")
+        await tmux.until(lambda s: prompt_row(s) == "> half typed", "the typing")
+        shell = int(await tmux.tmux("display", "-p", "-t", "t", "#{pane_pid}"))
+        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        assert len(children) == 1
+        os.kill(int(children[0]), signal.SIGTERM)
+        screen = await tmux.exited()
+        assert "exit status 0\nisig icanon echo" in screen
+        assert "Traceback" not in screen
+    finally:
+        await tmux.kill()
