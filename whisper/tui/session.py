@@ -98,7 +98,7 @@ class Session:
                 addr = await nursery.start(self.node.run)
                 nursery.start_soon(self._show_events, events)
                 nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-                self.ui.show_info([self._welcome()])
+                self.ui.show_info(self._welcome())
                 task_status.started(addr)
                 await self._execute(typed)
                 nursery.cancel_scope.cancel()
@@ -128,9 +128,9 @@ class Session:
             else:
                 self.ui.notice(event.text, warning=event.warning)
 
-    def _welcome(self) -> str:
+    def _welcome(self) -> list[str]:
         who = f"you are {self.node.nick}" if self.node.nick else "you have no nick (/nick NAME)"
-        return f"{who}, listening on {self.node.addr}; /help lists commands, Ctrl-D leaves"
+        return [f"{who}, listening on {self.node.addr}", "/help lists the commands; Ctrl-D leaves"]
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:
