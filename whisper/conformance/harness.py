@@ -2,8 +2,8 @@
 
 Rules:
 - ``--cmd`` templates get ``{port}``, ``{port2}``, ``{port3}`` ... replaced by free TCP ports
-  on 127.0.0.1 (``{port}`` is the one the peer must listen on; the others are for whatever
-  else it binds, e.g. the Go peer's ``-http``).  The result is split like a shell would
+  on 127.0.0.1 outside the kernel's ephemeral range (``{port}`` is the one the peer must
+  listen on; the others are for whatever else it binds, e.g. the Go peer's ``-http``).  The result is split like a shell would
   (``shlex``) and executed directly, without a shell.
 - A fresh process per case, in its own session (process group), with stdin an open pipe that
   is never written (some peers exit on end of input), stdout discarded and stderr kept in a
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shlex
 import signal
@@ -27,6 +28,7 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
@@ -58,10 +60,30 @@ class Target:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    """A TCP port on 127.0.0.1 that nobody uses right now, outside the kernel's ephemeral
+    range: the suite's own listeners and connections (port 0) can then never take it
+    between this check and the peer binding it."""
+    low, high = _ephemeral_range()
+    pools = [r for r in (range(20_000, low), range(high + 1, 65_536)) if len(r) >= 1000]
+    for _ in range(200 if pools else 0):
+        port = random.choice(random.choice(pools))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((LOCALHOST, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOCALHOST, 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999  # Linux's default; other systems use 49152-65535
 
 
 def fill_template(template: str) -> tuple[list[str], int]:
