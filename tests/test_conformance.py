@@ -2,8 +2,10 @@
 
 Each case runs against ``conformance_fakes/fakepeer.py --bug X`` (a small peer that is
 correct except for X) and must FAIL for the reason the case is about; the same fake without
-a bug must PASS every case, so each failure is the bug's doing.  All runs happen at once in
-one trio run (a fresh fake process per case), to keep this file quick on a small machine.
+a bug must PASS every case, so each failure is the bug's doing.  With ``--go`` the fake has
+the documented traits of the Go reference peer, and the report must be the one PROTOCOL.md's
+worked example predicts.  All runs happen at once in one trio run (a fresh fake process per
+case), to keep this file quick on a small machine.
 """
 
 from __future__ import annotations
@@ -50,9 +52,15 @@ FAILING = [
     ("stalled-peer", "blocking-relay", "waiting for a message sent after the flood"),
 ]
 
+# PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
+GO_FAILS = {"no-body", "hash-mismatch", "too-old", "far-future", "oversized", "deep-nesting"}
+GO = "--go"
+
 
 def fake_cmd(bug: str | None) -> str:
     cmd = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE))} --port {{port}}"
+    if bug == GO:
+        return cmd + " --go"
     return cmd + (f" --bug {bug}" if bug else "")
 
 
@@ -76,6 +84,7 @@ async def _run_all(runs: list[tuple[str, str | None, float]]) -> dict:
 def results() -> dict[tuple[str, str | None], Result]:
     runs = [(name, bug, FAIL_TIMEOUT) for name, bug, _ in FAILING]
     runs += [(c.name, None, PASS_TIMEOUT) for c in all_cases()]
+    runs += [(c.name, GO, PASS_TIMEOUT) for c in all_cases()]
     return trio.run(_run_all, runs)
 
 
@@ -96,6 +105,14 @@ def test_case_fails_against_broken_peer(results: dict, name: str, bug: str, phra
 def test_case_passes_against_the_bug_free_fake(results: dict, name: str) -> None:
     result = results[name, None]
     assert result.result == PASS, result
+
+
+def test_go_stand_in_gets_the_report_the_worked_example_predicts(results: dict) -> None:
+    report = {c.name: results[c.name, GO] for c in all_cases()}
+    assert {name for name, r in report.items() if r.result == FAIL} == GO_FAILS, report
+    assert {r.result for r in report.values()} == {PASS, FAIL}
+    assert "exited with status 2" in report["no-body"].detail
+    assert "stripped" in report["unknown-keys"].detail
 
 
 # -- the harness's small rules --------------------------------------------------------

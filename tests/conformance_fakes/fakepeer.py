@@ -1,6 +1,6 @@
 """A small whispernet peer with at most one deliberate bug, to prove conformance cases can fail.
 
-Usage: python fakepeer.py --port N [--bug NAME]
+Usage: python fakepeer.py --port N [--bug NAME ...] [--go]
 
 Without --bug it follows PROTOCOL.md closely enough to pass every conformance case (a test
 checks that), so when a case fails against ``--bug X`` it fails because of X.  It reuses
@@ -46,14 +46,21 @@ BUGS = {
     "no-size-limit": "accepts messages of any size",
     "no-depth-limit": "accepts any nesting depth",
     "blocking-relay": "writes to each peer in turn, waiting for each write to finish",
+    "go-reencode": "relays its own struct (unknown keys stripped, missing ones added) to all",
 }
+# Documented Go traits: crashes on a missing Body, no hashed IDs, no expiry, no size limit;
+# encoding/json's depth limit is 10,000; it re-encodes and relays to the message's own Addr.
+GO = ("crash-no-body", "no-hash-check", "no-freshness", "no-size-limit", "go-reencode")
+GO_DEPTH = 10_000
+GO_FIELDS = ("ID", "Addr", "Body", "omitempty", "Timestamp")
 QUEUE = 256  # messages per link; when full, drop for that link only (§5.3)
 
 
 class FakePeer:
-    def __init__(self, port: int, bug: str | None) -> None:
+    def __init__(self, port: int, bugs: set[str], go: bool = False) -> None:
         self.port = port
-        self.bug = bug
+        self.bugs = bugs
+        self.go = go
         self.seen: set[str] = set()
         self.links: dict[str, trio.MemorySendChannel[bytes]] = {}  # addr -> queue
         self.streams: dict[str, trio.SocketStream] = {}  # for blocking-relay
@@ -69,25 +76,25 @@ class FakePeer:
 
     async def serve(self, stream: trio.SocketStream) -> None:
         async with stream:
-            if self.bug == "newline-framed":
+            if "newline-framed" in self.bugs:
                 await self.read_lines(stream)
-            elif self.bug == "chunk-parse":
+            elif "chunk-parse" in self.bugs:
                 await self.read_chunks(stream)
             else:
                 await self.read_stream(stream)
 
     async def read_stream(self, stream: trio.SocketStream) -> None:
         limits: dict[str, int] = {}
-        if self.bug == "no-size-limit":
+        if "no-size-limit" in self.bugs:
             limits["max_size"] = 1 << 40
-        if self.bug == "no-depth-limit":
-            limits["max_depth"] = 1 << 20
+        if "no-depth-limit" in self.bugs or self.go:
+            limits["max_depth"] = GO_DEPTH if self.go else 1 << 20
         decoder = codec.Decoder(**limits)
         while True:
             data = await _receive(stream)
             for item in decoder.feed(data) if data else decoder.feed_eof():
                 if isinstance(item, codec.Violation):
-                    if self.bug == "exit-on-malformed":
+                    if "exit-on-malformed" in self.bugs:
                         os._exit(3)
                     return
                 await self.handle(item)
@@ -117,54 +124,58 @@ class FakePeer:
     # -- the pipeline (PROTOCOL.md §5.1), with the bug -------------------------------
 
     async def handle(self, obj: dict[str, Any]) -> None:
-        bug = self.bug
+        bugs = self.bugs
         try:
             message = Message.from_wire(obj)
         except NotChat:
-            if bug == "crash-no-body":
+            if "crash-no-body" in bugs:
                 os._exit(2)
-            if bug == "relay-no-body" and isinstance(obj.get("ID"), str):
+            if "relay-no-body" in bugs and isinstance(obj.get("ID"), str):
                 await self.forward(codec.encode_object(obj), obj.get("Addr"))
             return
         except InvalidMessage:
             return
-        if bug == "strict-keys" and set(obj) - KNOWN_KEYS:
+        if "strict-keys" in bugs and set(obj) - KNOWN_KEYS:
             return
         if message.id in self.seen:
             return
-        if bug == "seen-before-check":
+        if "seen-before-check" in bugs:
             self.seen.add(message.id)
         if not self.id_ok(message):
             return
         if not self.fresh(message):
             return
-        if bug != "no-dedupe":
+        if "no-dedupe" not in bugs:
             self.seen.add(message.id)
-        await self.forward(codec.encode_object(obj), message.addr)
+        if "go-reencode" in bugs:
+            struct = {k: obj.get(k, 0 if k == "Timestamp" else "") for k in GO_FIELDS}
+            await self.forward(codec.encode_object(struct), None)
+        else:
+            await self.forward(codec.encode_object(obj), message.addr)
         if message.addr not in self.links and message.addr not in self.streams:
             await self.dial(message.addr)
 
     def id_ok(self, message: Message) -> bool:
-        if self.bug == "no-hash-check" or not message.id.startswith("hash:"):
+        if "no-hash-check" in self.bugs or not message.id.startswith("hash:"):
             return True
         if not message.id.startswith(HASH_PREFIX):
-            return self.bug != "hash-unknown-strict"
+            return "hash-unknown-strict" not in self.bugs
         expected = hashed_id(message.addr, message.body, message.timestamp)
-        got = message.id if self.bug == "hash-case-sensitive" else message.id.lower()
+        got = message.id if "hash-case-sensitive" in self.bugs else message.id.lower()
         return got == expected
 
     def fresh(self, message: Message) -> bool:
         if not message.timestamp:
-            return self.bug != "require-timestamp"
-        if self.bug == "no-freshness":
+            return "require-timestamp" not in self.bugs
+        if "no-freshness" in self.bugs:
             return True
-        ms = message.timestamp if self.bug == "seconds-as-ms" else message.timestamp_ms
+        ms = message.timestamp if "seconds-as-ms" in self.bugs else message.timestamp_ms
         return check_fresh(ms, now=time.time(), memory=600.0) is None
 
     # -- relaying and dialling ------------------------------------------------------
 
     async def forward(self, data: bytes, except_addr: object) -> None:
-        if self.bug == "blocking-relay":
+        if "blocking-relay" in self.bugs:
             for addr, stream in list(self.streams.items()):
                 if addr != except_addr:
                     try:
@@ -173,20 +184,20 @@ class FakePeer:
                         del self.streams[addr]
             return
         targets = [a for a in self.links if a != except_addr]
-        if self.bug == "relay-first-only":
+        if "relay-first-only" in self.bugs:
             targets = targets[:1]
         for addr in targets:
             with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                 self.links[addr].send_nowait(data)  # when full: dropped for this peer only
 
     async def dial(self, addr: str) -> None:
-        if self.bug == "no-dialback" or addr == f"127.0.0.1:{self.port}":
+        if "no-dialback" in self.bugs or addr == f"127.0.0.1:{self.port}":
             return
         host, _, port = addr.rpartition(":")
-        if self.bug == "crash-on-refused-dial":
+        if "crash-on-refused-dial" in self.bugs:
             probe = await trio.open_tcp_stream(host, int(port))  # raises: the peer dies
             await probe.aclose()
-        if self.bug == "blocking-relay":
+        if "blocking-relay" in self.bugs:
             self.streams[addr] = await trio.open_tcp_stream(host, int(port))
             return
         send, receive = trio.open_memory_channel[bytes](QUEUE)
@@ -217,11 +228,13 @@ async def _receive(stream: trio.SocketStream) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--bug", choices=sorted(BUGS), default=None)
+    parser.add_argument("--bug", choices=sorted(BUGS), action="append", default=[])
+    parser.add_argument("--go", action="store_true", help="the Go reference peer's bugs")
     args = parser.parse_args()
-    sys.setrecursionlimit(10_000)  # no-depth-limit re-encodes 1,000-deep values
+    sys.setrecursionlimit(30_000)  # relaying deeply nested values re-encodes them
+    bugs = set(args.bug) | (set(GO) if args.go else set())
     with contextlib.suppress(KeyboardInterrupt):
-        trio.run(FakePeer(args.port, args.bug).run)
+        trio.run(FakePeer(args.port, bugs, args.go).run)
 
 
 if __name__ == "__main__":
