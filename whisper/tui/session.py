@@ -120,13 +120,22 @@ class Session:
                     return
 
     async def _show_events(self, events: trio.MemoryReceiveChannel[Event]) -> None:
-        async for event in events:
-            if type(event) is Delivered:
-                if not event.own and event.message.nick:
-                    self.nicks.heard(event.message.nick)
-                self.ui.show_message(event.message, own=event.own)
-            else:
-                self.ui.notice(event.text, warning=event.warning)
+        async for first in events:
+            event: Event | None = first
+            while event is not None:  # take all that is waiting: a receive per event is slow
+                self._show(event)
+                try:
+                    event = events.receive_nowait()
+                except trio.WouldBlock:
+                    event = None
+
+    def _show(self, event: Event) -> None:
+        if type(event) is Delivered:
+            if not event.own and event.message.nick:
+                self.nicks.heard(event.message.nick)
+            self.ui.show_message(event.message, own=event.own)
+        else:
+            self.ui.notice(event.text, warning=event.warning)
 
     def _welcome(self) -> list[str]:
         who = f"you are {self.node.nick}" if self.node.nick else "you have no nick (/nick NAME)"
