@@ -156,7 +156,7 @@ class Connection:
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._mark_closed(f"reset while we were writing: {_why(exc)}")
+            self._mark_closed(f"reset by the peer while we were writing{_why(exc)}")
             return False
         self.bytes_sent += len(data)
         return True
@@ -182,7 +182,7 @@ class Connection:
                 try:
                     data = await self.stream.receive_some(RECEIVE_BYTES)
                 except trio.BrokenResourceError as exc:
-                    self._mark_closed(f"reset by the peer: {_why(exc)}")
+                    self._mark_closed(f"reset by the peer{_why(exc)}")
                     return
                 except trio.ClosedResourceError:
                     return
@@ -196,5 +196,8 @@ class Connection:
 
 
 def _why(exc: BaseException) -> str:
+    """`` (reason)`` unless the reason is the usual one for a reset."""
     cause = exc.__cause__ or exc
-    return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+    if isinstance(cause, (ConnectionResetError, BrokenPipeError)):
+        return ""
+    return f" ({getattr(cause, 'strerror', None) or cause or type(cause).__name__})"

@@ -3,8 +3,8 @@
 Rules:
 - ``--cmd`` templates get ``{port}``, ``{port2}``, ``{port3}`` ... replaced by free TCP ports
   on 127.0.0.1 outside the kernel's ephemeral range (``{port}`` is the one the peer must
-  listen on; the others are for whatever else it binds, e.g. the Go peer's ``-http``).  The result is split like a shell would
-  (``shlex``) and executed directly, without a shell.
+  listen on; the others are for whatever else it binds, e.g. the Go peer's ``-http``).
+  The result is split like a shell would (``shlex``) and executed directly, without a shell.
 - A fresh process per case, in its own session (process group), with stdin an open pipe that
   is never written (some peers exit on end of input), stdout discarded and stderr kept in a
   temporary file (quoted in a detail only when the peer exits on its own).
