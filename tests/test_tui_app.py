@@ -425,3 +425,17 @@ def test_hostile_text_never_reaches_the_terminal_raw() -> None:
         assert forbidden not in raw, repr(forbidden)
     for kept in ("你", "好", "👋", "שלום", "␛]0;TITLE␇B"):
         assert kept in raw, kept
+
+
+def test_a_burst_of_messages_is_all_shown() -> None:
+    count = 3000  # more than a subscription buffers
+
+    async def script(s: Screen) -> None:
+        bob = await s.linked_peer()
+        for n in range(count):
+            bob.node.say(f"burst {n}")
+        await s.until(lambda: f"<bob> burst {count - 1}" in s.log())
+        assert sum("<bob> burst" in line for line in s.ui.log_text()) == count
+        s.type(CTRL_D)
+
+    run_screen(script)

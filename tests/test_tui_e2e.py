@@ -217,3 +217,23 @@ async def test_sigterm_leaves_cleanly(tmp_path: Path) -> None:
         assert "Traceback" not in screen
     finally:
         await tmux.kill()
+
+
+async def test_closing_the_terminal_leaves_cleanly(tmp_path: Path) -> None:
+    argv = [*whisper_command(), "-host", LOCAL, "-port", "0", "-nick", "alice"]
+    status, errors = tmp_path / "status", tmp_path / "stderr"
+    command = (
+        f"trap '' HUP; env XDG_DATA_HOME={shlex.quote(str(tmp_path))} {shlex.join(argv)}"
+        f" 2>{shlex.quote(str(errors))}; echo $? >{shlex.quote(str(status))}"
+    )  # the shell outlives the terminal to tell how whisper ended
+    tmux = Tmux(tmp_path)
+    try:
+        await tmux.start(command)
+        await tmux.until(lambda s: "listening on" in s, "the screen")
+    finally:
+        await tmux.kill()  # the terminal goes away: SIGHUP, then I/O errors
+    with trio.fail_after(TIMEOUT):
+        while not status.exists() or not status.read_text():
+            await trio.sleep(POLL)
+    assert status.read_text() == "0\n"
+    assert errors.read_text() == ""

@@ -14,7 +14,8 @@ Rules:
   to finish (connections closed) and for prompt_toolkit to restore the terminal, and only
   then returns, or re-raises the trio side's error.  An exception group holding a
   single exception is unwrapped, so a caller sees e.g. the ``OSError`` of a port in use.
-- EOF on the terminal's input (the terminal went away) ends the ``Application`` as an exit.
+- EOF or an I/O error on the terminal (it went away: hangup, closed window) ends the
+  ``Application`` as an exit; it is not the trio side's error, which is still raised.
 - Signals are the trio side's business (``trio.open_signal_receiver``); prompt_toolkit is
   told not to handle SIGINT.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from outcome import Outcome
 
 Stop = Callable[[], None]
+
+log = logging.getLogger("whisper.tui")
 
 
 def run(trio_fn: Callable[..., Awaitable[object]], app: Application[Any]) -> None:
@@ -65,8 +69,8 @@ async def run_async(trio_fn: Callable[..., Awaitable[object]], app: Application[
             await app.run_async(
                 pre_run=lambda: exit_app() if done.done() else None, handle_sigint=False
             )
-        except EOFError:
-            pass
+        except (EOFError, OSError) as exc:  # the terminal went away: leave as if asked to
+            log.info("the terminal is gone (%s): closing connections", exc)
         finally:
             stop()
             await asyncio.wait([done])
