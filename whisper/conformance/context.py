@@ -100,6 +100,8 @@ class CaseContext:
         return conn
 
     async def register(self, *fakes: FakePeer) -> None:
+        """Hello from each fake (its Addr), wait for the dial-backs, then for a probe
+        relayed to each: from then on the peer under test relays to them."""
         for fake in fakes:
             conn = await self.connect(f"{fake.name}'s hello")
             await conn.send_obj(self.message(f"conformance: hello from {fake.name}", fake))
