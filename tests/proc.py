@@ -26,12 +26,21 @@ class Whisper:
         self.process = await trio.lowlevel.open_process(
             self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        nursery.start_soon(self._reap)
         nursery.start_soon(self._pump, self.process.stdout, self.stdout)
         nursery.start_soon(self._pump, self.process.stderr, self.stderr)
         if wait_listening:
             line = await self.wait_line("stderr", r"^listening on (\S+)$")
             self.addr = re.match(r"^listening on (\S+)$", line).group(1)
         return self
+
+    async def _reap(self) -> None:
+        """Kill the process when the test's nursery ends, however the test went."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            if self.process is not None and self.process.returncode is None:
+                self.process.kill()
 
     async def _pump(self, stream: trio.abc.ReceiveStream, lines: list[str]) -> None:
         buffer = b""
