@@ -29,6 +29,8 @@ import trio
 
 from . import codec
 from .addr import dialable_ip, format_hostport, outward_ipv4, parse_hostport
+from .discovery import run_discovery
+from .discovery_policy import ANNOUNCE_INTERVAL, DISCOVERY_PORT
 from .events import Delivered, Event, Notice
 from .freshness import DEFAULT_SKEW, check_fresh
 from .ids import IdCheck, check_id, hashed_id, random_id
@@ -68,6 +70,8 @@ class Config:
     backoff_base: float = DEFAULT_BACKOFF_BASE
     connect_timeout: float = CONNECT_TIMEOUT
     stall_timeout: float = SEND_STALL_TIMEOUT
+    discovery_port: int | None = DISCOVERY_PORT  # UDP discovery (discovery.py); None: off
+    discovery_interval: float = ANNOUNCE_INTERVAL
     wall_clock: Callable[[], float] = time.time
 
 
@@ -123,6 +127,8 @@ class Node:
             log.debug("listening on %s", self.addr)
             for peer in cfg.peers:
                 self.connect(peer)
+            if cfg.discovery_port is not None:
+                await nursery.start(run_discovery, self)
             task_status.started(self.addr)
 
     # -- what front ends call ----------------------------------------------------------
@@ -184,6 +190,12 @@ class Node:
         self.table.forget(addr, trio.current_time())
         self._notice(f"disconnected from {addr}")
         return True
+
+    def learned(self, addr: str) -> bool:
+        """Dial an address heard of other than in a message (discovery), as for ``Addr``."""
+        if self._nursery is None or addr in self.links or not dialable_ip(addr):
+            return False
+        return self._dial(addr, by_user=False)
 
     def set_nick(self, nick: str) -> None:
         self.nick = nick
