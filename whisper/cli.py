@@ -24,6 +24,7 @@ from typing import TypeVar
 import trio
 
 from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
+from .discovery_policy import DISCOVERY_PORT
 from .node import Config, Node
 
 E = TypeVar("E", bound=BaseException)
@@ -80,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="drop a connection that sends a larger message (default 1 MiB)",
     )
+    p.add_argument(
+        "-discovery-port",
+        "--discovery-port",
+        type=int,
+        default=DISCOVERY_PORT,
+        metavar="N",
+        help=f"UDP port for LAN discovery announcements (default {DISCOVERY_PORT})",
+    )
+    p.add_argument(
+        "-no-discovery",
+        "--no-discovery",
+        action="store_true",
+        help="neither announce ourselves nor listen for peers on UDP",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     return p
 
@@ -98,6 +113,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         peers=peers,
         hashed_ids=not args.random_ids,
     )
+    if not 1 <= args.discovery_port <= 65535:
+        raise AddressError(f"-discovery-port {args.discovery_port}: must be 1-65535")
+    config.discovery_port = None if args.no_discovery else args.discovery_port
     if args.max_message_size is not None:
         if args.max_message_size < 1024:
             raise AddressError("-max-message-size must be at least 1024")
