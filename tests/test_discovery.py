@@ -43,7 +43,7 @@ from .helpers import LOCAL, sink, start_node
 TIMEOUT = 10
 LO = InterfaceAddress("lo", IPv4Address("127.0.0.1"), IPv4Address("255.0.0.0"), None)
 ETH = InterfaceAddress(
-    "eth0", IPv4Address("10.77.0.5"), IPv4Address("255.255.255.0"), IPv4Address("10.77.0.255")
+    "eth0", IPv4Address("10.77.0.5"), IPv4Address("255.255.255.0"), IPv4Address("10.77.0.255"), True
 )
 LAN = choose_scope("10.77.0.5", "10.77.0.5", [LO, ETH])
 LOOP = choose_scope("127.0.0.1", "127.0.0.1", [LO, ETH])
@@ -122,6 +122,14 @@ def test_scope_of_a_lan_address_is_its_directed_broadcast():
     assert expected == LAN
 
 
+def test_unconfigured_broadcast_on_a_broadcast_interface_is_the_networks():
+    entry = InterfaceAddress(
+        "eth1", IPv4Address("10.77.3.9"), IPv4Address("255.255.254.0"), None, True
+    )
+    scope = choose_scope("0.0.0.0", "10.77.3.9", [LO, entry])
+    assert scope is not None and scope.target == IPv4Address("10.77.3.255")
+
+
 def test_loopback_announces_nowhere():
     assert LOOP is not None and LOOP.loopback and LOOP.target is None
     with pytest.raises(UnsafeDestination):
@@ -142,23 +150,28 @@ def test_no_scope_when_no_interface_owns_the_address(bound, advertised):
 
 
 @pytest.mark.parametrize(
-    ("netmask", "broadcast"),
+    ("netmask", "broadcast", "flag", "expected"),
     [
-        ("255.255.255.0", None),  # point-to-point: no broadcast
-        ("255.255.255.0", "255.255.255.255"),
-        ("255.255.255.0", "10.77.1.255"),  # outside the network
-        ("255.255.255.0", "10.77.0.5"),  # our own address
-        ("255.255.255.255", "10.77.0.5"),  # /32
-        ("255.255.255.254", "10.77.0.5"),  # /31
-        ("0.0.0.0", "255.255.255.255"),  # /0
+        ("255.255.255.0", "10.77.0.255", False, "10.77.0.255"),  # configured
+        ("255.255.255.0", None, True, "10.77.0.255"),  # not configured, BROADCAST flag
+        ("255.255.255.0", "10.77.0.5", True, "10.77.0.255"),  # listed as our own address
+        ("255.255.255.0", "10.77.1.255", True, "10.77.0.255"),  # outside the network
+        ("255.255.255.0", "255.255.255.255", True, "10.77.0.255"),
+        ("255.255.255.0", None, False, None),  # point-to-point: no broadcast
+        ("255.255.255.0", "255.255.255.255", False, None),
+        ("255.255.255.0", "10.77.1.255", False, None),
+        ("255.255.255.0", "10.77.0.5", False, None),
+        ("255.255.255.255", "10.77.0.5", True, None),  # /32
+        ("255.255.255.254", "10.77.0.5", True, None),  # /31
+        ("0.0.0.0", "255.255.255.255", True, None),  # /0
     ],
 )
-def test_no_target_without_a_sane_directed_broadcast(netmask, broadcast):
-    entry = InterfaceAddress(
-        "x0", ETH.ip, IPv4Address(netmask), IPv4Address(broadcast) if broadcast else None
-    )
+def test_directed_broadcast_target(netmask, broadcast, flag, expected):
+    configured = IPv4Address(broadcast) if broadcast else None
+    entry = InterfaceAddress("x0", ETH.ip, IPv4Address(netmask), configured, flag)
     scope = choose_scope(str(ETH.ip), str(ETH.ip), [entry])
-    assert scope is not None and scope.target is None
+    assert scope is not None
+    assert scope.target == (IPv4Address(expected) if expected else None)
 
 
 interfaces = st.builds(
@@ -167,6 +180,7 @@ interfaces = st.builds(
     st.ip_addresses(v=4),
     st.integers(0, 32).map(lambda n: IPv4Network(f"0.0.0.0/{n}").netmask),
     st.none() | st.ip_addresses(v=4),
+    st.booleans(),
 )
 
 

@@ -58,16 +58,15 @@ log = logging.getLogger("whisper.discovery")
 def interface_addresses() -> list[InterfaceAddress]:
     """Every IPv4 address of every interface, with its netmask and broadcast address."""
     found = []
+    stats = psutil.net_if_stats()
     for name, entries in psutil.net_if_addrs().items():
+        flags = getattr(stats.get(name), "flags", "").split(",")
         for entry in entries:
             if entry.family != socket.AF_INET or not entry.netmask:
                 continue
             broadcast = IPv4Address(entry.broadcast) if entry.broadcast else None
-            found.append(
-                InterfaceAddress(
-                    name, IPv4Address(entry.address), IPv4Address(entry.netmask), broadcast
-                )
-            )
+            ip, netmask = IPv4Address(entry.address), IPv4Address(entry.netmask)
+            found.append(InterfaceAddress(name, ip, netmask, broadcast, "broadcast" in flags))
     return found
 
 
@@ -123,10 +122,9 @@ class Discovery:
         while True:
             try:
                 data, source = await sock.recvfrom(MAX_DATAGRAM + 1)
-            except OSError as exc:
-                log.debug("discovery: receive failed: %s", exc)
-                await trio.sleep(0)  # checkpoint, then try again
-                continue
+            except OSError as exc:  # not expected on an unconnected UDP socket: stop hearing
+                log.warning("discovery: stopped listening: %s", exc)
+                return
             self.hear(data, source[0])
 
     def hear(self, data: bytes, source: str) -> None:

@@ -11,7 +11,8 @@ Rules (PROTOCOL.md §7.1 is normative):
   garbage and is ignored.
 - The *scope* is the interface that owns the address we are bound to (bound to the wildcard:
   the address we advertise) and that address's network.  We announce only to that
-  interface's directed broadcast address, never to 255.255.255.255, and announce nothing at
+  interface's directed broadcast address (configured, or the network's on an interface with
+  the BROADCAST flag), never to 255.255.255.255, and announce nothing at
   all when bound to loopback: peers on one host bound to 127.0.0.1 (tests, the conformance
   suite) are not joined behind their users' backs, and nothing can leave the machine.
 - A heard address is dialled only if it and the datagram's source are inside the scope
@@ -93,7 +94,8 @@ class InterfaceAddress:
     interface: str
     ip: IPv4Address
     netmask: IPv4Address
-    broadcast: IPv4Address | None
+    broadcast: IPv4Address | None  # as configured; often unset (``ip addr add`` sets none)
+    can_broadcast: bool = False  # the interface's BROADCAST flag
 
 
 @dataclass(frozen=True)
@@ -128,23 +130,31 @@ def choose_scope(
         ip = ipaddress.ip_address(advertised if wildcard else bound)
     except ValueError:
         return None
-    if not isinstance(ip, IPv4Address):
+    if not isinstance(ip, IPv4Address) or ip.is_unspecified or ip.is_multicast:
         return None
     for entry in addresses:
         if entry.ip == ip:
             network = IPv4Network(f"{ip}/{entry.netmask}", strict=False)
-            return Scope(entry.interface, ip, network, _target(ip, network, entry.broadcast))
+            return Scope(entry.interface, ip, network, _target(ip, network, entry))
     return None
 
 
-def _target(
-    ip: IPv4Address, network: IPv4Network, broadcast: IPv4Address | None
-) -> IPv4Address | None:
-    if ip.is_loopback or broadcast is None or not 1 <= network.prefixlen <= 30:
+def _target(ip: IPv4Address, network: IPv4Network, entry: InterfaceAddress) -> IPv4Address | None:
+    """The configured broadcast address if sane, else (on a broadcast interface) the network's.
+
+    Linux routes the network's broadcast address as broadcast on the interface for every
+    primary address with a prefix shorter than /31, configured or not.  (With none configured
+    some platforms list our own address as the broadcast address.)
+    """
+    if ip.is_loopback or not 1 <= network.prefixlen <= 30:
         return None
-    if broadcast in (LIMITED_BROADCAST, ip) or broadcast not in network:
-        return None
-    return broadcast
+    candidates = [entry.broadcast] if entry.broadcast is not None else []
+    if entry.can_broadcast:
+        candidates.append(network.broadcast_address)
+    for broadcast in candidates:
+        if broadcast not in (LIMITED_BROADCAST, ip) and broadcast in network:
+            return None if broadcast.is_loopback else broadcast
+    return None
 
 
 class UnsafeDestination(Exception):
@@ -155,6 +165,7 @@ def check_destination(scope: Scope, destination: IPv4Address) -> None:
     """Raise unless ``destination`` is the scope's directed broadcast address."""
     if (
         scope.loopback
+        or destination.is_loopback
         or scope.target is None
         or destination != scope.target
         or destination == LIMITED_BROADCAST

@@ -1,0 +1,113 @@
+"""Private hosts for tests: Linux network namespaces joined by veth pairs (iproute2, as root).
+
+Rules:
+- ``lab()`` creates namespaces with names unique to this process and run, and deletes them
+  (with their veth ends) when the block ends, however it ends.  Nothing is created in the
+  machine's own namespace: every veth end is created directly inside a lab namespace.
+- Where the kernel or our permissions refuse (not Linux, not root, no ``ip``, no netns or
+  veth support), the test is skipped with the reason.
+- Addresses are private (10.77.0.0/16) and exist only inside the namespaces.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .proc import Whisper
+
+SNIFFER = Path(__file__).with_name("netns_sniff.py")
+
+
+class Lab:
+    def __init__(self) -> None:
+        self.prefix = f"wdisc{os.getpid()}{secrets.token_hex(3)}"
+        self.namespaces: list[str] = []
+
+    def host(self, name: str) -> str:
+        """A new namespace (its loopback up); returns its full name."""
+        full = f"{self.prefix}{name}"
+        _ip_or_skip("netns", "add", full)
+        self.namespaces.append(full)
+        _ip_or_skip("-n", full, "link", "set", "lo", "up")
+        return full
+
+    def wire(self, ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
+        """A veth pair with one end in each namespace, both up."""
+        _ip_or_skip(
+            "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b
+        )
+        ip("-n", ns_a, "link", "set", if_a, "up")
+        ip("-n", ns_b, "link", "set", if_b, "up")
+
+    def ip_addr(self, ns: str, interface: str, cidr: str) -> None:
+        ip("-n", ns, "addr", "add", cidr, "dev", interface)
+
+    def ip(self, *args: str) -> None:
+        ip(*args)
+
+    def bridge(self, ns: str, name: str, *ports: str) -> None:
+        _ip_or_skip("-n", ns, "link", "add", name, "type", "bridge")
+        for port in ports:
+            ip("-n", ns, "link", "set", port, "master", name)
+        ip("-n", ns, "link", "set", name, "up")
+
+    def close(self) -> None:
+        for ns in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        self.namespaces.clear()
+
+
+def ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+
+
+def _ip_or_skip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if result.returncode:
+        pytest.skip(f"the kernel refused 'ip {' '.join(args)}': {result.stderr.strip()}")
+
+
+@contextmanager
+def lab() -> Iterator[Lab]:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("network namespaces are Linux-only")
+    if os.geteuid() != 0:
+        pytest.skip("creating network namespaces needs root")
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2's 'ip' is not installed")
+    the_lab = Lab()
+    try:
+        probe = the_lab.host("probe")
+        result = subprocess.run(["ip", "netns", "exec", probe, "true"], capture_output=True)
+        if result.returncode:
+            pytest.skip(f"'ip netns exec' refused: {result.stderr.decode().strip()}")
+        yield the_lab
+    finally:
+        the_lab.close()
+
+
+class InNamespace(Whisper):
+    """A process run with ``ip netns exec``, its output read line by line."""
+
+    def __init__(self, ns: str, *argv: str) -> None:
+        super().__init__()
+        self.args = ["ip", "netns", "exec", ns, *argv]
+
+
+def whisper_in(ns: str, *args: str) -> InNamespace:
+    return InNamespace(ns, sys.executable, "-m", "whisper", *args)
+
+
+def sniffer_in(ns: str, interface: str) -> InNamespace:
+    return InNamespace(ns, sys.executable, str(SNIFFER), interface)
