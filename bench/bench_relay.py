@@ -46,6 +46,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -195,7 +196,7 @@ class Peer:
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            cwd=REPO,
+            cwd=tempfile.gettempdir(),  # so that "python -m whisper" never imports ./whisper
             start_new_session=True,
         )
         self.addr = ""
@@ -392,6 +393,14 @@ class Bench:
         self.source.blast(n)
         sent_ns = time.monotonic_ns()
         st = self.wait_delivered(n)
+        if not any(s[0] for s in st):
+            self.results[label] = {"n": n, "min_delivered": 0, "rss": self.peer.rss()}
+            print(
+                f"[{label}] {n:,} msgs: NOTHING reached the sinks (see the peer's warnings); "
+                f"peer RSS {self.peer.rss() / 1e6:.1f} MB",
+                flush=True,
+            )
+            return
         wall = (max(s[4] for s in st) - start_ns) / 1e9
         peer_cpu = cpu_seconds(self.peer.pid) - cpu0["peer"]
         sinks_cpu = sum(cpu_seconds(p) for p in sink_pids) - sinks_cpu0
@@ -408,6 +417,7 @@ class Bench:
             "wall": wall,
             "send_wall": (sent_ns - start_ns) / 1e9,
             "peer_cpu": peer_cpu / wall,
+            "peer_us_per_msg": peer_cpu / everywhere * 1e6,
             "sinks_cpu": sinks_cpu / wall,
             "self_cpu": self_cpu / wall,
             "rss": self.peer.rss(),
@@ -417,8 +427,10 @@ class Bench:
             f"[{label}] {n:,} msgs: every sink got {everywhere:,} (per sink {got}); "
             f"{res['e2e_rate']:,.0f} msgs/s end to end over {wall:.2f}s, steady "
             f"{steady:,.0f} msgs/s; x{len(self.sinks)} = {res['e2e_rate'] * len(self.sinks):,.0f} "
-            f"deliveries/s; CPU peer {res['peer_cpu']:.0%} sinks {res['sinks_cpu']:.0%} "
-            f"bench {res['self_cpu']:.0%}; peer RSS {res['rss'] / 1e6:.1f} MB",
+            f"deliveries/s; peer CPU {res['peer_us_per_msg']:.1f} us/msg; "
+            f"CPU peer {res['peer_cpu']:.0%} sinks {res['sinks_cpu']:.0%} "
+            f"bench {res['self_cpu']:.0%}; load avg {os.getloadavg()[0]:.2f}; "
+            f"peer RSS {res['rss'] / 1e6:.1f} MB",
             flush=True,
         )
 
@@ -607,6 +619,11 @@ def _summary(
             "messages lost (min over sinks)",
             f"{sat['n'] - sat['min_delivered']:,} of {sat['n']:,}",
             "0",
+        ),
+        (
+            "peer CPU time per relayed message",
+            f"{sat['peer_us_per_msg']:.1f} us = {1e6 / sat['peer_us_per_msg']:,.0f}/s/core",
+            "",
         ),
         (
             "CPU peer / sinks / bench in saturation",
