@@ -217,12 +217,13 @@ async def _announce_and_listen(
     listener: trio.socket.SocketType | None,
     task_status: trio.TaskStatus[Discovery | None],
 ) -> None:
-    scope = discovery.scope
-    if scope.target is None or discovery.own is None or not scope.admits(discovery.own.ip):
-        why = (
-            "bound to loopback" if scope.loopback else f"no broadcast address on {scope.interface}"
-        )
-        log.debug("discovery: not announcing (%s)", why)
+    scope, own = discovery.scope, discovery.own
+    if scope.loopback:
+        log.debug("discovery: not announcing: bound to loopback")
+    elif scope.target is None:
+        log.info("discovery: not announcing: %s has no broadcast address", scope.interface)
+    elif own is None or not scope.admits(own.ip):
+        log.info("discovery: not announcing: %s is not on %s", discovery.node.addr, scope.network)
     else:
         try:
             discovery.sender = await open_sender(scope)
