@@ -57,7 +57,9 @@ async def test_relays_to_every_link_except_addr_and_dials_back(nursery):
         await s1.wait_for(lambda s: "third" in s.bodies)
         await s2.wait_for(lambda s: "third" in s.bodies)
     assert "from s1" not in s1.bodies  # never back to its author
-    assert s2.bodies == ["third"]  # "from s2" never sent to s2; "from s1" predates the link
+    # "from s2" never sent to s2; "from s1" predates the link: it came as backlog replay
+    assert s2.bodies == ["from s1", "third"]
+    assert s2.objects[0]["History"] is True and "History" not in s2.objects[1]
 
 
 async def test_unknown_keys_relayed_intact_and_bodyless_ignored(nursery):

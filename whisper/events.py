@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .files import RejectedFile, StoredFile
 from .message import Message
 
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """A chat message to display: a new one from the network, or one of ours (``own``)."""
+    """A chat message to display: a new one from the network, or one of ours (``own``).
+
+    ``history``: a replayed or old message, shown as history (``backlog.is_history``);
+    ``file``: what the message carried as a file (extension 10), kept or rejected."""
 
     message: Message
     own: bool = False
+    history: bool = False
+    file: StoredFile | RejectedFile | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ Rules:
   and its EOF tells us the link is gone.
 - After a failure the link waits as the ``PeerTable`` says, or gives up (the task returns).
   The queue is kept across reconnects, so what was queued during a short outage is sent.
+- On each connection the backlog replay the node attached (``replay``, extension 11) is
+  written first, before anything queued.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from .addr import parse_hostport
 from .peers import PeerTable
 from .sendqueue import SendQueue
+
+if TYPE_CHECKING:
+    from .backlog import LinkReplay
 
 CONNECT_TIMEOUT = 5.0
 SEND_STALL_TIMEOUT = 10.0
@@ -50,6 +56,8 @@ class OutgoingLink:
         self._wake: trio.Event | None = None
         self._cancel = trio.CancelScope()
         self.batches_sent = 0
+        #: Set by the node: the backlog to write first on each connection (extension 11).
+        self.replay: LinkReplay | None = None
 
     def enqueue(self, data: bytes, now: float) -> None:
         was_overflowing = self.queue.overflowing_since is not None
@@ -98,6 +106,8 @@ class OutgoingLink:
             self._table.connected(self.addr, trio.current_time())
             self._notice(f"connected to {self.addr}", False)
             error = await self._session(stream)
+        if self.replay is not None:
+            self.replay.lost()
         self._notice(f"lost {self.addr}: {error}", True)
         return error
 
@@ -119,9 +129,23 @@ class OutgoingLink:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_eof)
-            reason = await self._pump(stream)
+            reason = await self._send_replay(stream) or await self._pump(stream)
             nursery.cancel_scope.cancel()
         return reason
+
+    async def _send_replay(self, stream: trio.SocketStream) -> str | None:
+        """Write the backlog owed to this connection before anything queued; why it failed."""
+        data = self.replay.connected() if self.replay is not None else b""
+        if not data:
+            return None
+        with trio.move_on_after(self._stall_timeout) as scope:
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, OSError) as exc:
+                return str(exc.__cause__ or exc) or "connection broken"
+        if scope.cancelled_caught:
+            return f"stalled: nothing could be sent for {self._stall_timeout:.0f}s"
+        return None
 
     async def _pump(self, stream: trio.SocketStream) -> str:
         queue = self.queue

@@ -22,16 +22,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import trio
 
 from . import codec
 from .addr import dialable_ip, format_hostport, outward_ipv4, parse_hostport
+from .backlog import DEFAULT_BACKLOG, Backlog, is_history, replay_age
+from .backlog import DEFAULT_MAX_BYTES as BACKLOG_BYTES
 from .discovery import run_discovery
 from .discovery_policy import ANNOUNCE_INTERVAL, DISCOVERY_PORT
 from .events import Delivered, Event, Notice
+from .files import DEFAULT_MAX_BYTES as FILE_STORE_BYTES
+from .files import DEFAULT_MAX_FILES, FileStore, StoredFile, autosave
 from .freshness import DEFAULT_SKEW, check_fresh
 from .ids import IdCheck, check_id, hashed_id, random_id
 from .link import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, OutgoingLink
@@ -72,6 +78,11 @@ class Config:
     stall_timeout: float = SEND_STALL_TIMEOUT
     discovery_port: int | None = DISCOVERY_PORT  # UDP discovery (discovery.py); None: off
     discovery_interval: float = ANNOUNCE_INTERVAL
+    backlog: int = DEFAULT_BACKLOG  # messages replayed on each new connection (backlog.py); 0: off
+    backlog_bytes: int = BACKLOG_BYTES
+    max_files: int = DEFAULT_MAX_FILES  # received files kept in memory (files.py)
+    max_file_bytes: int = FILE_STORE_BYTES
+    downloads: Path | None = None  # save received files here as they arrive; None: never
     wall_clock: Callable[[], float] = time.time
 
 
@@ -105,6 +116,16 @@ class Node:
             backoff_base=self.config.backoff_base,
         )
         self.links: dict[str, OutgoingLink] = {}
+        self.backlog = Backlog(
+            self.config.backlog,
+            self.config.backlog_bytes,
+            clock=self.config.wall_clock,
+            max_age=self._replay_age,
+            max_size=self.config.max_message_size,
+        )
+        self.files = FileStore(
+            self.config.max_files, self.config.max_file_bytes, clock=self.config.wall_clock
+        )
         self._subscribers: list[trio.MemorySendChannel[Event]] = []
         self._nursery: trio.Nursery | None = None
 
@@ -145,8 +166,8 @@ class Node:
             self._subscribers.remove(send)
             send.close()
 
-    def say(self, body: str) -> Message:
-        """Originate a chat message and send it to every peer."""
+    def say(self, body: str, extra: Mapping[str, Any] | None = None) -> Message:
+        """Originate a chat message (``extra``: extension keys) and send it to every peer."""
         if not body:
             raise ValueError("cannot send an empty message")
         if not self.addr:
@@ -161,7 +182,7 @@ class Node:
                 break
             stamp += 1  # the same text twice within a millisecond: keep IDs unique
         message = Message.create(
-            id=message_id, addr=self.addr, body=body, nick=self.nick, timestamp=stamp
+            id=message_id, addr=self.addr, body=body, nick=self.nick, timestamp=stamp, extra=extra
         )
         data = codec.encode(message)
         if len(data) > self.config.max_message_size:
@@ -170,6 +191,7 @@ class Node:
                 f"{self.config.max_message_size}"
             )
         self.stats.sent += 1
+        self.backlog.add(message, len(data))
         self._publish(Delivered(message, own=True))
         self._forward(data, except_addr=None)
         return message
@@ -277,10 +299,24 @@ class Node:
             return
         self.seen.add(message.id, now)
         self.stats.delivered += 1
-        self._publish(Delivered(message))
-        self._forward(codec.encode(message), except_addr=message.addr)
+        data = codec.encode(message)
+        self._publish(self._accepted(message, len(data)))
+        self._forward(data, except_addr=message.addr)
         if message.addr not in self.links and dialable_ip(message.addr):
             self._dial(message.addr, by_user=False)
+
+    def _accepted(self, message: Message, size: int) -> Delivered:
+        """Backlog (extension 11) and files (extension 10) take note; the event to show."""
+        self.backlog.add(message, size)
+        file = self.files.receive(message)
+        downloads = self.config.downloads
+        if type(file) is StoredFile and downloads and self._nursery is not None:
+            self._nursery.start_soon(autosave, self.files, file, downloads, self._notice)
+        history = is_history(message, self.config.wall_clock())
+        return Delivered(message, history=history, file=file)
+
+    def _replay_age(self) -> float:
+        return replay_age(self.seen.span(trio.current_time()), self.config.skew)
 
     def _invalid(self, conn: _Incoming, reason: str) -> None:
         self.stats.invalid += 1
@@ -311,6 +347,7 @@ class Node:
             connect_timeout=self.config.connect_timeout,
             stall_timeout=self.config.stall_timeout,
         )
+        link.replay = self.backlog.for_link(addr)
         self.links[addr] = link
         self._nursery.start_soon(self._run_link, link)
         return True

@@ -1,0 +1,162 @@
+"""Backlog (extension 11): recent messages, replayed to a peer when we open a link to it.
+
+Rules (PROTOCOL.md §7.3 is normative):
+
+- ``Backlog`` keeps the last ``max_entries`` chat messages we accepted or originated, and at
+  most ``max_bytes`` of them (encoded size); past either bound the oldest go.  Only messages
+  with a Timestamp are kept: one without could be replayed from peer to peer for ever,
+  since nothing ever makes it stale.  ``max_entries == 0`` turns the backlog off.
+- Every kept message gets a sequence number.  A link's ``LinkReplay`` holds a *mark*, the
+  next number at the time the link was created or last lost its connection: the messages
+  after the mark went into the link's own queue, so a connection is replayed only the
+  entries before it and nothing is sent twice on one connection.
+- A replay happens on every connection of a link, the first and each reconnection (a link
+  that comes back is most often a peer that restarted and remembers nothing); the receiver's
+  seen cache drops what it already has.
+- A replay is oldest first (by Timestamp), never holds a message whose ``Addr`` is the
+  peer's own, and only messages at most ``replay_age`` old at the moment of the replay:
+  ``REPLAY_MAX_AGE`` (8 minutes), less if our own acceptance window has shrunk, so that the
+  receiver (whose window is at least as wide, PROTOCOL.md §4.2) never counts one as stale.
+- Each replayed message carries ``"History": true`` (an extension key: the ID, which covers
+  only Addr, Body and Timestamp, still matches).  ``is_history`` tells a receiver what to
+  show as history: the key, or a Timestamp older than ``HISTORY_AGE`` on arrival (what is
+  left of a replay after a peer that strips unknown keys relayed it, as the Go peer does).
+
+Pure state: clocks and limits are injected; no trio.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .codec import encode_object
+from .message import Message
+
+DEFAULT_BACKLOG = 50
+MAX_BACKLOG = 10_000
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+HISTORY_KEY = "History"
+#: A message whose Timestamp is older than this on arrival is history (twice the allowed skew).
+HISTORY_AGE = 120.0
+#: Never replay a message older than this (PROTOCOL.md §7.3).
+REPLAY_MAX_AGE = 480.0
+#: Replay only what the receiver will still accept for this long after we decided.
+REPLAY_MARGIN = 60.0
+
+
+def replay_age(memory: float, skew: float) -> float:
+    """How old a replayed message may be, given our seen cache's span and the skew."""
+    return max(0.0, min(REPLAY_MAX_AGE, memory - skew - REPLAY_MARGIN))
+
+
+def is_history(message: Message, now: float) -> bool:
+    """Show as history?  ``now`` is wall-clock seconds."""
+    if message.fields.get(HISTORY_KEY) is True:
+        return True
+    ms = message.timestamp_ms
+    return ms is not None and now - ms / 1000.0 > HISTORY_AGE
+
+
+def marked(message: Message) -> dict:
+    """The wire object of a replayed message: every key as received, plus the marker."""
+    obj = dict(message.fields)
+    obj[HISTORY_KEY] = True
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    message: Message
+    size: int
+
+
+class Backlog:
+    def __init__(
+        self,
+        max_entries: int = DEFAULT_BACKLOG,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_age: Callable[[], float] = lambda: REPLAY_MAX_AGE,
+        max_size: int = 1 << 20,
+    ) -> None:
+        """``clock``: wall-clock seconds; ``max_age``: seconds, asked at each replay;
+        ``max_size``: a replayed message must encode to at most this many bytes."""
+        if max_entries < 0 or max_bytes < 0:
+            raise ValueError("backlog bounds must be >= 0")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._max_age = max_age
+        self._max_size = max_size
+        self._entries: deque[Entry] = deque()
+        self._bytes = 0
+        self.next_seq = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def add(self, message: Message, size: int) -> bool:
+        """Keep a message (``size``: its encoded length).  False if it is not kept."""
+        if not self.max_entries or message.timestamp_ms is None or size > self.max_bytes:
+            return False
+        self._entries.append(Entry(self.next_seq, message, size))
+        self.next_seq += 1
+        self._bytes += size
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            self._bytes -= self._entries.popleft().size
+        return True
+
+    def replay(
+        self, peer: str, *, before: int | None = None, now: float, max_age: float
+    ) -> list[Message]:
+        """What to replay to ``peer``: entries numbered below ``before``, oldest first."""
+        limit = self.next_seq if before is None else before
+        picked = [
+            e.message
+            for e in self._entries
+            if e.seq < limit
+            and e.message.addr != peer
+            and now - e.message.timestamp_ms / 1000.0 <= max_age  # type: ignore[operator]
+        ]
+        picked.sort(key=lambda m: m.timestamp_ms or 0)  # stable: arrival order on ties
+        return picked
+
+    def for_link(self, peer: str) -> LinkReplay:
+        return LinkReplay(self, peer)
+
+    def encoded_replay(self, peer: str, before: int) -> bytes:
+        if not self._entries:
+            return b""
+        messages = self.replay(peer, before=before, now=self._clock(), max_age=self._max_age())
+        chunks = (encode_object(marked(m)) for m in messages)
+        return b"".join(c for c in chunks if len(c) <= self._max_size)
+
+
+class LinkReplay:
+    """The replay one outgoing link is owed.  The link calls ``connected`` once its TCP
+    connection is up (and writes what it returns before anything queued), ``lost`` when
+    the connection ends."""
+
+    def __init__(self, backlog: Backlog, peer: str) -> None:
+        self._backlog = backlog
+        self.peer = peer
+        self.mark = backlog.next_seq
+        self.replays = 0
+
+    def connected(self) -> bytes:
+        data = self._backlog.encoded_replay(self.peer, self.mark)
+        if data:
+            self.replays += 1
+        return data
+
+    def lost(self) -> None:
+        self.mark = self._backlog.next_seq

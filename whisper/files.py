@@ -1,0 +1,392 @@
+"""File transfer (extension 10): file messages out; received files kept in memory, saved on request.
+
+Rules (PROTOCOL.md §7.2 is normative):
+
+- A file message is a chat message with three more keys: ``FileName`` (a name, a hint
+  only), ``FileType`` (a MIME type) and ``FileContents`` (the bytes, standard base64 with
+  padding, RFC 4648 §4, no whitespace).  Its ``Body`` says in words what it is
+  (``[file] cat.gif (12.3 KiB, image/gif)``), so peers without the extension show that, and
+  it is never empty.  The whole message must fit the peers' size limit (1 MiB).
+- Receiving: a message with any ``File*`` key is checked; a wrong type, a ``FileContents``
+  without a valid ``FileType``, bad base64 or a file over the size cap makes a
+  ``RejectedFile`` with a one-line reason.  The chat message itself is still shown and relayed.
+- Received files are never written anywhere unasked.  ``FileStore`` keeps them in memory,
+  numbered from 1 (numbers are never reused), at most ``max_files`` of them and
+  ``max_bytes`` in all: past either bound the oldest are forgotten.
+- Names from peers go through ``safe_name``: the last path component only, no control, format
+  or separator characters, no leading dot (hidden file) or dash, no Windows device name
+  (``con``, ``nul.txt`` ...), at most ``MAX_NAME_BYTES`` of UTF-8 keeping the extension,
+  ``file`` plus an extension for the MIME type when nothing is left.
+- Saving never overwrites: a file is created with ``O_EXCL`` (which also refuses to follow a
+  symlink there); in a directory the first free name of ``cat.gif``, ``cat (1).gif`` ... is
+  taken.  An explicit path that exists is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import os
+import re
+import stat
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .message import Message
+
+NAME_KEY = "FileName"
+TYPE_KEY = "FileType"
+CONTENTS_KEY = "FileContents"
+FILE_KEYS = (NAME_KEY, TYPE_KEY, CONTENTS_KEY)
+DEFAULT_TYPE = "application/octet-stream"
+
+DEFAULT_MAX_FILES = 100
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: Auto-saving (``-downloads``) stops after this much in one run; ``/save`` still works.
+AUTOSAVE_MAX_BYTES = 256 * 1024 * 1024
+MAX_NAME_BYTES = 128
+MAX_EXTENSION = 16
+MAX_TYPE = 255
+#: Room left in a message for everything but FileContents when sizing what fits.
+MESSAGE_OVERHEAD = 2048
+MAX_FRESH_TRIES = 1000
+
+_MIME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+    r"(\s*;[ -~]*)?"
+)
+_B64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_WINDOWS_RESERVED = '<>:"/\\|?*'
+_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", "conin$", "conout$"}
+    | {f"{p}{i}" for p in ("com", "lpt") for i in [*"0123456789", "¹", "²", "³"]}
+)
+
+
+class FileError(Exception):
+    """A file cannot be sent or saved; the message is one line for the user."""
+
+
+# -- sizes and descriptions -------------------------------------------------------------
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def describe(name: str, size: int, mime: str) -> str:
+    """The Body of a file message."""
+    return f"[file] {name} ({human_size(size)}, {mime})"
+
+
+def max_file_size(max_message_size: int) -> int:
+    """The largest file whose message fits in ``max_message_size`` bytes (about 3/4 of it)."""
+    return max(0, (max_message_size - MESSAGE_OVERHEAD) // 4 * 3)
+
+
+# -- names ------------------------------------------------------------------------------
+
+
+def _unsafe(char: str) -> bool:
+    return char in _WINDOWS_RESERVED or unicodedata.category(char) in {
+        "Cc",
+        "Cf",
+        "Cs",
+        "Co",
+        "Cn",
+        "Zl",
+        "Zp",
+    }
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
+def extension_for(mime: str) -> str:
+    return mimetypes.guess_extension(mime.split(";")[0].strip().lower()) or ""
+
+
+def safe_name(name: str, mime: str = DEFAULT_TYPE) -> str:
+    """A name that is safe to create in a directory (see the module rules)."""
+    name = unicodedata.normalize("NFC", name)
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join("_" if _unsafe(c) else c for c in name)
+    name = name.lstrip(" .").rstrip(" .")
+    if name.startswith("-"):
+        name = "_" + name[1:]
+    if name.split(".")[0].rstrip(" ").lower() in _DEVICES:
+        name = "_" + name
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem or len(ext) > MAX_EXTENSION:
+            stem, ext = name, ""
+        suffix = f".{ext}" if ext else ""
+        name = _cut_utf8(stem, MAX_NAME_BYTES - len(suffix.encode("utf-8"))).rstrip(" .") + suffix
+    if not name.strip("._ "):
+        name = "file" + extension_for(mime)
+    return name
+
+
+# -- sending ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    name: str
+    size: int
+    body: str
+    extra: dict[str, str]
+
+
+def prepare(path_text: str, max_message_size: int) -> Outgoing:
+    """Read a file to send.  Raises ``FileError`` with a one-line reason."""
+    path = Path(path_text).expanduser()
+    limit = max_file_size(max_message_size)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise FileError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise FileError(_too_big(path.name, info.st_size, limit, max_message_size))
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise FileError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise FileError(_too_big(path.name, len(data), limit, max_message_size))
+    mime = mimetypes.guess_type(path.name)[0] or DEFAULT_TYPE
+    name = safe_name(path.name, mime)
+    extra = {
+        NAME_KEY: name,
+        TYPE_KEY: mime,
+        CONTENTS_KEY: base64.b64encode(data).decode("ascii"),
+    }
+    return Outgoing(name, len(data), describe(name, len(data), mime), extra)
+
+
+def _too_big(name: str, size: int, limit: int, max_message_size: int) -> str:
+    return (
+        f"{name} is {human_size(size)}: a file message must fit in "
+        f"{human_size(max_message_size)}, so files up to {human_size(limit)}"
+    )
+
+
+# -- receiving --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    number: int
+    name: str  # safe_name'd
+    mime: str
+    data: bytes = field(repr=False)
+    sender: str = ""
+    received: float = 0.0  # wall-clock seconds
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def describe(self) -> str:
+        return f"{self.name} ({human_size(self.size)}, {self.mime})"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedFile:
+    reason: str
+
+
+def has_file(fields: Mapping[str, Any]) -> bool:
+    return any(k in fields for k in FILE_KEYS)
+
+
+def parse(fields: Mapping[str, Any], max_size: int) -> tuple[str, str, bytes] | RejectedFile:
+    """(safe name, MIME type, bytes) of a file message, or why it is rejected."""
+    contents = fields.get(CONTENTS_KEY)
+    mime = fields.get(TYPE_KEY)
+    name = fields.get(NAME_KEY, "")
+    if contents is None:
+        return RejectedFile(f"{TYPE_KEY} or {NAME_KEY} without {CONTENTS_KEY}")
+    if not isinstance(contents, str):
+        return RejectedFile(f"{CONTENTS_KEY} is not a string")
+    if not isinstance(mime, str) or not mime:
+        return RejectedFile(f"{CONTENTS_KEY} without a {TYPE_KEY}")
+    if len(mime) > MAX_TYPE or not _MIME.fullmatch(mime):
+        return RejectedFile(f"{TYPE_KEY} is not a MIME type")
+    if not isinstance(name, str):
+        return RejectedFile(f"{NAME_KEY} is not a string")
+    if len(contents) > (max_size + 2) // 3 * 4:
+        return RejectedFile(f"larger than {human_size(max_size)}")
+    raw = contents.encode("ascii", "replace")
+    if not _B64.fullmatch(raw):
+        return RejectedFile(f"{CONTENTS_KEY} is not base64")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except binascii.Error:
+        return RejectedFile(f"{CONTENTS_KEY} is not base64")
+    if len(data) > max_size:
+        return RejectedFile(f"larger than {human_size(max_size)}")
+    return safe_name(name, mime), mime, data
+
+
+class FileStore:
+    """Received files in memory, bounded by count and bytes (see the module rules)."""
+
+    def __init__(
+        self,
+        max_files: int = DEFAULT_MAX_FILES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_files = max_files
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._files: OrderedDict[int, StoredFile] = OrderedDict()
+        self._bytes = 0
+        self.last_number = 0
+        self.autosaved = 0
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def files(self) -> list[StoredFile]:
+        return list(self._files.values())
+
+    def get(self, number: int) -> StoredFile | None:
+        return self._files.get(number)
+
+    def receive(self, message: Message) -> StoredFile | RejectedFile | None:
+        """Take note of a chat message: None if it carries no file."""
+        fields = message.fields
+        if not has_file(fields):
+            return None
+        got = parse(fields, min(self.max_bytes, 1 << 30))
+        if isinstance(got, RejectedFile):
+            return got
+        name, mime, data = got
+        self.last_number += 1
+        stored = StoredFile(self.last_number, name, mime, data, message.sender, self._clock())
+        self._files[stored.number] = stored
+        self._bytes += stored.size
+        while len(self._files) > self.max_files or self._bytes > self.max_bytes:
+            _, old = self._files.popitem(last=False)
+            self._bytes -= old.size
+        return stored
+
+    def missing(self, number: int) -> str:
+        """Why ``get(number)`` found nothing, in one line."""
+        if 1 <= number <= self.last_number:
+            return (
+                f"file #{number} is no longer in memory (the last {self.max_files} files, "
+                f"{human_size(self.max_bytes)} at most, are kept)"
+            )
+        return f"no file #{number}: /files lists them"
+
+    def may_autosave(self, stored: StoredFile) -> bool:
+        if self.autosaved + stored.size > AUTOSAVE_MAX_BYTES:
+            return False
+        self.autosaved += stored.size
+        return True
+
+
+# -- saving -----------------------------------------------------------------------------
+
+
+def save(stored: StoredFile, target: str | None, downloads: Path | None) -> Path:
+    """Write a received file: into ``target`` (a new file, or a directory), else into
+    ``downloads``, else the current directory.  Never overwrites.  Raises ``FileError``."""
+    if target:
+        path = Path(target).expanduser()
+        if not path.is_dir():
+            try:
+                return _create(path, stored.data)
+            except FileExistsError:
+                raise FileError(
+                    f"{path} exists: not overwritten (give a new name, or a directory)"
+                ) from None
+        directory = path
+    else:
+        directory = downloads if downloads is not None else Path.cwd()
+    return save_in(directory, stored.name, stored.data)
+
+
+def save_in(directory: Path, name: str, data: bytes) -> Path:
+    """Create ``name`` (already safe) in ``directory``, or the first free ``stem (n).ext``."""
+    if not directory.is_dir():
+        raise FileError(f"{directory} is not a directory")
+    stem, dot, ext = name.rpartition(".")
+    if not stem:
+        stem, dot, ext = name, "", ""
+    for n in range(MAX_FRESH_TRIES):
+        candidate = name if n == 0 else f"{stem} ({n}){dot}{ext}"
+        path = directory / candidate
+        if path.parent != directory:  # safe_name makes this impossible; never trust it
+            raise FileError(f"refusing the name {candidate!r}")
+        try:
+            return _create(path, data)
+        except FileExistsError:
+            continue
+    raise FileError(f"no free name for {name} in {directory}")
+
+
+def _create(path: Path, data: bytes) -> Path:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        raise  # the caller picks another name, or refuses
+    except OSError as exc:
+        raise FileError(f"cannot create {path}: {exc.strerror or exc}") from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise FileError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    return path.resolve()
+
+
+async def autosave(
+    store: FileStore, stored: StoredFile, directory: Path, notice: Callable[[str, bool], None]
+) -> None:
+    """``-downloads DIR``: save a received file there, off the event loop; say what happened."""
+    import trio  # the one asynchronous helper here; the rest of this module is plain
+
+    if not store.may_autosave(stored):
+        notice(
+            f"file #{stored.number} not saved: {human_size(AUTOSAVE_MAX_BYTES)} already "
+            f"auto-saved this run (/save {stored.number} still works)",
+            True,
+        )
+        return
+    try:
+        path = await trio.to_thread.run_sync(save_in, directory, stored.name, stored.data)
+    except FileError as exc:
+        notice(f"file #{stored.number} not saved: {exc}", True)
+    else:
+        notice(f"saved file #{stored.number} as {path}", False)
