@@ -19,11 +19,13 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import trio
 
 from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
+from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG
 from .discovery_policy import DISCOVERY_PORT
 from .node import Config, Node
 
@@ -95,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="neither announce ourselves nor listen for peers on UDP",
     )
+    p.add_argument(
+        "-backlog",
+        "--backlog",
+        type=int,
+        default=DEFAULT_BACKLOG,
+        metavar="N",
+        help=f"replay the last N messages to each peer we connect to (default {DEFAULT_BACKLOG}, "
+        "0: off)",
+    )
+    p.add_argument(
+        "-downloads",
+        "--downloads",
+        default=None,
+        metavar="DIR",
+        help="save received files into DIR as they arrive (default: only when you /save)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     return p
 
@@ -116,6 +134,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if not 1 <= args.discovery_port <= 65535:
         raise AddressError(f"-discovery-port {args.discovery_port}: must be 1-65535")
     config.discovery_port = None if args.no_discovery else args.discovery_port
+    if not 0 <= args.backlog <= MAX_BACKLOG:
+        raise AddressError(f"-backlog {args.backlog}: must be 0-{MAX_BACKLOG}")
+    config.backlog = args.backlog
+    if args.downloads is not None:
+        downloads = Path(args.downloads).expanduser()
+        if not downloads.is_dir():
+            raise AddressError(f"-downloads {args.downloads}: not a directory")
+        config.downloads = downloads.resolve()
     if args.max_message_size is not None:
         if args.max_message_size < 1024:
             raise AddressError("-max-message-size must be at least 1024")

@@ -9,14 +9,18 @@ Rules:
   input.
 - Commands that only concern a display (``/clear``) are reported in the ``Reply`` for the
   front end to act on.
+- ``/send``, ``/files`` and ``/save`` are file transfer (extension 10, ``files.py``): a file
+  is read, or written, here and at once; either is at most one message's size.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import trio
 
+from . import files
 from .addr import AddressError
 from .node import Node
 from .sanitize import for_terminal
@@ -39,6 +43,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "disconnect": ("HOST:PORT", "close the link to a peer"),
     "peers": ("", "list connections, with direction and state"),
     "me": ("TEXT", "send an action, shown as '* nick TEXT'"),
+    "send": ("PATH", "send a file (up to about 766 KiB: a message is at most 1 MiB)"),
+    "files": ("", "list the files received (kept in memory, not written anywhere)"),
+    "save": ("N [PATH]", "write received file N to PATH (a new file or a directory)"),
     "clear": ("", "clear the message area"),
     "quit": ("", "leave (Ctrl-D works too)"),
 }
@@ -122,6 +129,57 @@ def _me(node: Node, arg: str) -> Reply:
     return Reply()
 
 
+def _send(node: Node, arg: str) -> Reply:
+    """Extension 10: a file message (PROTOCOL.md §7.2)."""
+    path = _unquote(arg)
+    if not path:
+        return Reply([usage("send")])
+    try:
+        outgoing = files.prepare(path, node.config.max_message_size)
+        node.say(outgoing.body, outgoing.extra)
+    except (files.FileError, ValueError) as exc:
+        return Reply([f"not sent: {for_terminal(str(exc))}"])
+    return Reply([f"sent {for_terminal(outgoing.name)} ({files.human_size(outgoing.size)})"])
+
+
+def _files(node: Node, arg: str) -> Reply:
+    kept = node.files.files()
+    if not kept:
+        return Reply(["no files received; nothing is written unless you /save it"])
+    head = (
+        f"{len(kept)} file(s), {files.human_size(node.files.nbytes)}, in memory; "
+        "/save N [PATH] writes one"
+    )
+    rows = [
+        f"  #{f.number}  {for_terminal(f.describe())}  from {for_terminal(f.sender)}"
+        f"  {time.strftime('%H:%M', time.localtime(f.received))}"
+        for f in kept
+    ]
+    return Reply([head, *rows])
+
+
+def _save(node: Node, arg: str) -> Reply:
+    number, _, target = arg.partition(" ")
+    if not number.lstrip("#").isdigit():
+        return Reply([usage("save")])
+    stored = node.files.get(int(number.lstrip("#")))
+    if stored is None:
+        return Reply([node.files.missing(int(number.lstrip("#")))])
+    try:
+        path = files.save(stored, _unquote(target), node.config.downloads)
+    except files.FileError as exc:
+        return Reply([f"not saved: {for_terminal(str(exc))}"])
+    return Reply([f"saved #{stored.number} as {for_terminal(str(path))}"])
+
+
+def _unquote(text: str) -> str:
+    """A path as typed, without one pair of surrounding quotes (as terminals paste them)."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 def _clear(node: Node, arg: str) -> Reply:
     return Reply(clear=True)
 
@@ -137,6 +195,9 @@ _HANDLERS = {
     "disconnect": _disconnect,
     "peers": _peers,
     "me": _me,
+    "send": _send,
+    "files": _files,
+    "save": _save,
     "clear": _clear,
     "quit": _quit,
 }

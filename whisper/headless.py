@@ -7,6 +7,9 @@ Rules:
   (``Addr`` when there is no nick), neutralised for the terminal, and flushed; with
   ``json_output`` one JSON object per line instead, holding every wire field.  Our own
   messages are not echoed.
+- History (a backlog replay, ``display.py``) is written in timestamp order, each line
+  starting ``[history HH:MM] ``; in JSON it has ``"History": true``.  A file message shows
+  ``[file #N] name (size, type)  /save N`` as its body (the JSON line has the file keys).
 - Writing happens off the event loop, in batches: a stalled stdout never stalls the node; the
   subscription's bounded buffer drops events instead (``Node.subscribe``).
 - EOF on stdin leaves the node relaying; ``/quit`` returns.
@@ -25,7 +28,9 @@ from collections.abc import AsyncIterator, Callable
 
 import trio
 
+from .backlog import HISTORY_KEY
 from .commands import execute
+from .display import history_stamp, shown_body, take_batch
 from .events import Delivered, Event
 from .node import Node
 from .sanitize import for_json, for_terminal
@@ -38,8 +43,12 @@ log = logging.getLogger("whisper.headless")
 def format_line(event: Delivered, json_output: bool) -> str:
     message = event.message
     if json_output:
-        return for_json(json.dumps(dict(message.fields), ensure_ascii=False)) + "\n"
-    return f"{for_terminal(message.sender)}: {for_terminal(message.body)}\n"
+        fields = dict(message.fields)
+        if event.history:
+            fields[HISTORY_KEY] = True
+        return for_json(json.dumps(fields, ensure_ascii=False)) + "\n"
+    mark = f"[history {history_stamp(message)}] " if event.history else ""
+    return f"{mark}{for_terminal(message.sender)}: {for_terminal(shown_body(event))}\n"
 
 
 async def run_headless(
@@ -90,6 +99,7 @@ async def _print_messages(
                 batch.append(events.receive_nowait())
             except trio.WouldBlock:
                 break
+        batch = await take_batch(events, batch)  # history: wait out the burst, then in order
         text = "".join(
             format_line(e, json_output) for e in batch if type(e) is Delivered and not e.own
         )

@@ -63,6 +63,7 @@ STYLE = Style.from_dict(
         "time": "ansibrightblack",
         "nick": "",
         "action": "italic",
+        "history": "ansibrightblack",
         "info": "ansibrightblack",
         "warning": "ansiyellow",
         "prompt": "bold",
@@ -178,8 +179,15 @@ class ChatUI:
 
     # -- what the session calls --------------------------------------------------------
 
-    def show_message(self, message: Message, *, own: bool) -> None:
-        self._show(render.message_line(message, own=own, when=self._clock()))
+    def show_message(
+        self, message: Message, *, own: bool, history: bool = False, body: str | None = None
+    ) -> None:
+        """``history``: shown marked, with the time it was written; ``body``: shown instead
+        of the Body (a file message)."""
+        when = self._clock()
+        if history and message.timestamp_ms is not None:
+            when = message.timestamp_ms / 1000.0
+        self._show(render.message_line(message, own=own, when=when, history=history, body=body))
 
     def show_info(self, lines: list[str], *, warning: bool = False) -> None:
         when = self._clock()

@@ -9,6 +9,8 @@ Rules:
   that is a stable function of the nick (CRC-32 into a 12-colour ANSI palette, the same on
   every run and machine), then the body.  Our own lines show our nick in bold.
 - A Body starting with ``/me `` is an action (PROTOCOL.md §2.4): ``HH:MM * nick TEXT``.
+- History (a backlog replay, extension 11) is ``HH:MM [history] <nick> body``, with the time
+  it was written; a file message shows the text ``display.shown_body`` gives for it.
 - Display limits, so no peer can flood the screen with one message: a nick is cut to
   ``NICK_WIDTH`` characters and a body to ``BODY_CHARS``, each marked with an ellipsis.
 - Fragments carry style classes only (``class:time`` ...); ``app.STYLE`` maps them to colours.
@@ -30,6 +32,7 @@ from ..sanitize import for_terminal
 NICK_WIDTH = 24
 BODY_CHARS = 2000
 ACTION_PREFIX = "/me "
+HISTORY_MARK = "[history] "
 
 #: Foreground colours for nicks: readable on dark and light backgrounds, 16-colour safe.
 PALETTE = (
@@ -84,20 +87,29 @@ def display_nick(message: Message) -> str:
     return _cut(clean(message.sender), NICK_WIDTH)
 
 
-def message_line(message: Message, *, own: bool, when: float) -> Line:
+def message_line(
+    message: Message,
+    *,
+    own: bool,
+    when: float,
+    history: bool = False,
+    body: str | None = None,
+) -> Line:
     nick = display_nick(message)
     nick_style = f"class:nick fg:{nick_colour(nick)}" + (" bold" if own else "")
-    body = message.body
+    body = message.body if body is None else body
     action = body.startswith(ACTION_PREFIX)
     if action:
         body = body[len(ACTION_PREFIX) :]
     if len(body) > BODY_CHARS:
         body = f"{body[:BODY_CHARS]}\u2026 ({len(body) - BODY_CHARS} more characters)"
     text = clean(body)
-    stamp = ("class:time", clock(when) + " ")
+    stamp: Line = [("class:time", clock(when) + " ")]
+    if history:
+        stamp.append(("class:history", HISTORY_MARK))
     if action:
-        return [stamp, ("class:action", "* "), (nick_style, nick), ("class:action", " " + text)]
-    return [stamp, ("class:nick", "<"), (nick_style, nick), ("class:nick", "> "), ("", text)]
+        return [*stamp, ("class:action", "* "), (nick_style, nick), ("class:action", " " + text)]
+    return [*stamp, ("class:nick", "<"), (nick_style, nick), ("class:nick", "> "), ("", text)]
 
 
 def info_line(text: str, *, when: float, warning: bool = False) -> Line:

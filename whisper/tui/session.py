@@ -7,7 +7,8 @@ Rules:
   into an unbounded channel (a person types them) and are executed in order on the trio
   side.  A pasted block of several lines is executed line by line.
 - Every ``Delivered`` event is shown, our own included (that is the local echo); nicks heard
-  are remembered for completion.  A ``Notice`` goes to the status line and the message area.
+  are remembered for completion.  History and files are shown as ``display.py`` says.
+  A ``Notice`` goes to the status line and the message area.
 - ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, closing every connection; the node
   failing ends it with the node's error.
 - ``run_tui`` is the entry point: while the screen is up, the ``whisper`` loggers do not
@@ -30,6 +31,7 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
 from ..commands import execute
+from ..display import shown_body, take_batch
 from ..events import Delivered, Event
 from ..node import Node
 from . import guest
@@ -121,19 +123,17 @@ class Session:
 
     async def _show_events(self, events: trio.MemoryReceiveChannel[Event]) -> None:
         async for first in events:
-            event: Event | None = first
-            while event is not None:  # take all that is waiting: a receive per event is slow
+            # Take all that is waiting (a receive per event is slow); history in time order.
+            for event in await take_batch(events, [first]):
                 self._show(event)
-                try:
-                    event = events.receive_nowait()
-                except trio.WouldBlock:
-                    event = None
 
     def _show(self, event: Event) -> None:
         if type(event) is Delivered:
             if not event.own and event.message.nick:
                 self.nicks.heard(event.message.nick)
-            self.ui.show_message(event.message, own=event.own)
+            self.ui.show_message(
+                event.message, own=event.own, history=event.history, body=shown_body(event)
+            )
         else:
             self.ui.notice(event.text, warning=event.warning)
 
