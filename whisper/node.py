@@ -5,9 +5,10 @@ Rules (PROTOCOL.md §5 is normative):
 - One trio nursery holds the TCP acceptor, one task per incoming connection and one task per
   outgoing link (``link.py``).
 - Each received object goes through one pipeline, in this order: interpret (``message.py``)
-  -> seen? -> ID hash check (``ids.py``) -> freshness window (``freshness.py``) -> mark seen
-  -> deliver to front ends -> encode once -> enqueue on every outgoing link except the one to
-  the message's ``Addr`` -> dial ``Addr`` if it is new.
+  -> seen? -> ID hash check (``ids.py``) -> freshness window (``freshness.py``) -> flood
+  control (``flood.py``, when on: over a limit is dropped) -> mark seen -> deliver to front
+  ends -> encode once -> enqueue on every outgoing link except the one to the message's
+  ``Addr`` -> dial ``Addr`` if it is new.
 - Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
   messages (wrong types, hash mismatch, outside the window) are dropped and counted against
   the connection; the first ``LOGGED_PER_CONNECTION`` of them are logged.
@@ -38,6 +39,8 @@ from .discovery_policy import ANNOUNCE_INTERVAL, DISCOVERY_PORT
 from .events import Delivered, Event, Notice
 from .files import DEFAULT_MAX_BYTES as FILE_STORE_BYTES
 from .files import DEFAULT_MAX_FILES, FileStore, StoredFile, autosave
+from .flood import Connection as FloodConnection
+from .flood import FloodConfig, FloodControl, FloodCut
 from .freshness import DEFAULT_SKEW, check_fresh
 from .ids import IdCheck, check_id, hashed_id, random_id
 from .link import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, OutgoingLink
@@ -83,6 +86,7 @@ class Config:
     max_files: int = DEFAULT_MAX_FILES  # received files kept in memory (files.py)
     max_file_bytes: int = FILE_STORE_BYTES
     downloads: Path | None = None  # save received files here as they arrive; None: never
+    flood: FloodConfig | None = None  # flood control (flood.py); None: off (the CLI turns it on)
     wall_clock: Callable[[], float] = time.time
 
 
@@ -101,6 +105,7 @@ class Stats:
 class _Incoming:
     remote: str
     invalid: int = 0
+    flood: FloodConnection | None = None
 
 
 class Node:
@@ -116,6 +121,7 @@ class Node:
             backoff_base=self.config.backoff_base,
         )
         self.links: dict[str, OutgoingLink] = {}
+        self.flood = FloodControl(self.config.flood) if self.config.flood else None
         self.backlog = Backlog(
             self.config.backlog,
             self.config.backlog_bytes,
@@ -190,6 +196,8 @@ class Node:
                 f"message too long: {len(data)} bytes encoded, peers accept "
                 f"{self.config.max_message_size}"
             )
+        if self.flood is not None:
+            self.flood.own(self.addr, trio.current_time())  # OwnLimit: peers would drop it
         self.stats.sent += 1
         self.backlog.add(message, len(data))
         self._publish(Delivered(message, own=True))
@@ -236,9 +244,15 @@ class Node:
                     "refused %s: already %d incoming connections", remote, self.config.max_incoming
                 )
                 return
+            conn = _Incoming(remote)
+            if self.flood is not None:
+                conn.flood = self.flood.open(remote, trio.current_time(), self.addr)
+                if conn.flood is None:
+                    log.info("refused %s: blacklisted by flood control", remote)
+                    return
             self.table.accepted(remote, trio.current_time())
             try:
-                await self._read(stream, _Incoming(remote))
+                await self._read(stream, conn)
             finally:
                 self.table.closed(remote)
 
@@ -249,6 +263,8 @@ class Node:
         )
         try:
             await self._read_into(stream, decoder, conn)
+        except FloodCut as cut:
+            self._flood_cut(conn, cut)
         finally:
             decoder.close()
 
@@ -297,6 +313,8 @@ class Node:
         if stale:
             self._invalid(conn, stale)
             return
+        if conn.flood is not None and not conn.flood.admit(message.addr, now):
+            return
         self.seen.add(message.id, now)
         self.stats.delivered += 1
         data = codec.encode(message)
@@ -325,6 +343,16 @@ class Node:
             log.warning("ignored a message from %s: %s", conn.remote, reason)
             if conn.invalid == LOGGED_PER_CONNECTION:
                 log.warning("not logging further invalid messages from %s", conn.remote)
+        if conn.flood is not None:
+            conn.flood.penalise(trio.current_time())  # FloodCut: out of credit
+
+    def _flood_cut(self, conn: _Incoming, cut: FloodCut) -> None:
+        if cut.refused:  # a blacklisted peer came back: quietly
+            log.info("dropped %s: %s", conn.remote, cut)
+            return
+        self._notice(f"dropped {conn.remote}: {cut}", warning=True)
+        if cut.addr is not None and cut.addr in self.links:
+            self.disconnect(cut.addr)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -337,6 +365,8 @@ class Node:
     def _dial(self, addr: str, *, by_user: bool) -> bool:
         if self._nursery is None:
             raise RuntimeError("the node is not running")
+        if self.flood is not None and self.flood.blocked(addr, trio.current_time()):
+            return False
         if not self.table.should_dial(addr, trio.current_time(), by_user=by_user):
             return False
         link = OutgoingLink(
