@@ -27,6 +27,7 @@ import trio
 from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
 from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG
 from .discovery_policy import DISCOVERY_PORT
+from .flood import add_flood_flags, flood_from_args
 from .node import Config, Node
 
 E = TypeVar("E", bound=BaseException)
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="save received files into DIR as they arrive (default: only when you /save)",
     )
+    add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood.py)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     return p
 
@@ -146,6 +148,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if args.max_message_size < 1024:
             raise AddressError("-max-message-size must be at least 1024")
         config.max_message_size = args.max_message_size
+    try:
+        config.flood = flood_from_args(args)
+    except ValueError as exc:
+        raise AddressError(str(exc)) from None
     return config
 
 

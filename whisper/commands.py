@@ -11,6 +11,7 @@ Rules:
   front end to act on.
 - ``/send``, ``/files`` and ``/save`` are file transfer (extension 10, ``files.py``): a file
   is read, or written, here and at once; either is at most one message's size.
+- ``/blacklist`` and ``/unblock`` are flood control (extension 12, ``flood.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import trio
 
 from . import files
-from .addr import AddressError
+from .addr import AddressError, format_hostport, parse_hostport
 from .node import Node
 from .sanitize import for_terminal
 
@@ -42,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "connect": ("HOST:PORT", "open a link to a peer"),
     "disconnect": ("HOST:PORT", "close the link to a peer"),
     "peers": ("", "list connections, with direction and state"),
+    "blacklist": ("", "list the peers flood control cut off, and for how long"),
+    "unblock": ("ADDR", "lift a blacklist entry (an IP:PORT, or a host IP, as listed)"),
     "me": ("TEXT", "send an action, shown as '* nick TEXT'"),
     "send": ("PATH", "send a file (up to about 766 KiB: a message is at most 1 MiB)"),
     "files": ("", "list the files received (kept in memory, not written anywhere)"),
@@ -92,6 +95,8 @@ def _connect(node: Node, arg: str) -> Reply:
     if not arg:
         return Reply([usage("connect")])
     try:
+        if node.flood is not None and node.flood.blocked(_hostport(arg), trio.current_time()):
+            return Reply([f"{for_terminal(arg)} is blacklisted (flood control): /unblock it first"])
         started = node.connect(arg)
     except AddressError as exc:
         return Reply([f"{exc}; {usage('connect')}"])
@@ -125,7 +130,10 @@ def _peers(node: Node, arg: str) -> Reply:
 def _me(node: Node, arg: str) -> Reply:
     if not arg:
         return Reply([usage("me")])
-    node.say(f"/me {arg}")
+    try:
+        node.say(f"/me {arg}")
+    except ValueError as exc:
+        return Reply([f"not sent: {exc}"])
     return Reply()
 
 
@@ -180,6 +188,32 @@ def _unquote(text: str) -> str:
     return text
 
 
+def _blacklist(node: Node, arg: str) -> Reply:
+    """Extension 12: who flood control cut off (PROTOCOL.md §7.4)."""
+    if node.flood is None:
+        return Reply(["flood control is off (-no-flood-control): nobody is blacklisted"])
+    now = trio.current_time()
+    entries = node.flood.blacklist.entries(now)
+    if not entries:
+        return Reply(["nobody is blacklisted"])
+    rows = [f"  {for_terminal(e.describe(now))}" for e in entries]
+    return Reply([f"{len(entries)} blacklisted; /unblock ADDR lifts an entry", *rows])
+
+
+def _unblock(node: Node, arg: str) -> Reply:
+    if not arg:
+        return Reply([usage("unblock")])
+    if node.flood is None:
+        return Reply(["flood control is off (-no-flood-control): nothing to unblock"])
+    if not node.flood.unblock(arg):
+        return Reply([f"{for_terminal(arg)} is not blacklisted: /blacklist lists the entries"])
+    return Reply([f"unblocked {for_terminal(arg)}"])
+
+
+def _hostport(text: str) -> str:
+    return format_hostport(*parse_hostport(text))
+
+
 def _clear(node: Node, arg: str) -> Reply:
     return Reply(clear=True)
 
@@ -194,6 +228,8 @@ _HANDLERS = {
     "connect": _connect,
     "disconnect": _disconnect,
     "peers": _peers,
+    "blacklist": _blacklist,
+    "unblock": _unblock,
     "me": _me,
     "send": _send,
     "files": _files,

@@ -348,10 +348,10 @@ def shared_host(host: str, here: str = "") -> bool:
 
 _FLAGS = (
     ("flood-rate", "origin_rate", "N", "new messages a second accepted from one sender (Addr)"),
-    ("flood-burst", "origin_burst", "N", "... of which this many at once"),
-    ("flood-conn-rate", "conn_rate", "N", "new messages a second on one connection"),
-    ("flood-conn-burst", "conn_burst", "N", "... of which this many at once"),
-    ("flood-penalties", "penalty_limit", "N", "penalty points before a peer is cut off"),
+    ("flood-burst", "origin_burst", "N", "new messages accepted at once from one sender"),
+    ("flood-conn-rate", "conn_rate", "N", "new messages a second accepted on one connection"),
+    ("flood-conn-burst", "conn_burst", "N", "new messages accepted at once on one connection"),
+    ("flood-penalties", "penalty_limit", "N", "invalid or over-limit messages before a cut-off"),
     ("flood-blacklist", "blacklist_for", "SECONDS", "how long a flooder stays blacklisted"),
 )
 
