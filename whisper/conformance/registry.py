@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .context import CaseContext
 
-LEVELS = ("core", "hashed-id", "timestamp", "limits", "backpressure")
+LEVELS = ("core", "hashed-id", "timestamp", "limits", "backpressure", "files", "backlog")
 
 CaseFn = Callable[["CaseContext"], Awaitable[str]]
 
