@@ -200,21 +200,31 @@ def test_a_blacklisted_host_is_refused_and_its_addr_not_dialled_until_expiry():
     assert control.stats.refused == 1
 
 
-def test_on_a_shared_host_a_new_connection_is_cut_if_it_speaks_as_the_flooder():
+def test_on_a_shared_host_the_flooder_back_is_cut_at_once_and_a_relay_is_not():
     control = FloodControl()
     cut_flooder(control, "127.0.0.1:40000")
-    back = control.open("127.0.0.1:40001", 1.0)  # loopback: many peers share the IP
-    assert back is not None
-    with pytest.raises(FloodCut) as refused:
-        back.admit(FLOODER, 1.0)
-    assert refused.value.refused
+    # Loopback: many peers share the IP, so a new connection from it is not refused ...
+    back = control.open("127.0.0.1:40001", 1.0)
     relay = control.open("127.0.0.1:40002", 1.0)
-    assert relay.admit(HONEST, 1.0)  # its first new message is someone else's: welcome
-    relay.admit(FLOODER, 1.5)  # later ones of the flooder are only limited: no exception
+    assert back is not None and relay is not None
+    # ... but has no relay allowance for the blacklisted Addr: flooding again is cut after
+    # the origin's few refilled tokens and the penalty credit, not after the allowance.
+    sent = 0
+    with pytest.raises(FloodCut) as again:
+        while sent < 10_000:
+            sent += 1
+            back.admit(FLOODER, 1.0)
+    assert sent <= DEFAULTS.origin_rate + DEFAULTS.penalty_limit + 2
+    assert again.value.refused  # it was blacklisted already: the node logs it quietly
+    # A relay's new connection forwarding the origin within its limit, and others, is fine.
+    run([Sender(relay, FLOODER, rate=DEFAULTS.origin_rate), Sender(relay, HONEST, 2)], 60.0, 1.0)
+    assert relay.points <= 2  # the origin's bucket was empty when it started: far from a cut
+    assert control.stats.refused == 0
     # Our own IP counts as shared too (peers on this machine reach us through it).
     cut_flooder(control, "10.0.0.9:40000", now=2.0, addr="10.0.0.9:7000")
     assert control.open("10.0.0.9:40001", 3.0, here="10.0.0.9:55555") is not None
     assert control.open("10.0.0.9:40001", 3.0, here="10.0.0.1:55555") is None
+    assert control.stats.refused == 1
 
 
 def test_unblock_lifts_by_addr_or_by_host():

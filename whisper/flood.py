@@ -17,13 +17,15 @@ Rules:
   IP is blacklisted for ``blacklist_for`` seconds, and so is the one origin ``Addr`` that
   earned at least half of its points, if there is one.
 - A blacklisted ``Addr`` is not dialled.  A new connection from a blacklisted IP is refused,
-  unless that IP is shared by many peers (loopback, or our own IP).  On every connection
-  opened while an ``Addr`` is blacklisted, a first new message from a blacklisted ``Addr`` cuts
-  the connection at once: it speaks as the blacklisted peer.  Messages of a blacklisted
+  unless that IP is shared by many peers (loopback, or our own IP), where the IP cannot tell
+  the flooder from its neighbours.  There, a connection opened while an ``Addr`` is
+  blacklisted gets no relay allowance for that ``Addr`` (its allowance starts empty and
+  fills as usual), so flooding again is cut after ``penalty_limit`` messages over the limit;
+  a relay that forwards the origin within its limit is not.  Messages of a blacklisted
   ``Addr`` are otherwise limited like any origin's (``Addr`` is not authenticated: dropping
   them all would let anyone silence a peer by flooding under its address).
 - Time is passed in (``now``: ``trio.current_time()`` in the node).  ``Connection.admit`` is
-  on the hot path: in the common case two bucket takes, a flag test and one dict lookup.
+  on the hot path: in the common case two bucket takes and one dict lookup.
 - State is bounded: at most ``max_origins`` origin buckets (refilled ones are forgotten
   first: a refilled bucket is the same as a new one), ``MAX_ALLOWANCES`` per connection.
 """
@@ -87,9 +89,10 @@ class Entry:
 
 
 class FloodCut(Exception):
-    """The remote is at fault: close this connection (``entry`` says who is blacklisted)."""
+    """The remote is at fault: close this connection (``entry`` says who is blacklisted).
+    ``refused``: the flooder was blacklisted already (it came back on a shared host)."""
 
-    def __init__(self, reason: str, entry: Entry | None, *, refused: bool = False) -> None:
+    def __init__(self, reason: str, entry: Entry, *, refused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.entry = entry
@@ -97,7 +100,7 @@ class FloodCut(Exception):
 
     @property
     def addr(self) -> str | None:
-        return self.entry.addr if self.entry else None
+        return self.entry.addr
 
 
 class OwnLimit(ValueError):
@@ -114,6 +117,9 @@ class Blacklist:
         self._next_expiry = float("inf")
 
     def add(self, entry: Entry) -> None:
+        """Add an entry, replacing one for the same host and ``Addr``."""
+        same = (entry.host, entry.addr)
+        self._entries = [e for e in self._entries if (e.host, e.addr) != same]
         self._entries.append(entry)
         self._index()
 
@@ -195,8 +201,6 @@ class Connection:
         Raises ``FloodCut`` when the connection must be closed."""
         if not self.bucket.take(now):
             return self._control._over_connection(self, addr, now)
-        if self.probation:
-            self._control._first_message(self, addr, now)
         origin = self._origins.get(addr)
         if origin is None:
             origin = self._control._new_origin(addr, now)
@@ -272,13 +276,6 @@ class FloodControl:
             for addr in list(origins)[:excess]:
                 del origins[addr]
 
-    def _first_message(self, conn: Connection, addr: str, now: float) -> None:
-        conn.probation = False
-        entry = self.blacklist.addr(addr, now)
-        if entry is not None:
-            self.stats.refused += 1
-            raise FloodCut(f"sends as {addr}, which is blacklisted", entry, refused=True)
-
     def _over_connection(self, conn: Connection, addr: str, now: float) -> bool:
         self.stats.over_connection += 1
         self._penalise(conn, addr, now, "messages over the connection limit")
@@ -293,6 +290,8 @@ class FloodControl:
             cfg = self.config
             k = cfg.relay_allowance
             allowance = TokenBucket(k * cfg.origin_rate, k * cfg.origin_burst, now)
+            if conn.probation and self.blacklist.addr(addr, now) is not None:
+                allowance.tokens = 0.0  # it may be the flooder back: no allowance up front
             conn.allowances[addr] = allowance
         if allowance.take(now):
             self.stats.excused += 1
@@ -318,12 +317,14 @@ class FloodControl:
                 flooder = top
         kinds = sorted(conn.kinds.items(), key=lambda item: -item[1])
         reason = ", ".join(f"{n} {kind}" for kind, n in kinds)
+        again = flooder is not None and self.blacklist.addr(flooder, now) is not None
         entry = Entry(conn.host, flooder, now, now + self.config.blacklist_for, reason)
         self.blacklist.add(entry)
         self.stats.cut += 1
         who = flooder or f"host {conn.host}"
         lasting = f"{self.config.blacklist_for:.0f}s"
-        return FloodCut(f"flood control: {reason}; blacklisted {who} for {lasting}", entry)
+        text = f"flood control: {reason}; blacklisted {who} for {lasting}"
+        return FloodCut(text, entry, refused=again)
 
 
 def host_of(remote: str) -> str:
