@@ -351,8 +351,10 @@ class Node:
             log.info("dropped %s: %s", conn.remote, cut)
             return
         self._notice(f"dropped {conn.remote}: {cut}", warning=True)
-        if cut.addr is not None and cut.addr in self.links:
-            self.disconnect(cut.addr)
+        link = self.links.pop(cut.addr, None) if cut.addr else None
+        if link is not None:  # not redialled while blacklisted (_dial), again once lifted
+            link.close()
+            self.table.remove(link.addr)
 
     # -- sending -----------------------------------------------------------------------
 

@@ -1,0 +1,242 @@
+"""Flood control on real nodes over loopback: a flooder is cut off, honest traffic and the
+relays' links are not; honest bursts pass the defaults; the blacklist and its commands."""
+
+from __future__ import annotations
+
+import contextlib
+
+import trio
+import trio.testing
+
+from whisper import Node
+from whisper.commands import execute
+from whisper.events import Notice
+from whisper.flood import FloodConfig
+
+from .helpers import inbox, origin, send, sink, start_node, wire
+
+TIMEOUT = 20  # nothing here waits this long: the flooder is cut within ~5 s
+DEFAULTS = FloodConfig()
+FLOOD_RATE = 20 * DEFAULTS.origin_rate  # 400 messages a second
+FLOOD_TICK = 0.05
+
+
+async def flood_node(nursery: trio.Nursery, **kw) -> Node:
+    return await start_node(nursery, flood=kw.pop("flood", DEFAULTS), discovery_port=None, **kw)
+
+
+async def linked(node: Node, *addrs: str) -> None:
+    """Return once ``node`` has a connected outgoing link to each of ``addrs``."""
+    with node.subscribe() as events:
+        while not all(
+            a in node.table.outgoing and node.table.outgoing[a].state.value == "connected"
+            for a in addrs
+        ):
+            await events.receive()
+
+
+class Flooder:
+    """A raw peer: one connection to ``target``, writing new messages of its own ``Addr`` at
+    ``rate`` a second (paced by the clock), until the target closes the connection."""
+
+    def __init__(self, addr: str) -> None:
+        self.addr = addr
+        self.sent = 0
+        self.closed = trio.Event()
+        self.started_at = self.closed_at = 0.0
+
+    async def run(self, target: Node, rate: float, prefix: str = "flood") -> None:
+        stream = await origin(target)
+        async with stream, trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch, stream)
+            self.started_at = trio.current_time()
+            per_tick = round(rate * FLOOD_TICK)
+            tick = 0
+            while not self.closed.is_set():
+                batch = [wire(f"{prefix} {self.sent + i}", addr=self.addr) for i in range(per_tick)]
+                try:
+                    await send(stream, *batch)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                self.sent += per_tick
+                tick += 1
+                await trio.sleep_until(self.started_at + tick * FLOOD_TICK)  # pacing, not waiting
+            await self.closed.wait()
+            nursery.cancel_scope.cancel()
+
+    async def _watch(self, stream: trio.SocketStream) -> None:
+        try:
+            while await stream.receive_some(4096):
+                pass
+        except trio.BrokenResourceError:
+            pass
+        self.closed_at = trio.current_time()
+        self.closed.set()
+
+
+def notices(node: Node, into: list[str]):
+    async def watch(task_status=trio.TASK_STATUS_IGNORED):
+        with node.subscribe(buffer=100_000) as events:
+            task_status.started()
+            async for event in events:
+                if isinstance(event, Notice):
+                    into.append(event.text)
+
+    return watch
+
+
+async def test_a_flooder_at_20x_is_cut_off_while_honest_peers_chat_through_the_relays(nursery):
+    # Relays in a chain r1 - r2 - r3, linked both ways; honest h1 joins at r1, h2 at r3.
+    r2 = await flood_node(nursery, nick="r2")
+    r1 = await flood_node(nursery, nick="r1", peers=[r2.addr])
+    r3 = await flood_node(nursery, nick="r3", peers=[r2.addr])
+    r2.connect(r1.addr)
+    r2.connect(r3.addr)
+    h1 = await flood_node(nursery, nick="h1", peers=[r1.addr])
+    h2 = await flood_node(nursery, nick="h2", peers=[r3.addr])
+    relays, honest = [r1, r2, r3], [h1, h2]
+    boxes = {node.nick: await inbox(nursery, node) for node in [*relays, *honest]}
+    said: list[str] = []
+    relay_notices: dict[str, list[str]] = {r.nick: [] for r in relays}
+    for relay in relays:
+        await nursery.start(notices(relay, relay_notices[relay.nick]))
+    flooder_sink = await sink(nursery)  # the flooder's listening address: its Addr
+    flooder = Flooder(flooder_sink.addr)
+
+    async def chat(node: Node, lines: int, paste: int = 0) -> None:
+        for i in range(lines):
+            said.append(node.say(f"{node.nick} says {i}").body)
+            if i == lines // 2:
+                for j in range(paste):  # a user pastes a block of text mid-flood
+                    said.append(execute_line(node, f"{node.nick} pasted line {j}"))
+            await trio.sleep(0.1)  # a person typing, paced
+
+    with trio.fail_after(TIMEOUT):
+        await linked(r1, r2.addr)
+        await linked(r2, r1.addr, r3.addr)
+        await linked(r3, r2.addr)
+        await linked(h1, r1.addr)
+        await linked(h2, r3.addr)
+        async with trio.open_nursery() as traffic:
+            traffic.start_soon(flooder.run, r1, FLOOD_RATE)
+            traffic.start_soon(chat, h1, 30, 200)
+            traffic.start_soon(chat, h2, 30)
+            await flooder.closed.wait()
+        cut_after = flooder.closed_at - flooder.started_at
+        everyone = [*relays, *honest]
+        for node in everyone:  # every honest message arrives everywhere, exactly once
+            mine = {m for m in said if m.startswith(node.nick)}
+            await boxes[node.nick].wait_for(lambda got, mine=mine: set(said) - mine <= set(got))
+        # The flooder comes back at once: it is cut again after a few messages.
+        again = Flooder(flooder_sink.addr)
+        await again.run(r1, FLOOD_RATE, prefix="again")
+        await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+    elapsed = trio.current_time() - flooder.started_at
+
+    assert cut_after < 8.0, cut_after  # ~4.4 s: burst, relay allowance, penalty credit
+    assert flooder.sent >= FLOOD_RATE * 2  # it really flooded at 20x for seconds
+    for node in [*relays, *honest]:
+        bodies = boxes[node.nick].bodies
+        honest_seen = [b for b in bodies if not b.startswith(("flood", "again"))]
+        assert sorted(honest_seen) == sorted(m for m in said if not m.startswith(node.nick))
+        # Contained at the first hop: nobody got more of the flood than the origin limit.
+        flood_seen = sum(b.startswith(("flood", "again")) for b in bodies)
+        limit = DEFAULTS.origin_burst + DEFAULTS.origin_rate * elapsed
+        assert flood_seen <= limit, (node.nick, flood_seen, limit)
+    assert again.sent <= 2 * FLOOD_RATE * FLOOD_TICK * 10  # cut within half a second
+    # r1 blacklisted the flooder: not dialled, no link; the relays kept their links.
+    assert r1.flood.blocked(flooder_sink.addr, trio.current_time())
+    assert flooder_sink.addr not in r1.links and not r1.learned(flooder_sink.addr)
+    assert r1.flood.stats.cut == 2  # the flood, and the flood again
+    assert r2.flood.stats.cut == r3.flood.stats.cut == 0
+    assert r2.flood.stats.penalties == r3.flood.stats.penalties == 0
+    assert r1.addr in r2.links and r3.addr in r2.links and r2.addr in r1.links
+    assert r2.addr in r3.links
+    for relay in relays:
+        lost = [n for n in relay_notices[relay.nick] if n.startswith(("lost", "dropped"))]
+        expected = [n for n in lost if "blacklisted" in n] if relay is r1 else []
+        assert lost == expected, (relay.nick, lost)
+    assert execute(r1, "/blacklist").lines[1].startswith(f"  {flooder_sink.addr} (from 127.0.0.1)")
+
+
+def execute_line(node: Node, line: str) -> str:
+    reply = execute(node, line)
+    assert not reply.lines, reply.lines  # sent: nothing to report
+    return line
+
+
+async def test_200_pasted_lines_and_a_50_message_backlog_pass_the_defaults(nursery):
+    a = await flood_node(nursery, nick="a")
+    b = await flood_node(nursery, nick="b")
+    box = await inbox(nursery, b)
+    pasted = [execute_line(a, f"pasted line {i}") for i in range(200)]  # b is not linked yet
+    with trio.fail_after(TIMEOUT):
+        assert a.connect(b.addr)  # the link opens with a backlog replay: the last 50
+        await box.wait_for(lambda got: len(got) == 50)
+        assert box.bodies == pasted[-50:]
+        assert all(d.history for d in box.messages)
+        pasted += [execute_line(a, f"pasted again {i}") for i in range(200)]
+        await box.wait_for(lambda got: len(got) == 250)
+    assert box.bodies[50:] == pasted[200:]
+    assert b.flood.stats.over_origin == b.flood.stats.penalties == 0
+
+
+async def test_the_blacklist_stops_dials_and_the_commands_list_and_lift_it(nursery):
+    tiny = FloodConfig(origin_burst=5, origin_rate=1, penalty_limit=5, relay_allowance=1)
+    node = await flood_node(nursery, flood=tiny)
+    box = await inbox(nursery, node)
+    flooder_sink = await sink(nursery)
+    flooder = Flooder(flooder_sink.addr)
+    with trio.fail_after(TIMEOUT):
+        await flooder.run(node, 400)
+    addr = flooder_sink.addr
+    dialled = flooder_sink.connections  # it was dialled back before it was cut, or not
+    assert not node.learned(addr)  # discovery hears of it: not dialled
+    assert execute(node, f"/connect {addr}").lines == [
+        f"{addr} is blacklisted (flood control): /unblock it first"
+    ]
+    honest = await origin(node)
+    del node.flood.origins[addr]  # as if its bucket had refilled: the next one is accepted
+    with trio.fail_after(TIMEOUT):  # a relayed message of it: accepted, its Addr not dialled
+        await send(honest, wire("relayed", addr=addr), wire("marker"))
+        await box.wait_for(lambda got: "marker" in got)
+    assert "relayed" in box.bodies and addr not in node.links
+    listing = execute(node, "/blacklist").lines
+    assert listing[0] == "1 blacklisted; /unblock ADDR lifts an entry"
+    assert listing[1].startswith(f"  {addr} (from 127.0.0.1): ") and "over its limit" in listing[1]
+    assert execute(node, "/unblock 10.9.9.9:9").lines[0].startswith("10.9.9.9:9 is not")
+    assert execute(node, f"/unblock {addr}").lines == [f"unblocked {addr}"]
+    assert execute(node, "/blacklist").lines == ["nobody is blacklisted"]
+    assert node.learned(addr)
+    with trio.fail_after(TIMEOUT):
+        await flooder_sink.wait_for(lambda s: s.connections == dialled + 1)
+
+
+async def test_the_blacklist_expires(nursery, autojump_clock):
+    tiny = FloodConfig(origin_burst=5, origin_rate=1, penalty_limit=5, blacklist_for=60)
+    node = await flood_node(nursery, flood=tiny)
+    flooder_sink = await sink(nursery)
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, *(wire(f"flood {i}", addr=flooder_sink.addr) for i in range(100)))
+        with contextlib.suppress(trio.BrokenResourceError):  # a reset: our messages unread
+            assert await conn.receive_some(1024) == b""  # cut: EOF
+    assert not node.learned(flooder_sink.addr)
+    await trio.sleep(59)
+    assert not node.learned(flooder_sink.addr)
+    await trio.sleep(2)
+    assert node.learned(flooder_sink.addr)
+
+
+async def test_flood_control_off_and_over_our_own_limit(nursery):
+    off = await start_node(nursery, discovery_port=None)
+    assert off.flood is None
+    assert execute(off, "/blacklist").lines[0].startswith("flood control is off")
+    node = await flood_node(nursery, flood=FloodConfig(origin_burst=3, origin_rate=0.5))
+    for i in range(3):
+        execute_line(node, f"line {i}")
+    (refused,) = execute(node, "one too many").lines
+    assert refused.startswith(
+        "not sent: peers accept 3 messages at once, then 0.5 a second, from one sender; wait "
+    )
+    assert execute(node, "/me waves").lines[0].startswith("not sent: peers accept")
