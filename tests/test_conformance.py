@@ -27,7 +27,7 @@ PASS_TIMEOUT = 30.0
 
 # (case, bug, a phrase the FAIL detail must contain: it failed for the right reason)
 FAILING = [
-    ("relay", "relay-first-only", "was dialled and received 0 objects"),
+    ("relay", "relay-first-only", "waiting for a probe message relayed to every dialled-back"),
     ("dedupe", "no-dedupe", "received the message 3 times"),
     ("unframed", "newline-framed", "relayed 0 of 3 back-to-back objects"),
     ("chunking", "chunk-parse", "closed the connection after two objects written in pieces"),
@@ -50,10 +50,20 @@ FAILING = [
     ("oversized", "no-size-limit", "accepted a 2 MiB message"),
     ("deep-nesting", "no-depth-limit", "accepted a message nested 1,000 levels deep"),
     ("stalled-peer", "blocking-relay", "waiting for a message sent after the flood"),
+    ("file-relay", "strip-file-keys", "with FileName, FileType, FileContents stripped"),
+    ("file-relay", "crash-on-file", "exited with status 4"),
+    ("file-bad", "drop-bad-file", "dropped file messages with bad base64; no FileType"),
+    ("file-bad", "crash-on-file-name", "exited with status 5"),
+    ("backlog-replay", "no-backlog", "replayed none of the recent messages (3 had reached"),
+    ("backlog-replay", "backlog-newest-first", "not oldest first"),
+    ("backlog-replay", "backlog-unmarked", 'without "History": true'),
+    ("backlog-not-own", "backlog-to-author", "message(s) with its own Addr"),
+    ("backlog-fresh-only", "backlog-stale", "more than 8 minutes"),
 ]
 
 # PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
 GO_FAILS = {"no-body", "hash-mismatch", "too-old", "far-future", "oversized", "deep-nesting"}
+GO_FAILS |= {"file-relay", "backlog-replay", "backlog-not-own", "backlog-fresh-only"}
 GO = "--go"
 
 
@@ -113,6 +123,8 @@ def test_go_stand_in_gets_the_report_the_worked_example_predicts(results: dict) 
     assert {r.result for r in report.values()} == {PASS, FAIL}
     assert "exited with status 2" in report["no-body"].detail
     assert "stripped" in report["unknown-keys"].detail
+    assert "FileName, FileType, FileContents stripped" in report["file-relay"].detail
+    assert "replayed none" in report["backlog-replay"].detail
 
 
 # -- the harness's small rules --------------------------------------------------------

@@ -11,6 +11,8 @@ It listens on 127.0.0.1 only and ignores stdin.
 from __future__ import annotations
 
 import argparse
+import base64
+import collections
 import contextlib
 import json
 import os
@@ -47,13 +49,33 @@ BUGS = {
     "no-depth-limit": "accepts any nesting depth",
     "blocking-relay": "writes to each peer in turn, waiting for each write to finish",
     "go-reencode": "relays its own struct (unknown keys stripped, missing ones added) to all",
+    "strip-file-keys": "relays file messages without FileName, FileType and FileContents",
+    "crash-on-file": "exits on a message with FileContents",
+    "drop-bad-file": "drops file messages whose file keys are not valid",
+    "crash-on-file-name": "exits on a FileName with a path separator",
+    "no-backlog": "replays nothing to a peer it dials",
+    "backlog-newest-first": "replays its backlog newest first",
+    "backlog-unmarked": 'replays without "History": true',
+    "backlog-to-author": "replays to a peer its own messages too",
+    "backlog-stale": "replays messages however old",
 }
 # Documented Go traits: crashes on a missing Body, no hashed IDs, no expiry, no size limit;
 # encoding/json's depth limit is 10,000; it re-encodes and relays to the message's own Addr.
-GO = ("crash-no-body", "no-hash-check", "no-freshness", "no-size-limit", "go-reencode")
+# No backlog either (it has no replay).
+GO = (
+    "crash-no-body",
+    "no-hash-check",
+    "no-freshness",
+    "no-size-limit",
+    "go-reencode",
+    "no-backlog",
+)
 GO_DEPTH = 10_000
 GO_FIELDS = ("ID", "Addr", "Body", "omitempty", "Timestamp")
 QUEUE = 256  # messages per link; when full, drop for that link only (§5.3)
+BACKLOG = 50  # messages replayed first on each link (§7.3)
+REPLAY_MAX_AGE = 480.0
+FILE_KEYS = ("FileName", "FileType", "FileContents")
 
 
 class FakePeer:
@@ -64,6 +86,10 @@ class FakePeer:
         self.seen: set[str] = set()
         self.links: dict[str, trio.MemorySendChannel[bytes]] = {}  # addr -> queue
         self.streams: dict[str, trio.SocketStream] = {}  # for blocking-relay
+        # (number, Addr, Timestamp in ms, object) of the last BACKLOG messages accepted
+        self.backlog: collections.deque[tuple[int, str, int, dict[str, Any]]]
+        self.backlog = collections.deque(maxlen=BACKLOG)
+        self.accepted = 0
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -137,6 +163,8 @@ class FakePeer:
             return
         if "strict-keys" in bugs and set(obj) - KNOWN_KEYS:
             return
+        if not self.file_ok(obj):
+            return
         if message.id in self.seen:
             return
         if "seen-before-check" in bugs:
@@ -147,6 +175,11 @@ class FakePeer:
             return
         if "no-dedupe" not in bugs:
             self.seen.add(message.id)
+        if message.timestamp_ms is not None:
+            self.backlog.append((self.accepted, message.addr, message.timestamp_ms, obj))
+            self.accepted += 1
+        if "strip-file-keys" in bugs:
+            obj = {k: v for k, v in obj.items() if k not in FILE_KEYS}
         if "go-reencode" in bugs:
             struct = {k: obj.get(k, 0 if k == "Timestamp" else "") for k in GO_FIELDS}
             await self.forward(codec.encode_object(struct), None)
@@ -154,6 +187,39 @@ class FakePeer:
             await self.forward(codec.encode_object(obj), message.addr)
         if message.addr not in self.links and message.addr not in self.streams:
             await self.dial(message.addr)
+
+    def file_ok(self, obj: dict[str, Any]) -> bool:
+        """Files are relayed like any message, unless a bug says otherwise."""
+        name, mime, contents = (obj.get(k) for k in FILE_KEYS)
+        if "crash-on-file" in self.bugs and contents is not None:
+            os._exit(4)
+        if "crash-on-file-name" in self.bugs and isinstance(name, str) and "/" in name:
+            os._exit(5)
+        if "drop-bad-file" in self.bugs and any(k in obj for k in FILE_KEYS):
+            try:
+                base64.b64decode(contents, validate=True)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return False
+            return isinstance(mime, str) and isinstance(name, str) and "/" not in name
+        return True
+
+    def replay(self, addr: str, before: int) -> bytes:
+        """The backlog for a peer just dialled (§7.3): what came before its link, which
+        holds what came after; as the bugs allow."""
+        bugs = self.bugs
+        if "no-backlog" in bugs:
+            return b""
+        now_ms = time.time() * 1000
+        entries = [
+            (ts, obj)
+            for number, author, ts, obj in self.backlog
+            if number < before
+            and ("backlog-to-author" in bugs or author != addr)
+            and ("backlog-stale" in bugs or now_ms - ts <= REPLAY_MAX_AGE * 1000)
+        ]
+        entries.sort(key=lambda e: e[0], reverse="backlog-newest-first" in bugs)
+        mark = {} if "backlog-unmarked" in bugs else {"History": True}
+        return b"".join(codec.encode_object({**obj, **mark}) for _, obj in entries)
 
     def id_ok(self, message: Message) -> bool:
         if "no-hash-check" in self.bugs or not message.id.startswith("hash:"):
@@ -202,14 +268,23 @@ class FakePeer:
             return
         send, receive = trio.open_memory_channel[bytes](QUEUE)
         self.links[addr] = send
-        self.nursery.start_soon(self.link, addr, host, int(port), receive)
+        # The replay is what was accepted before now: what comes later goes into the queue.
+        self.nursery.start_soon(self.link, addr, host, int(port), receive, self.accepted)
 
     async def link(
-        self, addr: str, host: str, port: int, queue: trio.MemoryReceiveChannel[bytes]
+        self,
+        addr: str,
+        host: str,
+        port: int,
+        queue: trio.MemoryReceiveChannel[bytes],
+        before: int,
     ) -> None:
         try:
             stream = await trio.open_tcp_stream(host, port)
             async with stream, queue:
+                replay = self.replay(addr, before)
+                if replay:
+                    await stream.send_all(replay)
                 async for data in queue:
                     await stream.send_all(data)
         except (OSError, trio.BrokenResourceError):

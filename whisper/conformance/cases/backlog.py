@@ -63,8 +63,8 @@ def _bodies(objects: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> list
 
 def _none_replayed(accepted: list[dict[str, Any]]) -> CaseFailed:
     return CaseFailed(
-        f"the newcomer was replayed none of the {len(accepted)} recent messages "
-        "(they reached the witness sink live)"
+        "the newcomer was replayed none of the recent messages "
+        f"({len(accepted)} had reached the witness sink live)"
     )
 
 
