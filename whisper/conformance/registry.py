@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .context import CaseContext
 
-LEVELS = ("core", "hashed-id", "timestamp", "limits", "backpressure", "files", "backlog")
+LEVELS = (
+    "core",
+    "hashed-id",
+    "timestamp",
+    "limits",
+    "backpressure",
+    "files",
+    "backlog",
+    "flood-control",
+)
 
 CaseFn = Callable[["CaseContext"], Awaitable[str]]
 

@@ -1,6 +1,16 @@
 """The conformance cases, one module per level (core has two).  Importing registers them."""
 
-from . import backlog, backpressure, core, core_survival, files, hashed_id, limits, timestamp
+from . import (
+    backlog,
+    backpressure,
+    core,
+    core_survival,
+    files,
+    flood,
+    hashed_id,
+    limits,
+    timestamp,
+)
 
 __all__ = [
     "backlog",
@@ -8,6 +18,7 @@ __all__ = [
     "core",
     "core_survival",
     "files",
+    "flood",
     "hashed_id",
     "limits",
     "timestamp",
