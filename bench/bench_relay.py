@@ -3,7 +3,9 @@
 Set-up (127.0.0.1 only): the bench starts K sink listeners plus one *origin* listener (by
 default each in its own process, ``--sinks process``; ``--sinks thread`` runs them as threads
 of this process, to see whether the bench itself is the bottleneck), then one peer process
-(``.venv/bin/whisper -host 127.0.0.1 -port 0 -headless``, stdin kept open, stdout discarded).
+(``.venv/bin/whisper -host 127.0.0.1 -port 0 -headless``, stdin kept open, stdout discarded,
+plus ``-no-discovery`` and ``-no-flood-control`` when the peer has them: no LAN announcements,
+and no rate limit on the one source; ``--flood-control`` keeps the limits on).
 It connects a *source* TCP stream to the peer and sends one hello message per listener whose
 ``Addr`` is that listener, so the peer dials all of them.  Every benchmark message then
 carries the origin's ``Addr``: the peer relays it to the K sinks and not back to its origin,
@@ -22,7 +24,10 @@ Phases, each printed as it ends, then a summary table:
    over the phase shows which one was the bottleneck (100% = one core).
 3. **latency (after)**: phase 1 again, with the seen cache now holding the blast.
 4. **sustain** (``--sustain N``, off by default): N more messages, to show whether RSS stays
-   flat once the seen cache reaches its cap (500,000 IDs) or TTL.
+   flat once the seen cache reaches its cap (500,000 IDs) or TTL, printed per 100k.  With
+   ``--sustain-without-timestamp`` they carry no ``Timestamp``: the peer then deduplicates by
+   ID alone, and the freshness window (which narrows when the cap makes the cache forget
+   early) cannot make it refuse them.
 
 The peer's VmRSS is sampled every 0.25 s throughout; printed: after start-up, after
 ``--messages`` unique messages, and every 100k messages of the sustain phase.  Warnings the
@@ -189,8 +194,16 @@ def start_sink(name: str, mode: str) -> Sink:
 class Peer:
     """The whisper process: started, watched (stderr, RSS, CPU) and always killed."""
 
-    def __init__(self, cmd: list[str]) -> None:
-        self.cmd = [*cmd, "-host", HOST, "-port", "0", "-headless"]
+    def __init__(self, cmd: list[str], flood_control: bool = False) -> None:
+        # Flags newer peers have: never announce on the LAN (127.0.0.1 only); flood control
+        # off unless asked for, since one source blasting is exactly what it cuts off.
+        usage = subprocess.run(
+            [*cmd, "--help"], capture_output=True, text=True, cwd=tempfile.gettempdir()
+        ).stdout
+        extra = [flag for flag in ("-no-discovery",) if flag in usage]
+        if not flood_control and "-no-flood-control" in usage:
+            extra.append("-no-flood-control")
+        self.cmd = [*cmd, "-host", HOST, "-port", "0", "-headless", *extra]
         self.proc = subprocess.Popen(
             self.cmd,
             stdin=subprocess.PIPE,
@@ -281,6 +294,7 @@ class Source:
         self.prefix = secrets.token_hex(4)
         self.sent = 0
         self.body = "lazy dog jumps over #"
+        self.timestamps = True  # False: messages carry no Timestamp (deduplicated by ID only)
 
     def hello(self, addr: str) -> None:
         stamp = int(time.time() * 1000)
@@ -299,7 +313,8 @@ class Source:
         self.sent += n
         head = f'{{"ID":"{self.prefix}'
         mid = f'","Addr":"{self.origin}","Body":"{self.body}'
-        tail = f'","Nick":"src","Timestamp":{stamp},"BenchT":{t}}}\n'
+        stamped = f',"Timestamp":{stamp}' if self.timestamps else ""
+        tail = f'","Nick":"src"{stamped},"BenchT":{t}}}\n'
         return "".join(f"{head}{i:08x}{mid}{i}{tail}" for i in range(start, start + n)).encode()
 
     def blast(self, n: int, batch: int = 400, on_batch: Callable[[], None] | None = None) -> None:
@@ -438,9 +453,14 @@ class Bench:
         while not stop.wait(every):
             self.rss_samples.append((time.monotonic() - self.t0, self.peer.rss()))
 
-    def sustain(self, n: int, step: int = 100_000) -> None:
+    def sustain(self, n: int, step: int = 100_000, timestamps: bool = True) -> None:
         done = 0
-        print(f"[sustain] {n:,} more messages, RSS every {step:,}:", flush=True)
+        self.source.timestamps = timestamps
+        print(
+            f"[sustain] {n:,} more messages{'' if timestamps else ' WITHOUT Timestamp'}, "
+            f"RSS every {step:,}:",
+            flush=True,
+        )
         while done < n:
             k = min(step, n - done)
             self.saturation(f"sustain {self.source.sent:,}+{k:,}", k)
@@ -493,9 +513,20 @@ def main() -> None:
         "--sustain", type=int, default=0, help="messages after the saturation phase, for RSS (0)"
     )
     p.add_argument(
+        "--sustain-without-timestamp",
+        action="store_true",
+        help="sustain-phase messages carry no Timestamp, so the freshness window cannot "
+        "refuse them (shows RSS at the seen cache's cap)",
+    )
+    p.add_argument(
         "--peer-cmd",
         default=str(REPO / ".venv" / "bin" / "whisper"),
         help="command that runs the peer (flags are appended); default the repo's venv",
+    )
+    p.add_argument(
+        "--flood-control",
+        action="store_true",
+        help="leave the peer's flood control on (default: -no-flood-control when it has it)",
     )
     p.add_argument(
         "--py-spy",
@@ -514,7 +545,7 @@ def main() -> None:
     try:
         origin = start_sink("origin", args.sinks)
         sinks = [start_sink(f"sink{i}", args.sinks) for i in range(args.sinks_count)]
-        peer = Peer(shlex.split(args.peer_cmd))
+        peer = Peer(shlex.split(args.peer_cmd), flood_control=args.flood_control)
         print(
             f"peer pid {peer.pid} at {peer.addr}: {' '.join(peer.cmd)}\n"
             f"{len(sinks)} sinks (each a {args.sinks}) + origin; CPUs: {os.cpu_count()}; "
@@ -537,18 +568,24 @@ def main() -> None:
         sampler = threading.Thread(target=bench.sample_rss, args=(stop,), daemon=True)
         sampler.start()
 
-        bench.latency("latency idle", args.rate, args.latency_seconds)
-        if args.py_spy:
-            spy = _start_py_spy(peer.pid, args.py_spy)
-        bench.saturation("saturation", args.messages)
-        if spy:
-            _stop_py_spy(spy)
-            spy = None
-        rss_after = peer.rss()
-        sent_at_rss = source.sent
-        bench.latency("latency after", args.rate, args.latency_seconds)
-        if args.sustain:
-            bench.sustain(args.sustain)
+        try:
+            bench.latency("latency idle", args.rate, args.latency_seconds)
+            if args.py_spy:
+                spy = _start_py_spy(peer.pid, args.py_spy)
+            bench.saturation("saturation", args.messages)
+            if spy:
+                _stop_py_spy(spy)
+                spy = None
+            rss_after = peer.rss()
+            sent_at_rss = source.sent
+            bench.latency("latency after", args.rate, args.latency_seconds)
+            if args.sustain:
+                bench.sustain(args.sustain, timestamps=not args.sustain_without_timestamp)
+        except OSError as exc:  # e.g. the peer's flood control cut the source off
+            print(f"the peer closed the source connection after {source.sent:,} messages: {exc}")
+            for line in peer.warnings[-5:]:
+                print("  peer:", line)
+            raise SystemExit(1) from None
         stop.set()
         origin_count = origin.ask("status")[0]
         _summary(bench, args, rss_start, (sent_at_rss, rss_after), origin_count)
