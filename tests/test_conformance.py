@@ -59,11 +59,16 @@ FAILING = [
     ("backlog-replay", "backlog-unmarked", 'without "History": true'),
     ("backlog-not-own", "backlog-to-author", "message(s) with its own Addr"),
     ("backlog-fresh-only", "backlog-stale", "more than 8 minutes"),
+    ("flood-contained", "no-flood-control", "messages of one origin; the limit allows at most"),
+    ("flooder-cut-off", "never-cut", "the connection was still open after flooding"),
+    ("flooder-cut-off", "block-ip", "must not be blacklisted as a whole"),
+    ("relay-not-blamed", "blame-relays", "closed the relay's connection"),
 ]
 
 # PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
 GO_FAILS = {"no-body", "hash-mismatch", "too-old", "far-future", "oversized", "deep-nesting"}
 GO_FAILS |= {"file-relay", "backlog-replay", "backlog-not-own", "backlog-fresh-only"}
+GO_FAILS |= {"flood-contained", "flooder-cut-off"}  # no flood control
 GO = "--go"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import trio
 
 from whisper import codec
+from whisper.flood import Connection, FloodConfig, FloodControl, FloodCut
 from whisper.freshness import check_fresh
 from whisper.ids import HASH_PREFIX, hashed_id
 from whisper.message import KNOWN_KEYS, InvalidMessage, Message, NotChat
@@ -58,10 +59,14 @@ BUGS = {
     "backlog-unmarked": 'replays without "History": true',
     "backlog-to-author": "replays to a peer its own messages too",
     "backlog-stale": "replays messages however old",
+    "no-flood-control": "relays every new message: no rate limits, never cuts a connection",
+    "never-cut": "limits each origin's messages but never closes a connection",
+    "block-ip": "after cutting a flooder, refuses every connection from its IP, loopback too",
+    "blame-relays": "blames any connection for an origin's messages over its limit",
 }
 # Documented Go traits: crashes on a missing Body, no hashed IDs, no expiry, no size limit;
 # encoding/json's depth limit is 10,000; it re-encodes and relays to the message's own Addr.
-# No backlog either (it has no replay).
+# No backlog either (it has no replay), and no flood control.
 GO = (
     "crash-no-body",
     "no-hash-check",
@@ -69,6 +74,7 @@ GO = (
     "no-size-limit",
     "go-reencode",
     "no-backlog",
+    "no-flood-control",
 )
 GO_DEPTH = 10_000
 GO_FIELDS = ("ID", "Addr", "Body", "omitempty", "Timestamp")
@@ -90,6 +96,7 @@ class FakePeer:
         self.backlog: collections.deque[tuple[int, str, int, dict[str, Any]]]
         self.backlog = collections.deque(maxlen=BACKLOG)
         self.accepted = 0
+        self.flood = None if "no-flood-control" in bugs else FloodControl(flood_config(bugs))
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -102,14 +109,28 @@ class FakePeer:
 
     async def serve(self, stream: trio.SocketStream) -> None:
         async with stream:
+            conn = self.open(stream)
+            if conn is False:
+                return  # refused: blacklisted
             if "newline-framed" in self.bugs:
                 await self.read_lines(stream)
             elif "chunk-parse" in self.bugs:
                 await self.read_chunks(stream)
             else:
-                await self.read_stream(stream)
+                with contextlib.suppress(FloodCut):  # flood control (§7.4) closes it
+                    await self.read_stream(stream, conn)
 
-    async def read_stream(self, stream: trio.SocketStream) -> None:
+    def open(self, stream: trio.SocketStream) -> Connection | bool | None:
+        """Flood-control state for a new connection; False to refuse it (§7.4)."""
+        if self.flood is None:
+            return None
+        ip, port = stream.socket.getpeername()[:2]
+        now = trio.current_time()
+        if "block-ip" in self.bugs and self.flood.blacklist.host(ip, now):
+            return False  # the bug: loopback is shared by every peer on this machine
+        return self.flood.open(f"{ip}:{port}", now, f"127.0.0.1:{self.port}") or False
+
+    async def read_stream(self, stream: trio.SocketStream, conn: Connection | None) -> None:
         limits: dict[str, int] = {}
         if "no-size-limit" in self.bugs:
             limits["max_size"] = 1 << 40
@@ -123,7 +144,7 @@ class FakePeer:
                     if "exit-on-malformed" in self.bugs:
                         os._exit(3)
                     return
-                await self.handle(item)
+                await self.handle(item, conn)
             if not data:
                 return
 
@@ -149,7 +170,7 @@ class FakePeer:
 
     # -- the pipeline (PROTOCOL.md §5.1), with the bug -------------------------------
 
-    async def handle(self, obj: dict[str, Any]) -> None:
+    async def handle(self, obj: dict[str, Any], conn: Connection | None = None) -> None:
         bugs = self.bugs
         try:
             message = Message.from_wire(obj)
@@ -172,6 +193,8 @@ class FakePeer:
         if not self.id_ok(message):
             return
         if not self.fresh(message):
+            return
+        if conn is not None and not self.admit(conn, message.addr):
             return
         if "no-dedupe" not in bugs:
             self.seen.add(message.id)
@@ -221,6 +244,17 @@ class FakePeer:
         mark = {} if "backlog-unmarked" in bugs else {"History": True}
         return b"".join(codec.encode_object({**obj, **mark}) for _, obj in entries)
 
+    def admit(self, conn: Connection, addr: str) -> bool:
+        """Flood control (§7.4): False drops the message; FloodCut closes the connection."""
+        try:
+            return conn.admit(addr, trio.current_time())
+        except FloodCut as cut:
+            if "never-cut" in self.bugs:
+                return False
+            if cut.addr in self.links:
+                self.links.pop(cut.addr).close()  # and it is not dialled again (dial)
+            raise
+
     def id_ok(self, message: Message) -> bool:
         if "no-hash-check" in self.bugs or not message.id.startswith("hash:"):
             return True
@@ -259,6 +293,8 @@ class FakePeer:
     async def dial(self, addr: str) -> None:
         if "no-dialback" in self.bugs or addr == f"127.0.0.1:{self.port}":
             return
+        if self.flood is not None and self.flood.blocked(addr, trio.current_time()):
+            return
         host, _, port = addr.rpartition(":")
         if "crash-on-refused-dial" in self.bugs:
             probe = await trio.open_tcp_stream(host, int(port))  # raises: the peer dies
@@ -291,6 +327,10 @@ class FakePeer:
             pass
         finally:
             self.links.pop(addr, None)
+
+
+def flood_config(bugs: set[str]) -> FloodConfig:
+    return FloodConfig(relay_allowance=0.0) if "blame-relays" in bugs else FloodConfig()
 
 
 async def _receive(stream: trio.SocketStream) -> bytes:
