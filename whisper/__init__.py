@@ -2,6 +2,7 @@
 
 from .codec import Decoder, Violation, decode_all, encode, encode_object
 from .events import Delivered, Event, Notice
+from .flood import FloodConfig
 from .ids import IdCheck, check_id, hashed_id, random_id
 from .message import InvalidMessage, Message, NotChat
 from .node import Config, Node
@@ -11,6 +12,7 @@ __all__ = [
     "Decoder",
     "Delivered",
     "Event",
+    "FloodConfig",
     "IdCheck",
     "InvalidMessage",
     "Message",
