@@ -14,6 +14,9 @@ Rules (PROTOCOL.md §5 is normative):
   the connection; the first ``LOGGED_PER_CONNECTION`` of them are logged.
 - Our own messages are marked seen before they are sent: peers that echo them (the Go
   reference does) are ignored.
+- Every new message, ours or accepted, goes into the backlog (``backlog.py``), which each
+  connection of an outgoing link is replayed first (extension 11); file messages go into
+  the file store (``files.py``, extension 10), and the event says which are history or files.
 - Front ends get events through ``subscribe()``: a bounded channel each; when one is full its
   events are dropped (and counted) rather than stalling the node.
 """
