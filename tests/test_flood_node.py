@@ -13,7 +13,7 @@ from whisper.commands import execute
 from whisper.events import Notice
 from whisper.flood import FloodConfig
 
-from .helpers import inbox, origin, send, sink, start_node, wire
+from .helpers import hashed, inbox, origin, send, sink, start_node, wire
 
 TIMEOUT = 20  # nothing here waits this long: the flooder is cut within ~5 s
 DEFAULTS = FloodConfig()
@@ -240,3 +240,20 @@ async def test_flood_control_off_and_over_our_own_limit(nursery):
         "not sent: peers accept 3 messages at once, then 0.5 a second, from one sender; wait "
     )
     assert execute(node, "/me waves").lines[0].startswith("not sent: peers accept")
+
+
+async def test_a_connection_sending_invalid_messages_is_cut_and_its_host_listed(nursery):
+    node = await flood_node(nursery)
+    box = await inbox(nursery, node)
+    bad = await origin(node)
+    forged = [{**hashed(f"real {i}", "127.0.0.1:9"), "Body": f"forged {i}"} for i in range(150)]
+    with trio.fail_after(TIMEOUT):
+        await send(bad, *forged)
+        with contextlib.suppress(trio.BrokenResourceError):  # a reset: our messages unread
+            assert await bad.receive_some(1024) == b""
+        good = await origin(node)  # loopback is shared: the next connection is welcome
+        await send(good, wire("still here"))
+        await box.wait_for(lambda got: got == ["still here"])
+    assert node.stats.invalid == DEFAULTS.penalty_limit + 1  # the last one used up the credit
+    (listed,) = execute(node, "/blacklist").lines[1:]
+    assert listed.startswith("  host 127.0.0.1: 101 invalid messages; ")
