@@ -20,8 +20,10 @@ Phases, each printed as it ends, then a summary table:
 2. **saturation**: ``--messages`` (300,000) unique messages written as fast as the peer reads
    them.  Relayed msgs/s = messages that reached *every* sink / time from the first write to
    the last arrival ("end to end"), and between the 10% and 90% marks ("steady").  The
-   aggregate delivery rate is K times that.  CPU use of the peer, the sinks and this process
-   over the phase shows which one was the bottleneck (100% = one core).
+   aggregate delivery rate is K times that.  "peer CPU us/msg" (the peer's user+system CPU
+   over the phase / messages relayed) is the figure least disturbed by other load on a shared
+   machine: compare builds with it, not with msgs/s.  CPU use of the peer, the sinks and this
+   process over the phase shows which one was the bottleneck (100% = one core).
 3. **latency (after)**: phase 1 again, with the seen cache now holding the blast.
 4. **sustain** (``--sustain N``, off by default): N more messages, to show whether RSS stays
    flat once the seen cache reaches its cap (500,000 IDs) or TTL, printed per 100k.  With
