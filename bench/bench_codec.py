@@ -23,7 +23,7 @@ What it measures (numbers only; nothing is asserted):
    still accepted the message when input ran out.
 
 How to read it: the decode rate bounds how many messages per second one core can take in;
-the memory table times ``node.MAX_INCOMING`` (256) is the worst case a flood of hostile
+the memory table times ``node.MAX_INCOMING`` (128) is the worst case a flood of hostile
 connections can pin.  Run ``.venv/bin/python bench/bench_codec.py --help`` for options.
 """
 

@@ -242,5 +242,13 @@ def test_huge_whitespace_between_messages_counts_toward_size():
     assert events[0] == {} and isinstance(events[-1], Violation)
 
 
+def test_values_counted_once_each():
+    # The message object, the list and 4094 empty objects: exactly 4096 values.
+    at_limit = b'{"a":[' + b",".join([b"{}"] * 4094) + b"]}"
+    assert decode_all(at_limit, max_values=4096) == [json.loads(at_limit)]
+    over = b'{"a":[' + b",".join([b"{}"] * 4095) + b"]}"
+    assert "JSON values" in decode_all(over, max_values=4096)[-1].reason
+
+
 def test_duplicate_keys_last_wins():
     assert decode_all(b'{"a":1,"a":2}') == [{"a": 2}]

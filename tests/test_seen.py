@@ -58,6 +58,16 @@ def test_single_burst_over_cap_still_bounded():
     assert cache.span(0.0) == 0.0
 
 
+def test_reaching_the_cap_forgets_a_bucket_not_everything():
+    # Regression: 500,001 IDs inside one time bucket used to wipe the whole cache.
+    cache = SeenCache(ttl=600, max_entries=1600, buckets=16)
+    for i in range(1601):
+        cache.add(str(i), i / 1000)  # all within 2 s, far less than one 37.5 s bucket
+    assert 1500 <= len(cache) <= 1600
+    assert all(str(i) in cache for i in range(101, 1601))
+    assert 0 < cache.span(1.6) < 600
+
+
 def test_rejects_bad_parameters():
     with pytest.raises(ValueError):
         SeenCache(ttl=0)
@@ -87,3 +97,9 @@ def test_window_shrinks_with_memory():
     ts = int((NOW - 100) * 1000)
     assert check_fresh(ts, now=NOW, memory=600, skew=60) is None
     assert "old" in check_fresh(ts, now=NOW, memory=120, skew=60)
+
+
+def test_window_keeps_half_the_memory_when_the_cache_was_flooded():
+    # 40 s of memory: a message 15 s old is still accepted (it used to be a blackout).
+    assert check_fresh(int((NOW - 15) * 1000), now=NOW, memory=40, skew=60) is None
+    assert "old" in check_fresh(int((NOW - 25) * 1000), now=NOW, memory=40, skew=60)

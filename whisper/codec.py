@@ -37,7 +37,7 @@ from .message import Message
 
 DEFAULT_MAX_SIZE = 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
-DEFAULT_MAX_VALUES = 16_384
+DEFAULT_MAX_VALUES = 4096
 SLICE = 16 * 1024
 
 #: Name of the ijson backend in use (``yajl2_c`` when the C extension is available).
@@ -130,41 +130,47 @@ class Decoder:
         return out
 
     def _build(self, out: list[dict[str, Any] | Violation]) -> str | None:
-        """Turn parser events into objects; return a violation reason or None."""
+        """Turn parser events into objects; return a violation reason or None.
+
+        Each value (a scalar, or a container when it opens) counts once against max_values.
+        """
         events = self._events
         stack = self._stack
         keys = self._keys
+        values = self._values
+        max_values = self.max_values
         try:
             for event, value in events:
                 if event == "map_key":
                     keys[-1] = value
-                    continue
-                self._values += 1
-                if self._values > self.max_values:
-                    return f"more than {self.max_values} JSON values in one message"
-                if event == "start_map" or event == "start_array":
-                    if not stack and event == "start_array":
-                        return "top-level value is not an object"
-                    if len(stack) >= self.max_depth:
-                        return f"nested deeper than {self.max_depth} levels"
-                    stack.append({} if event == "start_map" else [])
-                    keys.append(None)
                     continue
                 if event == "end_map" or event == "end_array":
                     value = stack.pop()
                     keys.pop()
                     if not stack:
                         out.append(value)
-                        self._values = 0
+                        values = 0
                         continue
-                elif not stack:
-                    return "top-level value is not an object"
-                elif event == "number" and (
-                    value in _INFINITIES
-                    or value != value
-                    or (type(value) is int and not _INT64_MIN <= value <= _INT64_MAX)
-                ):
-                    return "number out of range"
+                else:
+                    values += 1
+                    if values > max_values:
+                        return f"more than {max_values} JSON values in one message"
+                    if event == "start_map" or event == "start_array":
+                        if not stack and event == "start_array":
+                            return "top-level value is not an object"
+                        if len(stack) >= self.max_depth:
+                            return f"nested deeper than {self.max_depth} levels"
+                        stack.append({} if event == "start_map" else [])
+                        keys.append(None)
+                        continue
+                    if not stack:
+                        return "top-level value is not an object"
+                    if event == "number" and (
+                        value in _INFINITIES
+                        or value != value
+                        or (type(value) is int and not _INT64_MIN <= value <= _INT64_MAX)
+                    ):
+                        return "number out of range"
                 parent = stack[-1]
                 if type(parent) is dict:
                     parent[keys[-1]] = value
@@ -172,6 +178,7 @@ class Decoder:
                     parent.append(value)
             return None
         finally:
+            self._values = values
             del events[:]
 
 
@@ -189,11 +196,26 @@ def _short(exc: BaseException) -> str:
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def _unencodable(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# JSONEncoder.encode builds a new C encoder on every call; build it once (None without _json).
+_c_encode = (
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, _unencodable, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    if getattr(json.encoder, "c_make_encoder", None) is not None
+    else None
+)
+
+
 def encode_object(obj: Mapping[str, Any]) -> bytes:
     """Compact JSON + newline.  Done once per message; the bytes go to every peer."""
-    return (_encoder.encode(dict(obj) if not isinstance(obj, dict) else obj) + "\n").encode(
-        "utf-8", "surrogatepass"
-    )
+    if type(obj) is not dict:
+        obj = dict(obj)
+    text = "".join(_c_encode(obj, 0)) if _c_encode is not None else _encoder.encode(obj)
+    return (text + "\n").encode("utf-8", "surrogatepass")
 
 
 def encode(message: Message) -> bytes:

@@ -7,7 +7,12 @@ as it may circulate.  Rules:
   for ``ttl`` from the moment we first see it.
 - A Timestamp in seconds (the Go reference) or milliseconds (the spec) is normalised to
   milliseconds by ``Message.timestamp_ms``.
-- Older than ``min(ttl, seen.span()) - skew``: too old, dropped (we may have forgotten it).
+- Older than ``max(span - skew, span / 2)``, where ``span = min(ttl, seen.span())`` is how
+  far back the seen cache is complete: too old, dropped (we may have forgotten it).  With a
+  full memory (600 s) that is 540 s.  The ``span / 2`` floor matters only when a flood forced
+  the cache to forget early: a duplicate can then slip through only if its sender's clock is
+  more than ``span / 2`` ahead; without the floor the node would refuse every timestamped
+  message until it had ``skew`` seconds of memory again.
 - More than ``skew`` in the future: dropped (it would outlive our memory of it).
 """
 
@@ -29,7 +34,7 @@ def check_fresh(
     age = now - timestamp_ms / 1000.0
     if age < -skew:
         return f"timestamp {-age:.0f}s in the future (allowed skew {skew:.0f}s)"
-    limit = max(memory - skew, 0.0)
+    limit = max(memory - skew, memory / 2)
     if age > limit:
         return f"timestamp {age:.0f}s old (window {limit:.0f}s)"
     return None

@@ -53,7 +53,7 @@ from .seen import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, SeenCache
 from .sendqueue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, SendQueue
 
 RECEIVE_BYTES = 64 * 1024
-MAX_INCOMING = 256
+MAX_INCOMING = 128
 LOGGED_PER_CONNECTION = 10
 SUBSCRIBER_BUFFER = 1024
 
@@ -204,7 +204,7 @@ class Node:
         self.stats.sent += 1
         self.backlog.add(message, len(data))
         self._publish(Delivered(message, own=True))
-        self._forward(data, except_addr=None)
+        self._forward(data, None, trio.current_time())
         return message
 
     def connect(self, addr: str) -> bool:
@@ -320,9 +320,9 @@ class Node:
             return
         self.seen.add(message.id, now)
         self.stats.delivered += 1
-        data = codec.encode(message)
+        data = codec.encode_object(obj)  # message.fields is obj: relayed as received
         self._publish(self._accepted(message, len(data)))
-        self._forward(data, except_addr=message.addr)
+        self._forward(data, message.addr, now)
         if message.addr not in self.links and dialable_ip(message.addr):
             self._dial(message.addr, by_user=False)
 
@@ -361,8 +361,7 @@ class Node:
 
     # -- sending -----------------------------------------------------------------------
 
-    def _forward(self, data: bytes, except_addr: str | None) -> None:
-        now = trio.current_time()
+    def _forward(self, data: bytes, except_addr: str | None, now: float) -> None:
         for addr, link in self.links.items():
             if addr != except_addr:
                 link.enqueue(data, now)

@@ -32,7 +32,8 @@ _JSON: dict[int, str] = {
 
 def for_terminal(text: str) -> str:
     """Text safe to write to a terminal, on one line."""
-    return text.translate(_TERMINAL)
+    # Every character _TERMINAL maps is non-printable, so printable text needs no work.
+    return text if text.isprintable() else text.translate(_TERMINAL)
 
 
 def for_json(json_text: str) -> str:

@@ -4,10 +4,11 @@ Rules (PROTOCOL.md §4):
 
 - Every ID is remembered for at least ``ttl`` seconds of the injected monotonic clock
   (the node passes ``trio.current_time()``), and at most ``ttl + ttl / buckets``.
-- Memory is bounded: at most ``max_entries`` IDs.  Past that the oldest bucket is forgotten
-  early and ``span()`` shrinks to say how far back the cache still remembers everything; the
-  freshness window (``freshness.py``) narrows with it so that nothing it admits could be a
-  forgotten duplicate.
+- Memory is bounded: at most ``max_entries`` IDs.  A bucket closes when its time is up *or*
+  when it holds ``max_entries / buckets`` IDs, so past the cap only the oldest bucket (about
+  a sixteenth) is forgotten early, never the whole cache, and ``span()`` shrinks to say how
+  far back the cache still remembers everything; the freshness window (``freshness.py``)
+  narrows with it.
 - Entries are compact: the key is Python's keyed 64-bit SipHash of the ID string (randomised
   per process, so peers cannot aim collisions), the value a shared bucket number.  Measured:
   about 90 bytes per entry (``bench/bench_seen.py``).
@@ -35,6 +36,7 @@ class SeenCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._width = ttl / buckets
+        self._per_bucket = max(1, max_entries // buckets)
         self._index: dict[int, int] = {}
         # (bucket number, time the bucket was opened, keys added while it was current)
         self._buckets: deque[tuple[int, float, list[int]]] = deque()
@@ -53,7 +55,11 @@ class SeenCache:
         if key in self._index:
             return False
         buckets = self._buckets
-        if not buckets or now - buckets[-1][1] >= self._width:
+        if (
+            not buckets
+            or now - buckets[-1][1] >= self._width
+            or len(buckets[-1][2]) >= self._per_bucket
+        ):
             self.expire(now)
             buckets.append((self._next_bucket, now, []))
             self._next_bucket += 1
@@ -82,10 +88,6 @@ class SeenCache:
 
     def _forget_oldest(self, now: float) -> None:
         buckets = self._buckets
-        if len(buckets) == 1:
-            # A single bucket holds everything: close it so that it can be dropped whole.
-            buckets.append((self._next_bucket, now, []))
-            self._next_bucket += 1
         while len(self._index) > self.max_entries and len(buckets) > 1:
             self._drop(buckets.popleft())
             self._forgot_until = buckets[0][1]
