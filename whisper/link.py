@@ -136,16 +136,7 @@ class OutgoingLink:
     async def _send_replay(self, stream: trio.SocketStream) -> str | None:
         """Write the backlog owed to this connection before anything queued; why it failed."""
         data = self.replay.connected() if self.replay is not None else b""
-        if not data:
-            return None
-        with trio.move_on_after(self._stall_timeout) as scope:
-            try:
-                await stream.send_all(data)
-            except (trio.BrokenResourceError, OSError) as exc:
-                return str(exc.__cause__ or exc) or "connection broken"
-        if scope.cancelled_caught:
-            return f"stalled: nothing could be sent for {self._stall_timeout:.0f}s"
-        return None
+        return await self._send(stream, data) if data else None
 
     async def _pump(self, stream: trio.SocketStream) -> str:
         queue = self.queue
@@ -156,11 +147,18 @@ class OutgoingLink:
                 await self._wake.wait()
                 self._wake = None
                 continue
-            with trio.move_on_after(self._stall_timeout) as scope:
-                try:
-                    await stream.send_all(data)
-                except (trio.BrokenResourceError, OSError) as exc:
-                    return str(exc.__cause__ or exc) or "connection broken"
-            if scope.cancelled_caught:
-                return f"stalled: nothing could be sent for {self._stall_timeout:.0f}s"
+            error = await self._send(stream, data)
+            if error:
+                return error
             self.batches_sent += 1
+
+    async def _send(self, stream: trio.SocketStream, data: bytes) -> str | None:
+        """Write ``data``; None when done, else why the link is broken (or stalled)."""
+        with trio.move_on_after(self._stall_timeout) as scope:
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, OSError) as exc:
+                return str(exc.__cause__ or exc) or "connection broken"
+        if scope.cancelled_caught:
+            return f"stalled: nothing could be sent for {self._stall_timeout:.0f}s"
+        return None
