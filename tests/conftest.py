@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI must be deterministic: the same examples every run.  Locally hypothesis explores.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("stress", max_examples=2000)  # pytest --hypothesis-profile=stress
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

@@ -109,7 +109,7 @@ def test_go_reference_any_chunking(go_wire, cuts):
 json_scalars = (
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.integers(min_value=-(2**63 - 1), max_value=2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
 )
@@ -240,6 +240,18 @@ def test_whitespace_only_stream_and_empty_stream_are_clean():
 def test_huge_whitespace_between_messages_counts_toward_size():
     events = decode_all(b"{}" + b" " * 200_000 + b"{}", max_size=100_000)
     assert events[0] == {} and isinstance(events[-1], Violation)
+
+
+@pytest.mark.parametrize("value", [2**63 - 1, -(2**63 - 1)])
+def test_integer_range_accepted(parser, value):
+    data = b'{"a":%d} ' % value
+    assert Decoder(backend=parser).feed(data) == [{"a": value}]
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63), 10**30])
+def test_integer_range_refused_by_both_backends(parser, value):
+    events = Decoder(backend=parser).feed(b'{"a":%d} ' % value)
+    assert isinstance(events[-1], Violation)
 
 
 def test_values_counted_once_each():

@@ -7,8 +7,8 @@ never touches a socket, a clock or trio.
 Rules (PROTOCOL.md §1 is normative):
 
 - The stream is a sequence of JSON objects with any whitespace, or none, between them.
-- A top-level value that is not an object, malformed JSON, invalid UTF-8, a number that
-  does not fit a 64-bit integer or a finite double, nesting deeper than ``max_depth``, more
+- A top-level value that is not an object, malformed JSON, invalid UTF-8, an integer outside
+  +-(2**63 - 1) or a number that is not a finite double, nesting deeper than ``max_depth``, more
   than ``max_values`` JSON values in one message, or more than ``max_size`` bytes in one
   message are *protocol violations*.  The decoder returns a `Violation` with a reason as the
   last event and is dead from then on; the caller drops the connection.
@@ -183,7 +183,8 @@ class Decoder:
 
 
 _INFINITIES = (float("inf"), float("-inf"))
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# yajl (ijson's C backend) refuses -2**63 as an overflow; the pure backend must agree.
+_INT64_MIN, _INT64_MAX = -(2**63 - 1), 2**63 - 1
 
 
 def _short(exc: BaseException) -> str:
