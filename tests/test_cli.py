@@ -24,6 +24,7 @@ LOOPBACK = ["-host", LOCAL, "-port", "0", "-headless"]
         (["-peer", "nocolon"], "not HOST:PORT"),
         (["-peer", "host:0"], "1-65535"),
         (["-peer", "host:http"], "not a number"),
+        (["-peer", "host:\u00b2"], "not a number"),
         (["-nick"], "expected one argument"),
     ],
 )

@@ -58,6 +58,9 @@ async def test_help_lists_every_command(nursery):
         ("/nick two words", "without spaces"),
         ("/nick " + "x" * 40, "1-32"),
         ("/nick a\x07", "printable"),
+        ("/connect 127.0.0.1:\u00b2", "not a number"),  # str.isdigit() but not int()
+        ("/connect 127.0.0.1:\uff15\uff15", "not a number"),  # full-width digits
+        ("/disconnect 127.0.0.1:\u00b2", "not a number"),
     ],
 )
 async def test_mistakes_get_one_line_hints(nursery, line, words):

@@ -205,6 +205,7 @@ async def test_the_blacklist_stops_dials_and_the_commands_list_and_lift_it(nurse
     assert listing[0] == "1 blacklisted; /unblock ADDR lifts an entry"
     assert listing[1].startswith(f"  {addr} (from 127.0.0.1): ") and "over its limit" in listing[1]
     assert execute(node, "/unblock 10.9.9.9:9").lines[0].startswith("10.9.9.9:9 is not")
+    assert "is not blacklisted" in execute(node, "/unblock 10.9.9.9:\u00b2").lines[0]
     assert execute(node, f"/unblock {addr}").lines == [f"unblocked {addr}"]
     assert execute(node, "/blacklist").lines == ["nobody is blacklisted"]
     assert node.learned(addr)

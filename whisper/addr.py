@@ -27,7 +27,7 @@ def parse_hostport(text: str, *, allow_port_zero: bool = False) -> tuple[str, in
         host = host[1:-1]
     elif ":" in host:
         raise AddressError(f"{text!r}: write an IPv6 host in brackets, [::1]:PORT")
-    if not port_text.isdigit():
+    if not (port_text.isascii() and port_text.isdigit()):  # "²" isdigit() but int() refuses
         raise AddressError(f"{text!r}: port {port_text!r} is not a number")
     port = int(port_text)
     if not (0 if allow_port_zero else 1) <= port <= 65535:
