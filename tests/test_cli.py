@@ -25,6 +25,7 @@ LOOPBACK = ["-host", LOCAL, "-port", "0", "-headless"]
         (["-peer", "host:0"], "1-65535"),
         (["-peer", "host:http"], "not a number"),
         (["-peer", "host:\u00b2"], "not a number"),
+        (["-downloads", "~no-such-user-here"], "no such user"),
         (["-nick"], "expected one argument"),
     ],
 )

@@ -218,6 +218,20 @@ def test_save_to_a_path_a_directory_or_the_downloads_dir(tmp_path: Path) -> None
         save_in(tmp_path / "nowhere", "x", b"")
 
 
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ("~no-such-user-here/cat.gif", "no such user"),  # expanduser raised RuntimeError
+        ("cat\x00.gif", "cannot create"),  # os.open raised ValueError
+    ],
+)
+def test_save_refuses_unusable_paths_with_one_line(target: str, words: str) -> None:
+    stored = StoredFile(1, "cat.gif", "image/gif", b"GIF89a")
+    with pytest.raises(FileError, match=words) as info:
+        save(stored, target, None)
+    assert "\n" not in str(info.value)
+
+
 # -- sending -------------------------------------------------------------------------------
 
 
@@ -242,6 +256,7 @@ def test_prepare_refuses_with_one_line(tmp_path: Path) -> None:
         (tmp_path, "is not a regular file"),
         (tmp_path / "missing", "no such file"),
         (Path("/dev/zero"), "is not a regular file"),
+        (Path("~no-such-user-here/cat.gif"), "no such user"),
     ]:
         with pytest.raises(FileError, match=words) as info:
             prepare(str(path), 1 << 20)

@@ -19,7 +19,6 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TypeVar
 
 import trio
@@ -27,6 +26,7 @@ import trio
 from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
 from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG
 from .discovery_policy import DISCOVERY_PORT
+from .files import FileError, user_path
 from .flood import add_flood_flags, flood_from_args
 from .node import Config, Node
 
@@ -140,7 +140,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise AddressError(f"-backlog {args.backlog}: must be 0-{MAX_BACKLOG}")
     config.backlog = args.backlog
     if args.downloads is not None:
-        downloads = Path(args.downloads).expanduser()
+        try:
+            downloads = user_path(args.downloads)
+        except FileError as exc:
+            raise AddressError(f"-downloads {exc}") from None
         if not downloads.is_dir():
             raise AddressError(f"-downloads {args.downloads}: not a directory")
         config.downloads = downloads.resolve()

@@ -152,9 +152,17 @@ class Outgoing:
     extra: dict[str, str]
 
 
+def user_path(text: str) -> Path:
+    """A path as the user typed it, ``~`` expanded.  Raises ``FileError`` for ``~nobody``."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # what pathlib raises for an unknown user, or no home directory
+        raise FileError(f"cannot expand {text}: no such user, or no home directory") from None
+
+
 def prepare(path_text: str, max_message_size: int) -> Outgoing:
     """Read a file to send.  Raises ``FileError`` with a one-line reason."""
-    path = Path(path_text).expanduser()
+    path = user_path(path_text)
     limit = max_file_size(max_message_size)
     try:
         info = path.stat()
@@ -317,7 +325,7 @@ def save(stored: StoredFile, target: str | None, downloads: Path | None) -> Path
     """Write a received file: into ``target`` (a new file, or a directory), else into
     ``downloads``, else the current directory.  Never overwrites.  Raises ``FileError``."""
     if target:
-        path = Path(target).expanduser()
+        path = user_path(target)
         if not path.is_dir():
             try:
                 return _create(path, stored.data)
@@ -359,6 +367,8 @@ def _create(path: Path, data: bytes) -> Path:
         raise  # the caller picks another name, or refuses
     except OSError as exc:
         raise FileError(f"cannot create {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path
+        raise FileError(f"cannot create {path}: {exc}") from None
     try:
         view = memoryview(data)
         while view:
