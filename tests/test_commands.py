@@ -61,6 +61,7 @@ async def test_help_lists_every_command(nursery):
         ("/connect 127.0.0.1:\u00b2", "not a number"),  # str.isdigit() but not int()
         ("/connect 127.0.0.1:\uff15\uff15", "not a number"),  # full-width digits
         ("/disconnect 127.0.0.1:\u00b2", "not a number"),
+        ("/save \u00b2", "usage: /save N [PATH]"),
     ],
 )
 async def test_mistakes_get_one_line_hints(nursery, line, words):

@@ -168,11 +168,12 @@ def _files(node: Node, arg: str) -> Reply:
 
 def _save(node: Node, arg: str) -> Reply:
     number, _, target = arg.partition(" ")
-    if not number.lstrip("#").isdigit():
+    number = number.lstrip("#")
+    if not (number.isascii() and number.isdigit()):  # "²" isdigit() but int() refuses it
         return Reply([usage("save")])
-    stored = node.files.get(int(number.lstrip("#")))
+    stored = node.files.get(int(number))
     if stored is None:
-        return Reply([node.files.missing(int(number.lstrip("#")))])
+        return Reply([node.files.missing(int(number))])
     try:
         path = files.save(stored, _unquote(target), node.config.downloads)
     except files.FileError as exc:
