@@ -62,6 +62,8 @@ async def test_help_lists_every_command(nursery):
         ("/connect 127.0.0.1:\uff15\uff15", "not a number"),  # full-width digits
         ("/disconnect 127.0.0.1:\u00b2", "not a number"),
         ("/save \u00b2", "usage: /save N [PATH]"),
+        ("/save " + "1" * 5000, "usage: /save N [PATH]"),  # int() refuses over 4,300 digits
+        ("/connect 127.0.0.1:" + "9" * 5000, "port must be 1-65535"),  # and int() refuses it
     ],
 )
 async def test_mistakes_get_one_line_hints(nursery, line, words):

@@ -29,7 +29,8 @@ def parse_hostport(text: str, *, allow_port_zero: bool = False) -> tuple[str, in
         raise AddressError(f"{text!r}: write an IPv6 host in brackets, [::1]:PORT")
     if not (port_text.isascii() and port_text.isdigit()):  # "²" isdigit() but int() refuses
         raise AddressError(f"{text!r}: port {port_text!r} is not a number")
-    port = int(port_text)
+    digits = port_text.lstrip("0")
+    port = int(digits or "0") if len(digits) <= 5 else 65536  # int() refuses 4,301 digits
     if not (0 if allow_port_zero else 1) <= port <= 65535:
         raise AddressError(f"{text!r}: port must be 1-65535")
     return host, port

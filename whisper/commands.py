@@ -169,7 +169,8 @@ def _files(node: Node, arg: str) -> Reply:
 def _save(node: Node, arg: str) -> Reply:
     number, _, target = arg.partition(" ")
     number = number.lstrip("#")
-    if not (number.isascii() and number.isdigit()):  # "²" isdigit() but int() refuses it
+    # "²" isdigit() but int() refuses it, as it does over 4,300 digits
+    if not (number.isascii() and number.isdigit()) or len(number) > 18:
         return Reply([usage("save")])
     stored = node.files.get(int(number))
     if stored is None:
