@@ -11,6 +11,7 @@ case), to keep this file quick on a small machine.
 from __future__ import annotations
 
 import shlex
+import socket
 import sys
 from pathlib import Path
 
@@ -18,12 +19,14 @@ import pytest
 import trio
 
 from whisper.conformance import FAIL, PASS, SKIP, Result, Target, all_cases, run_case, select
-from whisper.conformance.harness import fill_template
+from whisper.conformance.harness import fill_template, free_port
+from whisper.conformance.runner import parallel_jobs
 
 FAKE = Path(__file__).parent / "conformance_fakes" / "fakepeer.py"
 JOBS = 4
 FAIL_TIMEOUT = 8.0  # generous for the loopback steps before the failure; a timeout is a FAIL too
 PASS_TIMEOUT = 30.0
+DEAF_TIMEOUT = 3.0  # a peer that never hears a datagram fails by timing out: keep it short
 
 # (case, bug, a phrase the FAIL detail must contain: it failed for the right reason)
 FAILING = [
@@ -63,17 +66,24 @@ FAILING = [
     ("flooder-cut-off", "never-cut", "the connection was still open after flooding"),
     ("flooder-cut-off", "block-ip", "must not be blacklisted as a whole"),
     ("relay-not-blamed", "blame-relays", "closed the relay's connection"),
+    ("discovery-dial", "no-discovery", "waiting for a connection to sink1"),
+    ("discovery-garbage", "crash-on-garbage-datagram", "exited with status 6"),
+    ("discovery-garbage", "dial-garbage", "named only by garbage datagrams (port over 65535"),
+    ("discovery-not-self", "dial-self", "dialled its own address"),
 ]
 
 # PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
 GO_FAILS = {"no-body", "hash-mismatch", "too-old", "far-future", "oversized", "deep-nesting"}
 GO_FAILS |= {"file-relay", "backlog-replay", "backlog-not-own", "backlog-fresh-only"}
 GO_FAILS |= {"flood-contained", "flooder-cut-off"}  # no flood control
+GO_FAILS |= {"discovery-dial", "discovery-garbage", "discovery-not-self"}  # hears nothing
 GO = "--go"
+DEAF = {"no-discovery", GO}
 
 
 def fake_cmd(bug: str | None) -> str:
-    cmd = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE))} --port {{port}}"
+    fake = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE))}"
+    cmd = f"{fake} --port {{port}} --discovery-port {{udp}}"
     if bug == GO:
         return cmd + " --go"
     return cmd + (f" --bug {bug}" if bug else "")
@@ -97,9 +107,12 @@ async def _run_all(runs: list[tuple[str, str | None, float]]) -> dict:
 
 @pytest.fixture(scope="module")
 def results() -> dict[tuple[str, str | None], Result]:
-    runs = [(name, bug, FAIL_TIMEOUT) for name, bug, _ in FAILING]
+    def timeout(name: str, bug: str | None, default: float) -> float:
+        return DEAF_TIMEOUT if bug in DEAF and name.startswith("discovery-") else default
+
+    runs = [(name, bug, timeout(name, bug, FAIL_TIMEOUT)) for name, bug, _ in FAILING]
     runs += [(c.name, None, PASS_TIMEOUT) for c in all_cases()]
-    runs += [(c.name, GO, PASS_TIMEOUT) for c in all_cases()]
+    runs += [(c.name, GO, timeout(c.name, GO, PASS_TIMEOUT)) for c in all_cases()]
     return trio.run(_run_all, runs)
 
 
@@ -130,15 +143,44 @@ def test_go_stand_in_gets_the_report_the_worked_example_predicts(results: dict) 
     assert "stripped" in report["unknown-keys"].detail
     assert "FileName, FileType, FileContents stripped" in report["file-relay"].detail
     assert "replayed none" in report["backlog-replay"].detail
+    assert "sink1 (127.0.0.1:" in report["discovery-dial"].detail
+    assert "was never dialled" in report["discovery-dial"].detail
 
 
 # -- the harness's small rules --------------------------------------------------------
 
 
 def test_template_ports_are_filled_consistently() -> None:
-    argv, port = fill_template("peer -port {port} -http 127.0.0.1:{port2} -again {port}")
-    assert argv[2] == str(port) == argv[-1]
+    template = "peer -port {port} -http 127.0.0.1:{port2} -again {port} -udp {udp} {udp}"
+    argv, port, udp = fill_template(template)
+    assert argv[2] == str(port) == argv[6]
     assert argv[4].startswith("127.0.0.1:") and argv[4] != f"127.0.0.1:{port}"
+    assert udp is not None and argv[-2:] == [str(udp), str(udp)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0", udp))  # free on every address
+    assert fill_template(template, 5555)[0][-1] == "5555"  # --discovery-port fills {udp}
+    assert fill_template("peer {port}", 5555)[2] == 5555  # a port the peer always binds
+    assert fill_template("peer {port}")[2] is None
+
+
+async def test_discovery_cases_are_skipped_without_the_udp_port() -> None:
+    (dial,) = select(None, ["discovery-dial"])
+    no_udp = fake_cmd(None).replace(" --discovery-port {udp}", "")
+    result = await run_case(dial, Target(host="127.0.0.1", cmd=no_udp))
+    assert result.result == SKIP and "{udp}" in result.detail, result
+    result = await run_case(dial, Target(host="127.0.0.1", port=9))
+    assert result.result == SKIP and "--discovery-port N" in result.detail, result
+
+
+async def test_a_fixed_discovery_port_fills_the_template_and_runs_one_case_at_a_time() -> None:
+    (dial,) = select(None, ["discovery-dial"])
+    target = Target(
+        host="127.0.0.1", cmd=fake_cmd(None), discovery_port=free_port(socket.SOCK_DGRAM)
+    )
+    assert parallel_jobs(target, 4) == 1
+    assert parallel_jobs(Target(host="127.0.0.1", cmd=fake_cmd(None)), 4) == 4
+    result = await run_case(dial, target)
+    assert result.result == PASS, result
 
 
 def test_levels_select_their_cases() -> None:

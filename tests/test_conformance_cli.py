@@ -1,7 +1,9 @@
 """whisper-conformance, run as a command against our own peer: every case passes.
 
 This is the CI check that our peer conforms (``.ci/run`` runs the whole test suite).  It also
-covers ``--target`` (cases that need a fresh process are skipped), ``--json`` and exit codes.
+covers ``--target`` (cases that need a fresh process are skipped, and discovery cases
+unless ``--discovery-port`` is given), ``--json`` and exit codes.  Our peer's discovery port
+is ``{udp}``, a free UDP port per case, so that no two peers share one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from whisper.conformance import all_cases, select
 from whisper.conformance.harness import free_port
 
 PYTHON = shlex.quote(sys.executable)
-OUR_PEER = f"{PYTHON} -m whisper -host 127.0.0.1 -port {{port}} -headless"
+OUR_PEER = f"{PYTHON} -m whisper -host 127.0.0.1 -port {{port}} -discovery-port {{udp}} -headless"
 RUN_TIMEOUT = 150
 
 
@@ -59,11 +61,12 @@ def test_our_peer_passes(full_run: tuple, name: str) -> None:
 
 
 @pytest.fixture
-def running_peer() -> Iterator[int]:
-    port = free_port()
+def running_peer() -> Iterator[tuple[int, int]]:
+    """A peer we started ourselves: (its TCP port, its UDP discovery port)."""
+    port, udp = free_port(), free_port(socket.SOCK_DGRAM)
     argv = [sys.executable, "-m", "whisper", "-host", "127.0.0.1", "-port", str(port)]
     proc = subprocess.Popen(
-        [*argv, "-headless"],
+        [*argv, "-discovery-port", str(udp), "-headless"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -77,7 +80,7 @@ def running_peer() -> Iterator[int]:
             except OSError:
                 assert proc.poll() is None and time.monotonic() < deadline, "peer did not start"
                 time.sleep(0.05)  # polling the port: nothing to wait on from another process
-        yield port
+        yield port, udp
     finally:
         proc.terminate()
         try:
@@ -89,10 +92,10 @@ def running_peer() -> Iterator[int]:
         proc.stdin.close()
 
 
-def test_target_mode_skips_cases_that_need_a_fresh_process(running_peer: int) -> None:
+def test_target_mode_skips_cases_that_need_a_fresh_process(running_peer: tuple) -> None:
     chosen = select(["core", "limits"])
     fresh = [c for c in chosen if c.fresh]
-    done = conformance("--target", f"127.0.0.1:{running_peer}", "--level", "core,limits")
+    done = conformance("--target", f"127.0.0.1:{running_peer[0]}", "--level", "core,limits")
     lines = done.stdout.strip().splitlines()
     summary = f"{len(chosen) - len(fresh)} passed, 0 failed, {len(fresh)} skipped"
     assert lines[-1] == summary, done.stdout + done.stderr
@@ -102,11 +105,26 @@ def test_target_mode_skips_cases_that_need_a_fresh_process(running_peer: int) ->
         assert row.split()[2] == "SKIP" and "--cmd" in row
 
 
+def test_target_mode_runs_discovery_given_the_port(running_peer: tuple) -> None:
+    port, udp = running_peer
+    target = ["--target", f"127.0.0.1:{port}", "--level", "discovery"]
+    done = conformance(*target, "--discovery-port", str(udp))
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[2:-1]}
+    assert rows["discovery-dial"].split()[2] == "PASS", done.stdout + done.stderr
+    assert "--cmd" in rows["discovery-garbage"] and "--cmd" in rows["discovery-not-self"]
+    assert done.stdout.splitlines()[-1] == "1 passed, 0 failed, 2 skipped"
+    done = conformance(*target)
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[2:-1]}
+    assert "give --discovery-port N" in rows["discovery-dial"], done.stdout
+    assert done.returncode == 3
+
+
 @pytest.mark.parametrize(
     "args",
     [
         [],
         ["--cmd", "whisper -port 1"],
+        ["--cmd", OUR_PEER, "--discovery-port", "0"],
         ["--cmd", OUR_PEER, "--level", "core,nonsense"],
         ["--cmd", OUR_PEER, "--target", "127.0.0.1:1"],
         ["--target", "nowhere"],

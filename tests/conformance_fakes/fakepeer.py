@@ -1,11 +1,12 @@
 """A small whispernet peer with at most one deliberate bug, to prove conformance cases can fail.
 
-Usage: python fakepeer.py --port N [--bug NAME ...] [--go]
+Usage: python fakepeer.py --port N [--discovery-port N] [--bug NAME ...] [--go]
 
 Without --bug it follows PROTOCOL.md closely enough to pass every conformance case (a test
 checks that), so when a case fails against ``--bug X`` it fails because of X.  It reuses
 whisper's codec and message rules; each bug is a small, named departure (see ``BUGS``).
-It listens on 127.0.0.1 only and ignores stdin.
+It listens on 127.0.0.1 only (TCP, and UDP for discovery with --discovery-port), never sends
+a datagram, dials only 127.0.0.1 when it hears one, and ignores stdin.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import collections
 import contextlib
 import json
 import os
+import re
+import socket
 import sys
 import time
 from typing import Any
@@ -23,6 +26,7 @@ from typing import Any
 import trio
 
 from whisper import codec
+from whisper.discovery_policy import MAX_DATAGRAM, parse_datagram
 from whisper.flood import Connection, FloodConfig, FloodControl, FloodCut
 from whisper.freshness import check_fresh
 from whisper.ids import HASH_PREFIX, hashed_id
@@ -63,10 +67,15 @@ BUGS = {
     "never-cut": "limits each origin's messages but never closes a connection",
     "block-ip": "after cutting a flooder, refuses every connection from its IP, loopback too",
     "blame-relays": "blames any connection for an origin's messages over its limit",
+    "no-discovery": "reads each datagram into a zero-length buffer (the Go peer's bug): hears none",
+    "crash-on-garbage-datagram": "exits on a datagram that is not a bare IP:PORT",
+    "dial-garbage": "dials any 127.0.0.1:PORT found in a datagram, junk around it and all",
+    "dial-self": "dials its own address when a datagram announces it",
 }
 # Documented Go traits: crashes on a missing Body, no hashed IDs, no expiry, no size limit;
 # encoding/json's depth limit is 10,000; it re-encodes and relays to the message's own Addr.
-# No backlog either (it has no replay), and no flood control.
+# No backlog either (it has no replay), and no flood control.  Its discovery listener reads
+# into a zero-length buffer, so it never learns an address from a datagram.
 GO = (
     "crash-no-body",
     "no-hash-check",
@@ -75,6 +84,7 @@ GO = (
     "go-reencode",
     "no-backlog",
     "no-flood-control",
+    "no-discovery",
 )
 GO_DEPTH = 10_000
 GO_FIELDS = ("ID", "Addr", "Body", "omitempty", "Timestamp")
@@ -82,11 +92,13 @@ QUEUE = 256  # messages per link; when full, drop for that link only (§5.3)
 BACKLOG = 50  # messages replayed first on each link (§7.3)
 REPLAY_MAX_AGE = 480.0
 FILE_KEYS = ("FileName", "FileType", "FileContents")
+LENIENT_ADDR = re.compile(r"127\.0\.0\.1:(\d+)")  # dial-garbage: \d is any Unicode digit
 
 
 class FakePeer:
-    def __init__(self, port: int, bugs: set[str], go: bool = False) -> None:
+    def __init__(self, port: int, bugs: set[str], go: bool = False, udp: int | None = None) -> None:
         self.port = port
+        self.udp = udp
         self.bugs = bugs
         self.go = go
         self.seen: set[str] = set()
@@ -103,6 +115,8 @@ class FakePeer:
         listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
+            if self.udp is not None:
+                nursery.start_soon(self.hear_datagrams)
             await trio.serve_listeners(self.serve, listeners)
 
     # -- reading --------------------------------------------------------------------
@@ -272,6 +286,32 @@ class FakePeer:
         ms = message.timestamp if "seconds-as-ms" in self.bugs else message.timestamp_ms
         return check_fresh(ms, now=time.time(), memory=600.0) is None
 
+    # -- discovery (PROTOCOL.md §7.1), with the bug -------------------------------------
+
+    async def hear_datagrams(self) -> None:
+        assert self.udp is not None
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            await sock.bind(("127.0.0.1", self.udp))
+            size = 0 if "no-discovery" in self.bugs else 65_535
+            while True:
+                data, _ = await sock.recvfrom(size)
+                await self.heard(data)
+
+    async def heard(self, data: bytes) -> None:
+        """Dial a loopback address a datagram announces, unless we have a link to it."""
+        if "dial-garbage" in self.bugs:
+            found = LENIENT_ADDR.search(data.decode("utf-8", "replace"))
+            addr = found and f"127.0.0.1:{int(found[1]) % 65536}"  # and keeps 16 bits
+        else:
+            endpoint = parse_datagram(data) if len(data) <= MAX_DATAGRAM else None
+            addr = str(endpoint) if endpoint and endpoint.ip.is_loopback else None
+        if not addr:
+            if "crash-on-garbage-datagram" in self.bugs and "no-discovery" not in self.bugs:
+                os._exit(6)
+            return
+        if addr not in self.links and addr not in self.streams:
+            await self.dial(addr)
+
     # -- relaying and dialling ------------------------------------------------------
 
     async def forward(self, data: bytes, except_addr: object) -> None:
@@ -291,7 +331,8 @@ class FakePeer:
                 self.links[addr].send_nowait(data)  # when full: dropped for this peer only
 
     async def dial(self, addr: str) -> None:
-        if "no-dialback" in self.bugs or addr == f"127.0.0.1:{self.port}":
+        own = addr == f"127.0.0.1:{self.port}"
+        if "no-dialback" in self.bugs or (own and "dial-self" not in self.bugs):
             return
         if self.flood is not None and self.flood.blocked(addr, trio.current_time()):
             return
@@ -343,13 +384,14 @@ async def _receive(stream: trio.SocketStream) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--discovery-port", type=int, help="hear datagrams on this UDP port")
     parser.add_argument("--bug", choices=sorted(BUGS), action="append", default=[])
     parser.add_argument("--go", action="store_true", help="the Go reference peer's bugs")
     args = parser.parse_args()
     sys.setrecursionlimit(30_000)  # relaying deeply nested values re-encodes them
     bugs = set(args.bug) | (set(GO) if args.go else set())
     with contextlib.suppress(KeyboardInterrupt):
-        trio.run(FakePeer(args.port, bugs, args.go).run)
+        trio.run(FakePeer(args.port, bugs, args.go, args.discovery_port).run)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ connections), ``context`` (what a case works with), ``registry`` (cases and leve
 (one module per level).
 """
 
-from .context import CaseContext, CaseFailed
+from .context import CaseContext, CaseFailed, CaseSkipped
 from .harness import Target
 from .registry import LEVELS, Case, all_cases, select
 from .runner import FAIL, PASS, SKIP, Result, run_case, run_cases
@@ -24,6 +24,7 @@ __all__ = [
     "Case",
     "CaseContext",
     "CaseFailed",
+    "CaseSkipped",
     "Result",
     "Target",
     "all_cases",

@@ -3,6 +3,8 @@
 Rules:
 - Exactly one of ``--cmd TEMPLATE`` (a fresh peer per case) or ``--target HOST:PORT`` (a
   running peer; cases that need a fresh process are skipped), unless ``--list``.
+- Discovery cases need the peer's UDP discovery port: ``{udp}`` in the template, or
+  ``--discovery-port N`` (with ``--cmd`` it is then fixed, and cases run one at a time).
 - Output: one table row per case (case, level, PASS/FAIL/SKIP, what was seen), printed in
   case order as results arrive, then the summary line ``N passed, N failed, N skipped``.
   ``--json FILE`` writes the same results for machines.
@@ -38,14 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="whisper-conformance",
         description="Black-box whispernet protocol conformance suite (PROTOCOL.md).",
         epilog="example: whisper-conformance"
-        " --cmd 'whisper -host 127.0.0.1 -port {port} -headless'",
+        " --cmd 'whisper -host 127.0.0.1 -port {port} -discovery-port {udp} -headless'",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--cmd",
         metavar="TEMPLATE",
         help="command starting the peer under test; {port} (and {port2}, {port3} ...) are"
-        " replaced by free ports; a fresh process per case",
+        " replaced by free TCP ports, {udp} by a free UDP port for its discovery port;"
+        " a fresh process per case",
     )
     which.add_argument("--target", metavar="HOST:PORT", help="a peer that is already running")
     p.add_argument(
@@ -70,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=LOCALHOST,
         metavar="IP",
         help="address where a --cmd peer listens (default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--discovery-port",
+        type=int,
+        metavar="N",
+        help="the peer's UDP discovery port, for the discovery cases: needed with --target;"
+        " with --cmd it fills {udp} (or stands for a port the peer always binds) and cases"
+        " then run one at a time",
     )
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
@@ -107,16 +118,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Target:
+    udp = args.discovery_port
+    if udp is not None and not 1 <= udp <= 65535:
+        parser.error(f"--discovery-port {udp}: must be 1-65535")
     if args.cmd:
         if "{port}" not in args.cmd:
             parser.error("--cmd needs a {port} field for the port the peer listens on")
-        return Target(host=args.peer_host, cmd=args.cmd)
+        return Target(host=args.peer_host, cmd=args.cmd, discovery_port=udp)
     if args.target:
         try:
             host, port = parse_hostport(args.target)
         except AddressError as exc:
             parser.error(f"--target: {exc}")
-        return Target(host=host, port=port)
+        return Target(host=host, port=port, discovery_port=udp)
     parser.error("give --cmd TEMPLATE or --target HOST:PORT")
     raise AssertionError("unreachable")
 

@@ -42,6 +42,14 @@ class CaseFailed(Exception):
         self.detail = detail
 
 
+class CaseSkipped(Exception):
+    """The case cannot be decided here (the OS hides what it observes ...): SKIP, ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -75,8 +83,8 @@ class CaseContext:
 
     # -- fake peers and connections ---------------------------------------------------
 
-    async def fake(self, name: str, *, stall: bool = False) -> FakePeer:
-        fake = await FakePeer.open(name, self.observer, stall=stall)
+    async def fake(self, name: str, *, stall: bool = False, host: str = "127.0.0.1") -> FakePeer:
+        fake = await FakePeer.open(name, self.observer, stall=stall, host=host)
         self.fakes.append(fake)
         self.nursery.start_soon(fake.serve)
         return fake

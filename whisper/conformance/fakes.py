@@ -1,7 +1,8 @@
 """The suite's fake peers: what the peer under test talks to, and all the suite observes.
 
 Rules:
-- A ``FakePeer`` listens on 127.0.0.1 (port chosen by the kernel); its ``IP:PORT`` is the
+- A ``FakePeer`` listens on 127.0.0.1 (port chosen by the kernel; discovery cases may put
+  it on the peer's own address, where §7.1 lets the peer dial it); its ``IP:PORT`` is the
   ``Addr`` of the messages it originates, so the peer under test dials it back (§5.1 step 8).
   It decodes whatever arrives on the connections it accepts, leniently (limits far above the
   protocol's, so that a peer that wrongly relays an oversized or deeply nested message is seen
@@ -71,11 +72,13 @@ class FakePeer:
         self._observer = observer
 
     @classmethod
-    async def open(cls, name: str, observer: Observer, *, stall: bool = False) -> FakePeer:
+    async def open(
+        cls, name: str, observer: Observer, *, stall: bool = False, host: str = "127.0.0.1"
+    ) -> FakePeer:
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if stall:  # inherited by accepted sockets: the peer's writes back up quickly
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALL_RCVBUF)
-        await sock.bind(("127.0.0.1", 0))
+        await sock.bind((host, 0))
         sock.listen(64)
         return cls(name, trio.SocketListener(sock), observer, stall=stall)
 

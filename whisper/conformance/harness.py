@@ -4,6 +4,10 @@ Rules:
 - ``--cmd`` templates get ``{port}``, ``{port2}``, ``{port3}`` ... replaced by free TCP ports
   on 127.0.0.1 outside the kernel's ephemeral range (``{port}`` is the one the peer must
   listen on; the others are for whatever else it binds, e.g. the Go peer's ``-http``).
+  ``{udp}`` is replaced by the peer's UDP discovery port: a free UDP port (free on all
+  addresses, outside the ephemeral range) per process, or ``--discovery-port N`` when given.
+  Discovery datagrams for one peer must reach that peer alone: peers sharing a port with
+  ``SO_REUSEPORT`` would each get only some of the unicast datagrams sent to it.
   The result is split like a shell would (``shlex``) and executed directly, without a shell.
 - A fresh process per case, in its own session (process group), with stdin an open pipe that
   is never written (some peers exit on end of input), stdout discarded and stderr kept in a
@@ -36,6 +40,7 @@ LOCALHOST = "127.0.0.1"
 POLL_INTERVAL = 0.02
 STOP_GRACE = 3.0
 _PORT_FIELD = re.compile(r"\{port(\d*)\}")
+UDP_FIELD = "{udp}"
 _PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*:")
 
 
@@ -50,31 +55,53 @@ class Target:
     host: str
     port: int | None = None  # a running peer (--target)
     cmd: str | None = None  # a template to start a fresh peer per case (--cmd)
+    discovery_port: int | None = None  # fixed UDP discovery port (--discovery-port)
 
     @property
     def can_spawn(self) -> bool:
         return self.cmd is not None
 
+    @property
+    def fixed_udp_shared(self) -> bool:
+        """Every peer started from the template binds the same UDP port: one at a time."""
+        return self.can_spawn and self.discovery_port is not None
+
     def describe(self) -> str:
-        return f"--cmd {self.cmd}" if self.cmd else f"--target {self.host}:{self.port}"
+        text = f"--cmd {self.cmd}" if self.cmd else f"--target {self.host}:{self.port}"
+        if self.discovery_port is not None:
+            text += f" --discovery-port {self.discovery_port}"
+        return text
+
+    def udp_missing(self) -> str | None:
+        """Why datagrams cannot be sent to the peer's discovery port, or None if they can."""
+        if self.discovery_port is not None or (self.cmd and UDP_FIELD in self.cmd):
+            return None
+        if self.cmd:
+            return (
+                "needs the peer's UDP discovery port: put {udp} in the --cmd template"
+                " (a free port per case), or give --discovery-port N"
+            )
+        return "needs the peer's UDP discovery port: give --discovery-port N"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody uses right now, outside the kernel's ephemeral
-    range: the suite's own listeners and connections (port 0) can then never take it
-    between this check and the peer binding it."""
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A TCP port on 127.0.0.1 (``kind=SOCK_DGRAM``: a UDP port on every address) that
+    nobody uses right now, outside the kernel's ephemeral range: the suite's own listeners,
+    connections and datagram sockets (port 0) can then never take it between this check and
+    the peer binding it."""
+    host = LOCALHOST if kind == socket.SOCK_STREAM else "0.0.0.0"
     low, high = _ephemeral_range()
     pools = [r for r in (range(20_000, low), range(high + 1, 65_536)) if len(r) >= 1000]
     for _ in range(200 if pools else 0):
         port = random.choice(random.choice(pools))
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        with socket.socket(socket.AF_INET, kind) as sock:
             try:
-                sock.bind((LOCALHOST, port))
+                sock.bind((host, port))
             except OSError:
                 continue
             return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, 0))
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -86,8 +113,13 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32_768, 60_999  # Linux's default; other systems use 49152-65535
 
 
-def fill_template(template: str) -> tuple[list[str], int]:
-    """Replace the ``{portN}`` fields with free ports; return argv and the main port."""
+def fill_template(template: str, udp: int | None = None) -> tuple[list[str], int, int | None]:
+    """Replace the ``{portN}`` fields with free ports and ``{udp}`` with ``udp`` (default: a
+    free UDP port); return argv, the main port and the discovery port (``udp``, or the one
+    filled in, or None)."""
+    if UDP_FIELD in template:
+        udp = udp or free_port(socket.SOCK_DGRAM)
+        template = template.replace(UDP_FIELD, str(udp))
     ports: dict[str, int] = {}
 
     def port_for(match: re.Match[str]) -> str:
@@ -102,16 +134,23 @@ def fill_template(template: str) -> tuple[list[str], int]:
     argv = shlex.split(filled)
     if not argv:
         raise PeerStartError("the --cmd template is empty")
-    return argv, ports["1"]
+    return argv, ports["1"], udp
 
 
 class PeerUnderTest:
     """One running peer: its address and, when we started it, its process."""
 
-    def __init__(self, host: str, port: int, process: trio.Process | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        process: trio.Process | None = None,
+        udp_port: int | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.process = process
+        self.udp_port = udp_port  # its UDP discovery port, where known
         self.exited = trio.Event()  # never set for a --target peer
         self.stderr_path: str | None = None
 
@@ -166,9 +205,9 @@ async def open_peer(target: Target, startup_timeout: float) -> AsyncIterator[Pee
     """Yield a listening peer; stop it (if we started it) when the block ends."""
     if target.cmd is None:
         assert target.port is not None
-        yield PeerUnderTest(target.host, target.port)
+        yield PeerUnderTest(target.host, target.port, udp_port=target.discovery_port)
         return
-    argv, port = fill_template(target.cmd)
+    argv, port, udp = fill_template(target.cmd, target.discovery_port)
     with tempfile.NamedTemporaryFile(prefix="whisper-conformance-", suffix=".err") as err:
         try:
             process = await trio.lowlevel.open_process(
@@ -180,7 +219,7 @@ async def open_peer(target: Target, startup_timeout: float) -> AsyncIterator[Pee
             )
         except OSError as exc:
             raise PeerStartError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
-        peer = PeerUnderTest(target.host, port, process)
+        peer = PeerUnderTest(target.host, port, process, udp)
         peer.stderr_path = err.name
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_exit, peer)

@@ -6,6 +6,9 @@ Rules:
 - Names are unique across levels.  Levels run in ``LEVELS`` order, cases in definition order.
 - ``fresh=True`` marks a case that a non-conforming peer may not survive (it sends what
   crashes some peers); it needs a peer process of its own and is skipped with ``--target``.
+- ``udp=True`` marks a case that sends UDP discovery datagrams (to 127.0.0.1 only): it needs
+  the peer's discovery port (``{udp}`` in the ``--cmd`` template, or ``--discovery-port``)
+  and is skipped without it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ LEVELS = (
     "timestamp",
     "limits",
     "backpressure",
+    "discovery",
     "files",
     "backlog",
     "flood-control",
@@ -39,13 +43,14 @@ class Case:
     checks: str  # one line: what a conforming peer does
     run: CaseFn
     fresh: bool = False
+    udp: bool = False  # needs the peer's UDP discovery port
 
 
 _CASES: list[Case] = []
 
 
 def case(
-    level: str, name: str, section: str, checks: str, *, fresh: bool = False
+    level: str, name: str, section: str, checks: str, *, fresh: bool = False, udp: bool = False
 ) -> Callable[[CaseFn], CaseFn]:
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}")
@@ -53,7 +58,7 @@ def case(
     def register(fn: CaseFn) -> CaseFn:
         if any(c.name == name for c in _CASES):
             raise ValueError(f"duplicate case name {name!r}")
-        _CASES.append(Case(name, level, section, checks, fn, fresh))
+        _CASES.append(Case(name, level, section, checks, fn, fresh, udp))
         return fn
 
     return register

@@ -5,7 +5,10 @@ Rules:
   that overruns fails with the step it was at.
 - ``CaseFailed`` is a FAIL with its detail.  Any other exception is a bug in the suite, also
   reported as FAIL (``suite error: ...``) so that it can never pass silently.
-- A ``fresh`` case with a ``--target`` peer is SKIPPED with the reason.
+- A ``fresh`` case with a ``--target`` peer is SKIPPED with the reason; so is a ``udp`` case
+  when the peer's discovery port is unknown, and a case that raises ``CaseSkipped``.
+- With ``--cmd`` and a fixed ``--discovery-port``, every peer started binds that UDP port,
+  so cases run one at a time (``parallel_jobs``).
 - ``run_cases`` runs up to ``jobs`` cases at a time and reports results in case order.
 """
 
@@ -17,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import trio
 
-from .context import CaseFailed, open_context
+from .context import CaseFailed, CaseSkipped, open_context
 from .harness import PeerStartError, PeerUnderTest, Target, open_peer
 from .registry import Case
 
@@ -44,6 +47,8 @@ async def run_case(
     started = trio.current_time()
     if case.fresh and not target.can_spawn:
         status, detail = SKIP, "needs a fresh peer process (it may crash one): run with --cmd"
+    elif case.udp and (missing := target.udp_missing()):
+        status, detail = SKIP, missing
     else:
         try:
             async with open_peer(target, startup_timeout) as peer:
@@ -63,6 +68,8 @@ async def _run_against(case: Case, peer: PeerUnderTest, timeout: float) -> tuple
                 return PASS, await case.run(ctx)
             except CaseFailed as exc:
                 return FAIL, exc.detail
+            except CaseSkipped as exc:
+                return SKIP, exc.reason
         return FAIL, f"timed out after {timeout:.0f}s while {ctx.step}"
 
 
@@ -77,7 +84,7 @@ async def run_cases(
 ) -> list[Result]:
     """Run ``cases``; ``on_result`` is called in case order as results become available."""
     results: list[Result | None] = [None] * len(cases)
-    limiter = trio.CapacityLimiter(max(1, jobs))
+    limiter = trio.CapacityLimiter(parallel_jobs(target, jobs))
     reported = 0
 
     async def one(index: int, case: Case) -> None:
@@ -95,6 +102,12 @@ async def run_cases(
         for index, case in enumerate(cases):
             nursery.start_soon(one, index, case)
     return [r for r in results if r is not None]
+
+
+def parallel_jobs(target: Target, jobs: int) -> int:
+    """How many cases may run at once: ``jobs``, or 1 when every peer started would bind
+    the same fixed UDP discovery port (each would then hear only some datagrams)."""
+    return 1 if target.fixed_udp_shared else max(1, jobs)
 
 
 def _describe(exc: BaseException) -> str:
