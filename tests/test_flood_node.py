@@ -213,6 +213,21 @@ async def test_the_blacklist_stops_dials_and_the_commands_list_and_lift_it(nurse
         await flooder_sink.wait_for(lambda s: s.connections == dialled + 1)
 
 
+async def test_a_flooder_spelling_its_addr_oddly_is_blacklisted_as_it_is_dialled(nursery):
+    tiny = FloodConfig(origin_burst=5, origin_rate=1, penalty_limit=5, relay_allowance=1)
+    node = await flood_node(nursery, flood=tiny)
+    flooder_sink = await sink(nursery)
+    host, port = flooder_sink.addr.rsplit(":", 1)
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, *(wire(f"flood {i}", addr=f"{host}:00{port}") for i in range(100)))
+        with contextlib.suppress(trio.BrokenResourceError):  # a reset: our messages unread
+            assert await conn.receive_some(1024) == b""  # cut: EOF
+    assert flooder_sink.addr not in node.links  # dialled as 127.0.0.1:PORT, and closed
+    assert not node.learned(flooder_sink.addr)
+    assert execute(node, "/blacklist").lines[1].startswith(f"  {flooder_sink.addr} (from ")
+
+
 async def test_the_blacklist_expires(nursery, autojump_clock):
     tiny = FloodConfig(origin_burst=5, origin_rate=1, penalty_limit=5, blacklist_for=60)
     node = await flood_node(nursery, flood=tiny)

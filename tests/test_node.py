@@ -62,6 +62,28 @@ async def test_relays_to_every_link_except_addr_and_dials_back(nursery):
     assert s2.objects[0]["History"] is True and "History" not in s2.objects[1]
 
 
+async def test_one_link_per_peer_however_its_addr_is_spelt(nursery):
+    """A peer naming one address in many spellings gets one link to it, and none to us."""
+    node = await start_node(nursery)
+    box = await inbox(nursery, node)
+    s = await sink(nursery)
+    host, port = s.addr.rsplit(":", 1)
+    own_host, own_port = node.addr.rsplit(":", 1)
+    spellings = [f"{host}:{'0' * k}{port}" for k in range(1, 6)]
+    spellings += [f" {host}:{port}", f"\x1c{host}:{port}\x1f", s.addr]
+    spellings += [f"{own_host}:0{own_port}", f" {node.addr}"]  # ours: never dialled
+    spellings += [f"[::1%\x1b[2J]:{port}", f"[fe80::1%eth0]:{port}"]  # a scope is the sender's
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, *(wire(f"as {i}", addr=a) for i, a in enumerate(spellings)))
+        await box.wait_for(lambda bodies: len(bodies) == len(spellings))
+        assert list(node.links) == [s.addr]  # links are made as messages arrive
+        await s.wait_for(lambda s: s.connections == 1)
+        node.say("after")
+        await s.wait_for(lambda s: "after" in s.bodies)
+    assert s.connections == 1 and s.bodies.count("after") == 1
+
+
 async def test_unknown_keys_relayed_intact_and_bodyless_ignored(nursery):
     node = await start_node(nursery)
     box = await inbox(nursery, node)

@@ -3,8 +3,9 @@
 Rules:
 - ``HOST:PORT`` with a port in 1..65535 (0 is allowed only where we listen); an IPv6 host is
   written in brackets, ``[::1]:55555``.
-- Addresses learned from messages are dialled only if the host is an IP literal: a peer's
-  message never makes us resolve a name.
+- Addresses learned from messages are dialled only if the host is an IP literal (without an
+  IPv6 ``%scope``): a peer's message never makes us resolve a name.  They are dialled, and
+  links kept, under their canonical spelling (``dialable``), however the message spelt them.
 - The default advertised address is the machine's outward IPv4 address, as the Go reference
   peer does, found from the routing table without sending a packet; 127.0.0.1 if none.
 """
@@ -47,9 +48,15 @@ def dialable_ip(text: str) -> tuple[str, int] | None:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if ip.is_unspecified or ip.is_multicast:
-        return None
+    if ip.is_unspecified or ip.is_multicast or getattr(ip, "scope_id", None) is not None:
+        return None  # a "%scope" names an interface of the sender's machine, not of ours
     return str(ip), port
+
+
+def dialable(text: str) -> str | None:
+    """The canonical ``IP:PORT`` of ``dialable_ip(text)``: one spelling per peer."""
+    found = dialable_ip(text)
+    return None if found is None else format_hostport(*found)
 
 
 def outward_ipv4() -> str:

@@ -36,7 +36,7 @@ import argparse
 import ipaddress
 from dataclasses import dataclass, fields
 
-from .addr import AddressError, format_hostport, parse_hostport
+from .addr import AddressError, dialable, format_hostport, parse_hostport
 from .ratelimit import TokenBucket
 
 MAX_ALLOWANCES = 1024
@@ -314,7 +314,7 @@ class FloodControl:
         if conn.blame:
             top, points = max(conn.blame.items(), key=lambda item: item[1])
             if 2 * points >= conn.points:
-                flooder = top
+                flooder = dialable(top) or top  # as the node dials it: "1.2.3.4:05" is 1.2.3.4:5
         kinds = sorted(conn.kinds.items(), key=lambda item: -item[1])
         reason = ", ".join(f"{n} {kind}" for kind, n in kinds)
         again = flooder is not None and self.blacklist.addr(flooder, now) is not None

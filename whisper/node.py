@@ -34,7 +34,7 @@ from typing import Any
 import trio
 
 from . import codec
-from .addr import dialable_ip, format_hostport, outward_ipv4, parse_hostport
+from .addr import dialable, format_hostport, outward_ipv4, parse_hostport
 from .backlog import DEFAULT_BACKLOG, Backlog, is_history, replay_age
 from .backlog import DEFAULT_MAX_BYTES as BACKLOG_BYTES
 from .discovery import run_discovery
@@ -226,9 +226,10 @@ class Node:
 
     def learned(self, addr: str) -> bool:
         """Dial an address heard of other than in a message (discovery), as for ``Addr``."""
-        if self._nursery is None or addr in self.links or not dialable_ip(addr):
+        canonical = dialable(addr)
+        if self._nursery is None or canonical is None or canonical in self.links:
             return False
-        return self._dial(addr, by_user=False)
+        return self._dial(canonical, by_user=False)
 
     def set_nick(self, nick: str) -> None:
         self.nick = nick
@@ -323,8 +324,10 @@ class Node:
         data = codec.encode_object(obj)  # message.fields is obj: relayed as received
         self._publish(self._accepted(message, len(data)))
         self._forward(data, message.addr, now)
-        if message.addr not in self.links and dialable_ip(message.addr):
-            self._dial(message.addr, by_user=False)
+        if message.addr not in self.links:  # the usual case: one dict lookup
+            canonical = dialable(message.addr)  # "1.2.3.4:05" is 1.2.3.4:5, once; not us
+            if canonical is not None and canonical not in self.links:
+                self._dial(canonical, by_user=False)
 
     def _accepted(self, message: Message, size: int) -> Delivered:
         """Backlog (extension 11) and files (extension 10) take note; the event to show."""
