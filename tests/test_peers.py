@@ -58,6 +58,20 @@ def test_given_up_not_redialled_by_messages_for_a_while_but_by_user():
     assert t.should_dial("a:1", 161)
 
 
+def test_addresses_given_up_on_are_forgotten_once_the_wait_is_over():
+    """A peer naming a new dead address every few seconds must not grow the table for ever."""
+    t = table(max_failures=1, give_up_for=100)
+    for i in range(10_000):
+        now = i * 1.0
+        assert t.should_dial(f"10.9.{i // 250}.{i % 250}:1", now)
+        assert t.failed(f"10.9.{i // 250}.{i % 250}:1", now, "refused") is None
+        if i % 2:
+            t.forget(f"10.8.{i // 250}.{i % 250}:1", now)
+    assert len(t.given_up()) <= 2 * 101  # those of the last 100 s, of each kind
+    assert not t.should_dial("10.9.39.249:1", 10_000)  # 9999: still waiting
+    assert t.should_dial("10.9.0.0:1", 10_000)
+
+
 def test_incoming_listing():
     t = table()
     t.accepted("127.0.0.1:4000", 0)

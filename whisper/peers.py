@@ -8,7 +8,7 @@ Rules:
   seconds after the n-th consecutive failure, capped at ``backoff_max``, with +-25% jitter.
   After ``max_failures`` consecutive failures we give up on the address; an address given up
   on is not dialled again because a message mentions it until ``give_up_for`` has passed
-  (the user's ``/connect`` always dials).
+  (the user's ``/connect`` always dials), and is forgotten after that.
 - Incoming connections are listed by their remote address, for display only.
 """
 
@@ -98,7 +98,7 @@ class PeerTable:
         peer.last_error = error
         if peer.failures >= self.max_failures:
             self.remove(addr)
-            self._given_up[addr] = now
+            self._give_up(addr, now)
             return None
         peer.state, peer.since = State.BACKOFF, now
         delay = min(self.backoff_max, self.backoff_base * 2 ** (peer.failures - 1))
@@ -110,10 +110,22 @@ class PeerTable:
     def forget(self, addr: str, now: float) -> None:
         """Stop dialling ``addr`` because a message mentions it, as if we had given up."""
         self.remove(addr)
-        self._given_up[addr] = now
+        self._give_up(addr, now)
 
     def given_up(self) -> list[str]:
         return list(self._given_up)
+
+    def _give_up(self, addr: str, now: float) -> None:
+        """Note it, and forget those whose wait is over: every address a peer names could
+        end up here.  The dict is kept in time order, so the expired ones are at its front."""
+        given_up = self._given_up
+        given_up.pop(addr, None)
+        given_up[addr] = now
+        while given_up:
+            oldest = next(iter(given_up))
+            if now - given_up[oldest] < self.give_up_for:
+                break
+            del given_up[oldest]
 
     # -- incoming --------------------------------------------------------------------
 
