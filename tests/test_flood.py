@@ -8,6 +8,7 @@ import pytest
 
 from whisper.cli import main
 from whisper.flood import (
+    MAX_ORIGIN_CHARS,
     FloodConfig,
     FloodControl,
     FloodCut,
@@ -261,6 +262,19 @@ def test_the_origin_table_is_bounded():
     assert len(control.origins) <= 100
     # A forgotten origin only ever had its bucket refilled: it is a new one again.
     assert conn.admit("10.3.0.0:7000", 2.0)
+
+
+def test_origins_are_bounded_in_bytes_whatever_addr_a_peer_writes():
+    """Addr is any string: 5,000 new messages, each naming a new 100 KB Addr, held 500 MB."""
+    control = FloodControl()
+    conn = control.open("10.0.0.66:1", 0.0)
+    tail = "x" * 100_000
+    for n in range(1000):
+        assert conn.admit(f"10.0.{n // 250}.{n % 250}:{tail}", 0.0)
+    assert sum(len(addr) for addr in control.origins) <= 1000 * MAX_ORIGIN_CHARS
+    cut = cut_flooder(control, "10.0.0.77:1", addr=FLOODER + tail)  # the one origin, flooded
+    assert len(str(cut)) < 3 * MAX_ORIGIN_CHARS  # the notice and log line it makes
+    assert cut.addr is not None and cut.addr.startswith(FLOODER)
 
 
 # -- configuration -----------------------------------------------------------------------

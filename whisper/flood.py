@@ -27,7 +27,8 @@ Rules:
 - Time is passed in (``now``: ``trio.current_time()`` in the node).  ``Connection.admit`` is
   on the hot path: in the common case two bucket takes and one dict lookup.
 - State is bounded: at most ``max_origins`` origin buckets (refilled ones are forgotten
-  first: a refilled bucket is the same as a new one), ``MAX_ALLOWANCES`` per connection.
+  first: a refilled bucket is the same as a new one), ``MAX_ALLOWANCES`` per connection, and
+  an origin is named by at most ``MAX_ORIGIN_CHARS`` of its ``Addr``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from .addr import AddressError, dialable, format_hostport, parse_hostport
 from .ratelimit import TokenBucket
 
 MAX_ALLOWANCES = 1024
+#: An origin is its ``Addr`` cut to this many characters (``IP:PORT`` and even a host name
+#: with a port are shorter): ``Addr`` is any string a peer writes, and origins are kept.
+MAX_ORIGIN_CHARS = 320
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,8 @@ class Connection:
     def admit(self, addr: str, now: float) -> bool:
         """Count a new message of origin ``addr``: True to accept it, False to drop it.
         Raises ``FloodCut`` when the connection must be closed."""
+        if len(addr) > MAX_ORIGIN_CHARS:
+            addr = addr[:MAX_ORIGIN_CHARS]
         if not self.bucket.take(now):
             return self._control._over_connection(self, addr, now)
         origin = self._origins.get(addr)
@@ -389,6 +395,7 @@ def flood_from_args(args: argparse.Namespace) -> FloodConfig | None:
 
 
 __all__ = [
+    "MAX_ORIGIN_CHARS",
     "Blacklist",
     "Connection",
     "Entry",
