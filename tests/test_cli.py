@@ -119,6 +119,21 @@ async def test_json_output_and_hostile_text_neutralised(nursery):
     assert "\x1b" not in jline and "\x9b" not in jline and "\u202e" not in jline
 
 
+async def test_log_lines_neutralise_what_peers_wrote(nursery):
+    """A flooder cut off is logged with its Addr, on stderr: often the user's terminal."""
+    flood = ["-flood-burst", "1", "-flood-rate", "1", "-flood-penalties", "1"]
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*LOOPBACK, *flood).start(nursery)
+        host, port = peer.addr.rsplit(":", 1)
+        conn = await trio.open_tcp_stream(host, int(port))
+        evil = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+        await send(conn, *(wire(f"flood {i}", addr=evil) for i in range(10)))
+        line = await peer.wait_line("stderr", "flood control")
+        await peer.stop()
+    assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
+    assert "␛]0;pwned␇␛[2J\ufffd31m" in line
+
+
 async def test_messages_reach_a_go_style_listener(nursery):
     """Our process's messages as a Go peer reads them: nick under omitempty, integer time."""
     from .helpers import sink

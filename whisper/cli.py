@@ -5,7 +5,8 @@ Rules:
   needs; ``--nick`` style is accepted too.
 - Bad flags, an unparsable ``-peer`` or a port in use print one line to stderr and exit 2
   (usage) or 1 (could not start), never a traceback.  An unreachable peer is only a warning.
-- ``listening on IP:PORT`` goes to stderr once the port is bound.
+- ``listening on IP:PORT`` goes to stderr once the port is bound; so do log lines, which may
+  quote peers, neutralised for the terminal (``sanitize.for_terminal``).
 - SIGINT and SIGTERM close every connection and exit 0.
 - With a terminal on stdin and stdout the terminal UI runs (``whisper.tui``); ``-headless``,
   ``-json`` or a pipe select the headless front end.
@@ -29,6 +30,7 @@ from .discovery_policy import DISCOVERY_PORT
 from .files import FileError, user_path
 from .flood import add_flood_flags, flood_from_args
 from .node import Config, Node
+from .sanitize import for_terminal
 
 E = TypeVar("E", bound=BaseException)
 
@@ -232,10 +234,18 @@ def _explain(exc: OSError, config: Config) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
+class _Formatter(logging.Formatter):
+    """Log lines quote what peers wrote (an ``Addr`` in a flood-control cut ...), and stderr
+    is often a terminal: neutralised as messages are (a traceback keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return for_terminal(super().formatMessage(record))
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose >= 2 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     root = logging.getLogger("whisper")
     root.addHandler(handler)
     root.setLevel(level)
