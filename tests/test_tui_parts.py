@@ -19,7 +19,7 @@ from whisper import Message, cli
 from whisper.commands import COMMANDS
 from whisper.tui import history as history_module
 from whisper.tui import session as session_module
-from whisper.tui.completion import ChatCompleter, KnownNicks
+from whisper.tui.completion import MAX_NICK_CHARS, MAX_NICKS, ChatCompleter, KnownNicks
 from whisper.tui.history import PersistentHistory
 from whisper.tui.render import (
     BODY_CHARS,
@@ -162,6 +162,15 @@ def test_known_nicks_are_recent_first_cleaned_and_bounded() -> None:
     for nick in ["a", "b", "c", "a", "d", "ev\x1bil", "two words", ""]:
         known.heard(nick)
     assert known.recent() == ["ev␛il", "d", "a"]
+
+
+def test_known_nicks_are_bounded_in_size() -> None:
+    """A peer writes any Nick up to the message size: 500 of 1 MiB held 500 MiB."""
+    known = KnownNicks()
+    for n in range(MAX_NICKS):
+        known.heard(f"{n}" + "x" * 100_000)
+    known.heard("x" * MAX_NICK_CHARS)
+    assert known.recent() == ["x" * MAX_NICK_CHARS]
 
 
 # -- history -----------------------------------------------------------------------------

@@ -8,7 +8,8 @@ Rules:
   most recently heard first; a nick completed at the start of the line gets ``": "`` (the
   IRC way to address someone), elsewhere a space.
 - ``KnownNicks`` only ever holds cleaned display text (``render.clean``): what the user saw
-  is what gets inserted, never a peer's raw control characters.
+  is what gets inserted, never a peer's raw control characters.  It keeps ``MAX_NICKS``
+  nicks of at most ``MAX_NICK_CHARS`` characters.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..commands import COMMANDS
 from .render import clean
 
 MAX_NICKS = 500
+MAX_NICK_CHARS = 64  # a longer one is shown cut (render.NICK_WIDTH), and nobody types it
 ADDRESS_COMMANDS = ("connect", "disconnect")
 
 
@@ -34,6 +36,8 @@ class KnownNicks:
         self._nicks: OrderedDict[str, None] = OrderedDict()
 
     def heard(self, nick: str) -> None:
+        if len(nick) > MAX_NICK_CHARS:  # any length a peer likes: never kept
+            return
         nick = clean(nick).strip()
         if not nick or " " in nick:
             return
