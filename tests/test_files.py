@@ -16,6 +16,8 @@ from whisper.commands import execute
 from whisper.display import shown_body
 from whisper.events import Delivered, Notice
 from whisper.files import (
+    AUTOSAVE_MAX_BYTES,
+    AUTOSAVE_MIN_FILE_BYTES,
     MAX_NAME_BYTES,
     FileError,
     FileStore,
@@ -173,6 +175,19 @@ def test_file_messages_are_shown_from_what_was_received() -> None:
     assert (
         shown_body(rejected) == "[file] lies.exe (1 B)  [file rejected: FileContents is not base64]"
     )
+
+
+def test_autosave_counts_each_file_as_at_least_a_disk_block() -> None:
+    """-downloads: empty files cost nothing, so a peer could create them without end."""
+    store = FileStore()
+    empty = StoredFile(1, "x", "text/plain", b"")
+    saved, most = 0, AUTOSAVE_MAX_BYTES // AUTOSAVE_MIN_FILE_BYTES
+    while saved <= most and store.may_autosave(empty):
+        saved += 1
+    assert saved == most
+    big = FileStore()
+    assert big.may_autosave(StoredFile(1, "x", "text/plain", b"x" * AUTOSAVE_MAX_BYTES))
+    assert not big.may_autosave(empty)
 
 
 # -- saving --------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ DEFAULT_MAX_FILES = 100
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: Auto-saving (``-downloads``) stops after this much in one run; ``/save`` still works.
 AUTOSAVE_MAX_BYTES = 256 * 1024 * 1024
+#: ... counting each file as at least a disk block: empty files cost a peer nothing to send.
+AUTOSAVE_MIN_FILE_BYTES = 4096
 MAX_NAME_BYTES = 128
 MAX_EXTENSION = 16
 MAX_TYPE = 255
@@ -312,9 +314,10 @@ class FileStore:
         return f"no file #{number}: /files lists them"
 
     def may_autosave(self, stored: StoredFile) -> bool:
-        if self.autosaved + stored.size > AUTOSAVE_MAX_BYTES:
+        cost = max(stored.size, AUTOSAVE_MIN_FILE_BYTES)
+        if self.autosaved + cost > AUTOSAVE_MAX_BYTES:
             return False
-        self.autosaved += stored.size
+        self.autosaved += cost
         return True
 
 
