@@ -8,6 +8,8 @@ import trio
 import trio.testing
 
 from whisper.events import Notice
+from whisper.link import OutgoingLink
+from whisper.peers import PeerTable
 
 from .helpers import LOCAL, dumps, hashed, inbox, now_ms, origin, send, sink, start_node, wire
 
@@ -303,6 +305,31 @@ async def test_stalled_peer_is_disconnected_after_stall_timeout(nursery, autojum
         while not any("stalled" in n for n in notices):
             await trio.sleep(1)  # virtual time: the autojump clock skips ahead
     assert any(n.startswith(f"lost {stalled.addr}: stalled") for n in notices)
+
+
+async def test_a_slow_peer_that_keeps_reading_is_not_stalled(autojump_clock):
+    """PROTOCOL.md §5.3: a write that makes *no progress* for the stall timeout.  A 1 MiB
+    write (a backlog replay of a few files) to a peer reading 16 KiB a second takes 64 s."""
+    link = OutgoingLink("127.0.0.1:9", PeerTable(), lambda text, warning: None, stall_timeout=10)
+    ours, theirs = trio.testing.lockstep_stream_pair()
+    received = 0
+
+    async def read_slowly() -> None:
+        nonlocal received
+        while True:
+            await trio.sleep(1)
+            received += len(await theirs.receive_some(16 * 1024))
+
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_slowly)
+            assert await link._send(ours, b"x" * (1024 * 1024)) is None
+            nursery.cancel_scope.cancel()
+        assert received == 1024 * 1024
+        before = trio.current_time()
+        error = await link._send(ours, b"x")  # nobody reads any more: stalled
+    assert error is not None and error.startswith("stalled")
+    assert trio.current_time() - before == 10
 
 
 async def test_refused_dial_never_blocks_and_gives_up(nursery):

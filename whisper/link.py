@@ -4,8 +4,10 @@ Rules:
 - The link owns a bounded ``SendQueue``.  ``enqueue`` never blocks: when the queue is full
   the message is dropped for this peer only, and the first drop of each overflow is logged.
 - One task per link.  It dials (``CONNECT_TIMEOUT``), sets ``TCP_NODELAY``, then sends
-  queued messages in batches.  A ``send_all`` that cannot finish within ``SEND_STALL_TIMEOUT``
-  means the peer has stalled: the link is dropped and retried later like any failure.
+  queued messages in batches.  A write that makes no progress (not one ``SEND_CHUNK``) for
+  ``SEND_STALL_TIMEOUT`` means the peer has stalled: the link is dropped and retried later
+  like any failure.  A slow peer that keeps reading is not stalled, however long a batch or
+  a backlog replay takes it.
 - Whispernet connections are one-way: anything the peer sends back is read and discarded,
   and its EOF tells us the link is gone.
 - After a failure the link waits as the ``PeerTable`` says, or gives up (the task returns).
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 5.0
 SEND_STALL_TIMEOUT = 10.0
+#: Progress is measured in writes of this size: a slow peer that keeps reading is not stalled.
+SEND_CHUNK = 64 * 1024
 
 log = logging.getLogger("whisper.link")
 
@@ -153,10 +157,14 @@ class OutgoingLink:
             self.batches_sent += 1
 
     async def _send(self, stream: trio.SocketStream, data: bytes) -> str | None:
-        """Write ``data``; None when done, else why the link is broken (or stalled)."""
+        """Write ``data``; None when done, else why the link is broken (or stalled: no
+        ``SEND_CHUNK`` could be written for the stall timeout)."""
+        view = memoryview(data)
         with trio.move_on_after(self._stall_timeout) as scope:
             try:
-                await stream.send_all(data)
+                for start in range(0, len(view), SEND_CHUNK):
+                    await stream.send_all(view[start : start + SEND_CHUNK])
+                    scope.deadline = trio.current_time() + self._stall_timeout  # progress
             except (trio.BrokenResourceError, OSError) as exc:
                 return str(exc.__cause__ or exc) or "connection broken"
         if scope.cancelled_caught:
