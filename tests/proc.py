@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import trio
 
@@ -22,9 +23,13 @@ class Whisper:
         self._changed = trio.Event()
         self.process: trio.Process | None = None
 
-    async def start(self, nursery: trio.Nursery, *, wait_listening: bool = True) -> Whisper:
+    async def start(
+        self, nursery: trio.Nursery, *, wait_listening: bool = True, **popen: Any
+    ) -> Whisper:
+        """``popen``: more arguments for ``subprocess.Popen`` (``preexec_fn`` ...)."""
+        pipe = subprocess.PIPE
         self.process = await trio.lowlevel.open_process(
-            self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            self.args, stdin=pipe, stdout=pipe, stderr=pipe, **popen
         )
         nursery.start_soon(self._reap)
         nursery.start_soon(self._pump, self.process.stdout, self.stdout)

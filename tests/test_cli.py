@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import pytest
@@ -132,6 +133,24 @@ async def test_log_lines_neutralise_what_peers_wrote(nursery):
         await peer.stop()
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
     assert "␛]0;pwned␇␛[2J\ufffd31m" in line
+
+
+@pytest.mark.parametrize("headless", [["-headless"], []])
+async def test_a_closed_stdin_is_the_end_of_input(nursery, headless):
+    """Started with stdin closed (``<&-``): no traceback, and no socket is taken for stdin."""
+    args = ["-host", LOCAL, "-port", "0", "-no-discovery", *headless]
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*args).start(nursery, preexec_fn=lambda: os.close(0))
+        await peer.wait_line("stderr", "end of input")
+        node = await start_node(nursery)
+        box = await inbox(nursery, node)
+        host, port = peer.addr.rsplit(":", 1)
+        conn = await trio.open_tcp_stream(host, int(port))
+        await send(conn, wire("hello", addr=node.addr))  # it dials us back ...
+        await send(conn, wire("relayed", addr="127.0.0.1:9"))  # ... and relays this to us
+        await box.wait_for(lambda bodies: "relayed" in bodies)
+        assert await peer.stop() == 0
+    assert not any("Traceback" in line or "cannot listen" in line for line in peer.stderr)
 
 
 async def test_messages_reach_a_go_style_listener(nursery):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -161,6 +162,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _hold_standard_fds()
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
@@ -199,9 +201,21 @@ def _find(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
+def _hold_standard_fds() -> None:
+    """Open /dev/null on a closed stdin, stdout or stderr (``<&-``): else the first socket
+    takes its number, and stdin is read from our listener or output written to a peer."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+
+
 def _use_tui(args: argparse.Namespace) -> bool:
     """The terminal UI when a person is at a terminal; headless for pipes, -headless, -json."""
-    return not (args.headless or args.json) and sys.stdin.isatty() and sys.stdout.isatty()
+    if args.headless or args.json or sys.stdin is None or sys.stdout is None:
+        return False  # Python sets them to None when started with them closed
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 async def _run(node: Node, args: argparse.Namespace) -> None:
