@@ -9,6 +9,8 @@ import signal
 import pytest
 import trio
 
+from whisper.headless import read_lines
+
 from .helpers import LOCAL, inbox, origin, send, start_node, wire
 from .proc import Whisper, one_line, run
 
@@ -151,6 +153,17 @@ async def test_a_closed_stdin_is_the_end_of_input(nursery, headless):
         await box.wait_for(lambda bodies: "relayed" in bodies)
         assert await peer.stop() == 0
     assert not any("Traceback" in line or "cannot listen" in line for line in peer.stderr)
+
+
+async def test_an_unreadable_stdin_is_the_end_of_input(tmp_path):
+    """A read error on stdin (EIO from a terminal that went away ...) ends the input, and
+    the node keeps relaying; it was an OSError out of the node, 'cannot listen on ...'."""
+    fd = os.open(tmp_path, os.O_RDONLY)  # read() on a directory: EISDIR
+    try:
+        with trio.fail_after(TIMEOUT):
+            assert [line async for line in read_lines(fd)] == []
+    finally:
+        os.close(fd)
 
 
 async def test_messages_reach_a_go_style_listener(nursery):

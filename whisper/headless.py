@@ -79,7 +79,11 @@ async def read_lines(fd: int) -> AsyncIterator[str]:
     """Lines from a file descriptor (UTF-8, invalid bytes replaced), without the newline."""
     pending = b""
     while True:
-        data = await trio.to_thread.run_sync(os.read, fd, READ_BYTES, abandon_on_cancel=True)
+        try:
+            data = await trio.to_thread.run_sync(os.read, fd, READ_BYTES, abandon_on_cancel=True)
+        except OSError as exc:  # EIO from a terminal that went away ...: the end of input
+            log.warning("cannot read stdin: %s", exc.strerror or exc)
+            break
         if not data:
             break
         *lines, pending = (pending + data).split(b"\n")
