@@ -332,6 +332,25 @@ async def test_a_slow_peer_that_keeps_reading_is_not_stalled(autojump_clock):
     assert trio.current_time() - before == 10
 
 
+async def test_a_host_name_that_cannot_be_encoded_fails_its_link_not_the_node(
+    nursery, autojump_clock
+):
+    """/connect ..:5 (or a 64-character label, or a NUL) made the IDNA codec raise
+    UnicodeError in the link's task, which took the whole node down."""
+    node = await start_node(nursery)
+    names = ["..", "x" * 64 + ".example", "a\x00b"]
+    with node.subscribe() as events, trio.fail_after(TIMEOUT * 10):
+        for name in names:
+            assert node.connect(f"{name}:5")
+        gave_up = set()
+        async for event in events:
+            if isinstance(event, Notice) and event.text.startswith("gave up on "):
+                gave_up.add(event.text.split(":")[0])
+                if len(gave_up) == len(names):
+                    break
+    node.say("still running")
+
+
 async def test_refused_dial_never_blocks_and_gives_up(nursery):
     closed = trio.socket.socket()
     await closed.bind((LOCAL, 0))

@@ -105,6 +105,8 @@ class OutgoingLink:
             return f"no answer within {self._connect_timeout:.0f}s"
         except OSError as exc:
             return exc.strerror or str(exc)
+        except ValueError as exc:  # a name the IDNA codec or getaddrinfo refuses: "..", NUL
+            return f"not a usable host name: {exc}"
         async with stream:
             stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
             self._table.connected(self.addr, trio.current_time())
