@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whisper.codec import SLICE, Decoder, Violation, decode_all, encode, encode_object
+from whisper.codec import (
+    SLICE,
+    Decoder,
+    Violation,
+    decode_all,
+    encode,
+    encode_object,
+    well_formed,
+)
 from whisper.message import Message
 
 BACKENDS = ["yajl2_c", "python"]
@@ -138,6 +146,26 @@ def test_round_trip(objects, cuts):
     decoded = feed_chunks(data, [c for c in cuts if c <= len(data)])
     assert decoded == objects
     assert [Message.from_wire(d) for d in decoded] == [Message.from_wire(o) for o in objects]
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("\ud800", "\ufffd"),
+        ("caf\udce9", "caf\ufffd"),
+        ("\udfff\ud800x", "\ufffd\ufffdx"),
+        ("\ud83d\ude00", "\U0001f600"),
+        ("plain", "plain"),
+    ],
+)
+def test_encoding_never_writes_invalid_utf8(text, read):
+    """A lone surrogate (a Latin-1 byte typed into the terminal UI, -nick from argv, the pure
+    backend's decoding of "\\ud800") went out as invalid UTF-8: a violation to every peer.
+    (Escaped, "\\udce9" is one to yajl too.)  It goes out as U+FFFD, as well_formed says."""
+    assert well_formed(text) == read
+    data = encode_object({"Body": text, text: [text]})
+    data.decode("utf-8")  # strict
+    assert decode_all(data) == [{"Body": read, read: [read]}]  # no Violation: not dropped
 
 
 def test_encode_is_compact_json_line():

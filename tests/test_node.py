@@ -86,6 +86,25 @@ async def test_one_link_per_peer_however_its_addr_is_spelt(nursery):
     assert s.connections == 1 and s.bodies.count("after") == 1
 
 
+async def test_text_with_lone_surrogates_is_sent_as_valid_utf8(nursery):
+    """The terminal UI decodes undecodable input bytes to lone surrogates ("café" typed in
+    Latin-1); -nick gets them from argv.  They went out as invalid UTF-8, so every peer dropped
+    the connection, and the backlog replayed them on every reconnection for 8 minutes."""
+    a = await start_node(nursery, nick="ph\udcefl")
+    b = await start_node(nursery)
+    box = await inbox(nursery, b)
+    a.connect(b.addr)
+    with trio.fail_after(TIMEOUT):
+        while a.table.connected_outgoing() != 1:
+            await trio.sleep(0.01)
+        a.say("caf\udce9")
+        a.say("after")
+        await box.wait_for(lambda bodies: "after" in bodies)
+    assert box.bodies == ["caf\ufffd", "after"]  # as peers decode it: the ID still matches
+    assert box.messages[0].message.nick == "ph\ufffdl"
+    assert b.stats.violations == 0 and b.stats.invalid == 0
+
+
 async def test_unknown_keys_relayed_intact_and_bodyless_ignored(nursery):
     node = await start_node(nursery)
     box = await inbox(nursery, node)

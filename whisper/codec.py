@@ -19,7 +19,10 @@ Rules (PROTOCOL.md §1 is normative):
   ``max_size + 2 * SLICE`` bytes is always refused (the bound is conservative by at most a
   slice on each side).
 - Floats are Python floats; duplicate keys: the last one wins.
-- Encoding is compact JSON (UTF-8, no ASCII escaping) followed by ``\\n``.
+- Encoding is compact JSON (UTF-8, no ASCII escaping) followed by ``\\n``, and always valid
+  UTF-8: a lone surrogate in a string is written as U+FFFD (``well_formed``).  Raw it would be
+  invalid UTF-8, and escaped (``\\udce9``) yajl finds invalid too: either way a violation
+  that makes the peer drop the connection.
 """
 
 from __future__ import annotations
@@ -216,7 +219,20 @@ def encode_object(obj: Mapping[str, Any]) -> bytes:
     if type(obj) is not dict:
         obj = dict(obj)
     text = "".join(_c_encode(obj, 0)) if _c_encode is not None else _encoder.encode(obj)
-    return (text + "\n").encode("utf-8", "surrogatepass")
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (only a string holds them): see well_formed
+        return (well_formed(text) + "\n").encode("utf-8")
+
+
+def well_formed(text: str) -> str:
+    """``text`` with any lone surrogate (an undecodable byte the terminal or argv let through)
+    made U+FFFD, and surrogate pairs joined: what a peer decodes from the encoded message."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def encode(message: Message) -> bytes:

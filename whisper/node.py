@@ -181,6 +181,7 @@ class Node:
             raise ValueError("cannot send an empty message")
         if not self.addr:
             raise RuntimeError("the node is not running")
+        body, nick = codec.well_formed(body), codec.well_formed(self.nick)  # as peers read them
         stamp = int(self.config.wall_clock() * 1000)
         while True:
             if self.config.hashed_ids:
@@ -191,7 +192,7 @@ class Node:
                 break
             stamp += 1  # the same text twice within a millisecond: keep IDs unique
         message = Message.create(
-            id=message_id, addr=self.addr, body=body, nick=self.nick, timestamp=stamp, extra=extra
+            id=message_id, addr=self.addr, body=body, nick=nick, timestamp=stamp, extra=extra
         )
         data = codec.encode(message)
         if len(data) > self.config.max_message_size:
