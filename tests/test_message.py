@@ -48,6 +48,12 @@ def test_wrong_types_are_invalid(key, value):
         Message.from_wire(obj)
 
 
+def test_a_wrong_type_is_invalid_beside_a_good_nick():
+    """PROTOCOL.md §2.1: any of the keys with the wrong type, though Nick wins over omitempty."""
+    with pytest.raises(InvalidMessage):
+        Message.from_wire({**BASE, "Nick": "a", "omitempty": 5})
+
+
 def test_missing_addr_is_invalid():
     obj = dict(BASE)
     del obj["Addr"]

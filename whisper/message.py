@@ -92,7 +92,9 @@ class Message:
         addr = obj.get("Addr")
         if not isinstance(addr, str) or not addr:
             raise InvalidMessage("Addr must be a non-empty string")
-        nick = _optional_str(obj, "Nick") or _optional_str(obj, "omitempty")
+        nick = _optional_str(obj, "Nick")
+        go_nick = _optional_str(obj, "omitempty")  # checked even when Nick wins (§2.1)
+        nick = nick or go_nick
         ts = obj.get("Timestamp")
         if ts is not None and (type(ts) is not int or ts < 0):
             raise InvalidMessage("Timestamp must be a non-negative integer")
