@@ -86,6 +86,21 @@ async def test_one_link_per_peer_however_its_addr_is_spelt(nursery):
     assert s.connections == 1 and s.bodies.count("after") == 1
 
 
+async def test_a_peer_spelling_its_addr_oddly_is_not_sent_its_own_messages(nursery):
+    """§5.1 step 7 and §7.3: not relayed, nor replayed, to the peer whose Addr it is."""
+    node = await start_node(nursery)
+    s = await sink(nursery)
+    host, port = s.addr.rsplit(":", 1)
+    odd = f"{host}:0{port}"
+    conn = await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, wire("mine, replayed?", addr=odd))  # dials s, then replays
+        await s.wait_for(lambda s: s.connections == 1)
+        await send(conn, wire("mine, relayed?", addr=odd), wire("marker"))
+        await s.wait_for(lambda s: "marker" in s.bodies)
+    assert s.bodies == ["marker"]
+
+
 async def test_text_with_lone_surrogates_is_sent_as_valid_utf8(nursery):
     """The terminal UI decodes undecodable input bytes to lone surrogates ("café" typed in
     Latin-1); -nick gets them from argv.  They went out as invalid UTF-8, so every peer dropped

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
+from .addr import dialable
 from .codec import encode_object
 from .message import Message
 
@@ -124,6 +125,7 @@ class Backlog:
             for e in self._entries
             if e.seq < limit
             and e.message.addr != peer
+            and dialable(e.message.addr) != peer  # its author, whatever its spelling
             and now - e.message.timestamp_ms / 1000.0 <= max_age  # type: ignore[operator]
         ]
         picked.sort(key=lambda m: m.timestamp_ms or 0)  # stable: arrival order on ties

@@ -324,11 +324,11 @@ class Node:
         self.stats.delivered += 1
         data = codec.encode_object(obj)  # message.fields is obj: relayed as received
         self._publish(self._accepted(message, len(data)))
-        self._forward(data, message.addr, now)
-        if message.addr not in self.links:  # the usual case: one dict lookup
-            canonical = dialable(message.addr)  # "1.2.3.4:05" is 1.2.3.4:5, once; not us
-            if canonical is not None and canonical not in self.links:
-                self._dial(canonical, by_user=False)
+        author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
+        canonical = author if author in self.links else dialable(author)  # 1.2.3.4:5, once
+        self._forward(data, canonical or author, now)
+        if canonical is not None and canonical not in self.links:
+            self._dial(canonical, by_user=False)
 
     def _accepted(self, message: Message, size: int) -> Delivered:
         """Backlog (extension 11) and files (extension 10) take note; the event to show."""
