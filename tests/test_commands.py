@@ -99,6 +99,17 @@ async def test_connect_and_peers(nursery):
     assert execute(a, f"/disconnect {b.addr}").lines == []
 
 
+async def test_connect_says_when_there_are_too_many_links(nursery):
+    """It said 'already linked to ... (or it is us)' when the table was full."""
+    node = await start_node(nursery, max_outgoing=1)
+    assert execute(node, "/connect 127.0.0.1:9").lines == ["connecting to 127.0.0.1:9"]
+    (line,) = execute(node, "/connect 127.0.0.1:10").lines
+    assert line.startswith("not connecting to 127.0.0.1:10: already 1 outgoing links")
+    assert execute(node, "/connect 127.0.0.1:9").lines == [
+        "already linked to 127.0.0.1:9 (or it is us)"
+    ]
+
+
 async def test_too_long_message_is_refused_not_sent(nursery):
     node = await start_node(nursery, max_message_size=4096)
     sent, replies = await own_bodies(node, ["x" * 5000])

@@ -97,9 +97,17 @@ def _connect(node: Node, arg: str) -> Reply:
     try:
         if node.flood is not None and node.flood.blocked(_hostport(arg), trio.current_time()):
             return Reply([f"{for_terminal(arg)} is blacklisted (flood control): /unblock it first"])
+        full = len(node.table.outgoing) >= node.table.max_outgoing
         started = node.connect(arg)
     except AddressError as exc:
         return Reply([f"{exc}; {usage('connect')}"])
+    if not started and full and _hostport(arg) not in node.table.outgoing:
+        return Reply(
+            [
+                f"not connecting to {arg}: already {len(node.table.outgoing)} outgoing links, "
+                "the most we keep (/disconnect one, /peers lists them)"
+            ]
+        )
     return Reply([f"connecting to {arg}" if started else f"already linked to {arg} (or it is us)"])
 
 
