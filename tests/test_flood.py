@@ -303,6 +303,8 @@ def test_flags_set_the_limits_and_no_flood_control_turns_it_off():
 def test_the_cli_rejects_a_bad_limit_with_a_usage_error(capsys):
     assert main(["-flood-burst", "0", "-port", "0"]) == 2
     assert "-flood-burst must be a positive number" in capsys.readouterr().err
+    assert main(["-flood-conn-burst", "0.5", "-port", "0"]) == 2
+    assert "-flood-conn-burst must be at least 1" in capsys.readouterr().err
 
 
 def test_config_refuses_nonsense():
@@ -310,3 +312,6 @@ def test_config_refuses_nonsense():
         FloodConfig(origin_rate=-1)
     with pytest.raises(ValueError):
         FloodConfig(penalty_limit=0)
+    for burst in ("origin_burst", "conn_burst"):  # under 1, no message is ever accepted
+        with pytest.raises(ValueError, match=f"{burst} must be at least 1"):
+            FloodConfig(**{burst: 0.5})

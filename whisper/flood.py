@@ -62,8 +62,9 @@ class FloodConfig:
         for f in fields(self):
             if getattr(self, f.name) < 0:
                 raise ValueError(f"{f.name} must not be negative")
-        if self.penalty_limit < 1:
-            raise ValueError("penalty_limit must be at least 1")
+        for name in ("penalty_limit", "origin_burst", "conn_burst"):  # a bucket under 1
+            if getattr(self, name) < 1:  # never has a token to give
+                raise ValueError(f"{name} must be at least 1")
 
 
 @dataclass
@@ -391,7 +392,13 @@ def flood_from_args(args: argparse.Namespace) -> FloodConfig | None:
     for flag, name, _, _ in _FLAGS:
         if not values[name] > 0 or values[name] == float("inf"):
             raise ValueError(f"-{flag} must be a positive number")
-    return FloodConfig(**values)
+    try:
+        return FloodConfig(**values)
+    except ValueError as exc:  # "origin_burst must be ...": say it with the flag's name
+        for flag, name, _, _ in _FLAGS:
+            if str(exc).startswith(f"{name} "):
+                raise ValueError(f"-{flag}{str(exc)[len(name) :]}") from None
+        raise
 
 
 __all__ = [
