@@ -7,6 +7,7 @@ import contextlib
 import trio
 import trio.testing
 
+from whisper import Config, Node
 from whisper.events import Notice
 from whisper.link import OutgoingLink
 from whisper.peers import PeerTable
@@ -437,3 +438,28 @@ async def test_go_reference_bytes(nursery, go_wire):
     assert reply["omitempty"] == "bob"  # the key the Go peer reads its nick from
     assert type(reply["Timestamp"]) is int and reply["Body"] == "reply"
     assert list(reply)[:3] == ["ID", "Addr", "Body"]
+
+
+async def test_a_peer_that_hangs_up_at_once_is_given_up_on(nursery):
+    """Not redialled (and sent our backlog) twice a second for ever."""
+    accepted = 0
+
+    async def hang_up(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        await stream.aclose()
+
+    listeners = await trio.open_tcp_listeners(0, host=LOCAL)
+    await nursery.start(trio.serve_listeners, hang_up, listeners)
+    rude = f"{LOCAL}:{listeners[0].socket.getsockname()[1]}"
+    node = Node(Config(host=LOCAL, port=0, backoff_base=0.01, max_failures=4))
+    with node.subscribe() as events:
+        await nursery.start(node.run)
+        node.connect(rude)
+        node.say("something to replay")
+        with trio.fail_after(TIMEOUT):
+            async for event in events:
+                if isinstance(event, Notice) and event.text.startswith(f"gave up on {rude}"):
+                    break
+    assert rude in node.table.given_up()
+    assert accepted <= 4

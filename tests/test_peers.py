@@ -38,13 +38,25 @@ def test_backoff_grows_then_gives_up():
     assert "a:1" not in t.outgoing and t.given_up() == ["a:1"]
 
 
-def test_success_resets_failures():
-    t = table(max_failures=2)
+def test_a_link_that_lasted_resets_failures():
+    t = table(max_failures=2, stable_after=10)
     t.should_dial("a:1", 0)
     t.failed("a:1", 0, "x")
     t.connected("a:1", 1)
-    assert t.outgoing["a:1"].failures == 0 and t.connected_outgoing() == 1
-    assert t.failed("a:1", 2, "y") is not None
+    assert t.connected_outgoing() == 1
+    assert t.failed("a:1", 11, "y") is not None  # up for 10 s: a new run of failures
+    assert t.outgoing["a:1"].failures == 1
+
+
+def test_a_peer_that_hangs_up_at_once_keeps_failing():
+    t = table(max_failures=3, stable_after=10)
+    t.should_dial("a:1", 0)
+    t.failed("a:1", 0, "refused")
+    t.connected("a:1", 1)
+    assert t.failed("a:1", 2, "peer closed the connection") is not None
+    t.connected("a:1", 3)
+    assert t.failed("a:1", 4, "peer closed the connection") is None  # given up
+    assert t.given_up() == ["a:1"]
 
 
 def test_given_up_not_redialled_by_messages_for_a_while_but_by_user():

@@ -6,6 +6,9 @@ Rules:
   outgoing peers.
 - A failed dial or a broken link waits before the next try: ``backoff_base * 2**(n-1)``
   seconds after the n-th consecutive failure, capped at ``backoff_max``, with +-25% jitter.
+  A link counts as a success only once it has stayed up ``stable_after`` seconds: a peer
+  that accepts and hangs up at once keeps failing (otherwise it would be redialled, and
+  sent our backlog, twice a second for ever).
   After ``max_failures`` consecutive failures we give up on the address; an address given up
   on is not dialled again because a message mentions it until ``give_up_for`` has passed
   (the user's ``/connect`` always dials), and is forgotten after that.
@@ -23,6 +26,7 @@ DEFAULT_MAX_FAILURES = 5
 DEFAULT_BACKOFF_BASE = 0.5
 DEFAULT_BACKOFF_MAX = 30.0
 DEFAULT_GIVE_UP_FOR = 600.0
+DEFAULT_STABLE_AFTER = 10.0
 
 
 class State(enum.Enum):
@@ -51,6 +55,7 @@ class PeerTable:
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         give_up_for: float = DEFAULT_GIVE_UP_FOR,
+        stable_after: float = DEFAULT_STABLE_AFTER,
         rng: random.Random | None = None,
     ) -> None:
         self.self_addr = self_addr
@@ -59,6 +64,7 @@ class PeerTable:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.give_up_for = give_up_for
+        self.stable_after = stable_after
         self._rng = rng or random.Random()
         self.outgoing: dict[str, Peer] = {}
         self.incoming: dict[str, Peer] = {}
@@ -86,7 +92,6 @@ class PeerTable:
     def connected(self, addr: str, now: float) -> None:
         peer = self._set(addr, State.CONNECTED, now)
         if peer:
-            peer.failures = 0
             peer.last_error = ""
 
     def failed(self, addr: str, now: float, error: str) -> float | None:
@@ -94,6 +99,8 @@ class PeerTable:
         peer = self.outgoing.get(addr)
         if peer is None:
             return None
+        if peer.state is State.CONNECTED and now - peer.since >= self.stable_after:
+            peer.failures = 0  # it had been working: this is a fresh run of failures
         peer.failures += 1
         peer.last_error = error
         if peer.failures >= self.max_failures:
