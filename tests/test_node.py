@@ -463,3 +463,22 @@ async def test_a_peer_that_hangs_up_at_once_is_given_up_on(nursery):
                     break
     assert rude in node.table.given_up()
     assert accepted <= 4
+
+
+async def test_incoming_connections_beyond_the_cap_are_refused(nursery):
+    node = await start_node(nursery, max_incoming=2)
+    box = await inbox(nursery, node)
+    first, second = await origin(node), await origin(node)
+    with trio.fail_after(TIMEOUT):
+        await send(first, wire("one"))
+        await send(second, wire("two"))
+        await box.wait_for(lambda bodies: len(bodies) == 2)
+        third = await origin(node)
+        with contextlib.suppress(trio.BrokenResourceError):
+            assert await third.receive_some(1024) == b""  # closed without a word
+        await first.aclose()
+        while len(node.table.incoming) != 1:
+            await trio.sleep(0.01)
+        fourth = await origin(node)  # a slot is free again
+        await send(fourth, wire("four"))
+        await box.wait_for(lambda bodies: "four" in bodies)

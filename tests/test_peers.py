@@ -84,6 +84,22 @@ def test_addresses_given_up_on_are_forgotten_once_the_wait_is_over():
     assert t.should_dial("10.9.0.0:1", 10_000)
 
 
+def test_incoming_caps_per_host_and_in_all():
+    t = PeerTable("10.0.0.1:5", max_incoming=6, max_per_host=2)
+    assert t.refuse_incoming("10.0.0.9:1000") is None
+    t.accepted("10.0.0.9:1000", 0)
+    t.accepted("10.0.0.9:1001", 0)
+    assert "from 10.0.0.9" in t.refuse_incoming("10.0.0.9:1002")
+    assert t.refuse_incoming("10.0.0.8:1000") is None  # another host still gets in
+    for port in range(3):  # loopback and our own IP are shared by every local peer
+        t.accepted(f"127.0.0.1:{port}", 0)
+    assert t.refuse_incoming("127.0.0.1:9") is None
+    t.accepted("10.0.0.1:7000", 0)
+    assert "6 incoming connections already" in t.refuse_incoming("10.0.0.1:7001")
+    t.closed("10.0.0.9:1000")
+    assert t.refuse_incoming("10.0.0.9:1002") is None
+
+
 def test_incoming_listing():
     t = table()
     t.accepted("127.0.0.1:4000", 0)

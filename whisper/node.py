@@ -48,12 +48,20 @@ from .freshness import DEFAULT_SKEW, check_fresh
 from .ids import IdCheck, check_id, hashed_id, random_id
 from .link import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, OutgoingLink
 from .message import InvalidMessage, Message, NotChat
-from .peers import DEFAULT_BACKOFF_BASE, DEFAULT_MAX_FAILURES, DEFAULT_MAX_OUTGOING, PeerTable
+from .peers import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_MAX_FAILURES,
+    DEFAULT_MAX_INCOMING,
+    DEFAULT_MAX_OUTGOING,
+    DEFAULT_MAX_PER_HOST,
+    PeerTable,
+)
 from .seen import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, SeenCache
 from .sendqueue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, SendQueue
 
 RECEIVE_BYTES = 64 * 1024
-MAX_INCOMING = 128
+MAX_INCOMING = DEFAULT_MAX_INCOMING
+MAX_INCOMING_PER_HOST = DEFAULT_MAX_PER_HOST
 LOGGED_PER_CONNECTION = 10
 SUBSCRIBER_BUFFER = 1024
 
@@ -77,6 +85,7 @@ class Config:
     queue_bytes: int = DEFAULT_MAX_BYTES
     queue_items: int = DEFAULT_MAX_ITEMS
     max_incoming: int = MAX_INCOMING
+    max_incoming_per_host: int = MAX_INCOMING_PER_HOST  # loopback and our own IP exempt
     max_outgoing: int = DEFAULT_MAX_OUTGOING
     max_failures: int = DEFAULT_MAX_FAILURES
     backoff_base: float = DEFAULT_BACKOFF_BASE
@@ -122,6 +131,8 @@ class Node:
             max_outgoing=self.config.max_outgoing,
             max_failures=self.config.max_failures,
             backoff_base=self.config.backoff_base,
+            max_incoming=self.config.max_incoming,
+            max_per_host=self.config.max_incoming_per_host,
         )
         self.links: dict[str, OutgoingLink] = {}
         self.flood = FloodControl(self.config.flood) if self.config.flood else None
@@ -244,10 +255,9 @@ class Node:
             await stream.aclose()
             return
         async with stream:
-            if len(self.table.incoming) >= self.config.max_incoming:
-                log.warning(
-                    "refused %s: already %d incoming connections", remote, self.config.max_incoming
-                )
+            refusal = self.table.refuse_incoming(remote)
+            if refusal:
+                log.warning("refused %s: %s", remote, refusal)
                 return
             conn = _Incoming(remote)
             if self.flood is not None:

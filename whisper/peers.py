@@ -12,12 +12,16 @@ Rules:
   After ``max_failures`` consecutive failures we give up on the address; an address given up
   on is not dialled again because a message mentions it until ``give_up_for`` has passed
   (the user's ``/connect`` always dials), and is forgotten after that.
-- Incoming connections are listed by their remote address, for display only.
+- Incoming connections are listed by their remote address.  At most ``max_incoming`` in
+  all, and at most ``max_per_host`` from one IP, so that one machine cannot take every slot;
+  loopback and our own IP are exempt from the per-host cap (every peer on this machine
+  shares them).
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import random
 from dataclasses import dataclass
 
@@ -27,6 +31,8 @@ DEFAULT_BACKOFF_BASE = 0.5
 DEFAULT_BACKOFF_MAX = 30.0
 DEFAULT_GIVE_UP_FOR = 600.0
 DEFAULT_STABLE_AFTER = 10.0
+DEFAULT_MAX_INCOMING = 128
+DEFAULT_MAX_PER_HOST = 16
 
 
 class State(enum.Enum):
@@ -56,6 +62,8 @@ class PeerTable:
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         give_up_for: float = DEFAULT_GIVE_UP_FOR,
         stable_after: float = DEFAULT_STABLE_AFTER,
+        max_incoming: int = DEFAULT_MAX_INCOMING,
+        max_per_host: int = DEFAULT_MAX_PER_HOST,
         rng: random.Random | None = None,
     ) -> None:
         self.self_addr = self_addr
@@ -65,6 +73,8 @@ class PeerTable:
         self.backoff_max = backoff_max
         self.give_up_for = give_up_for
         self.stable_after = stable_after
+        self.max_incoming = max_incoming
+        self.max_per_host = max_per_host
         self._rng = rng or random.Random()
         self.outgoing: dict[str, Peer] = {}
         self.incoming: dict[str, Peer] = {}
@@ -136,6 +146,17 @@ class PeerTable:
 
     # -- incoming --------------------------------------------------------------------
 
+    def refuse_incoming(self, remote: str) -> str | None:
+        """Why a new connection from ``remote`` (IP:PORT) must be refused, or None."""
+        if len(self.incoming) >= self.max_incoming:
+            return f"{self.max_incoming} incoming connections already"
+        host = _host(remote)
+        if host == _host(self.self_addr) or _is_loopback(host):
+            return None
+        if sum(1 for r in self.incoming if _host(r) == host) >= self.max_per_host:
+            return f"{self.max_per_host} incoming connections from {host} already"
+        return None
+
     def accepted(self, remote: str, now: float) -> None:
         self.incoming[remote] = Peer(remote, False, State.CONNECTED, now)
 
@@ -152,3 +173,14 @@ class PeerTable:
         if peer is not None:
             peer.state, peer.since = state, now
         return peer
+
+
+def _host(hostport: str) -> str:
+    return hostport.rpartition(":")[0].strip("[]")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
