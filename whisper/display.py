@@ -24,6 +24,7 @@ import trio
 from .events import Delivered, Event
 from .files import RejectedFile, StoredFile
 from .message import Message
+from .subscription import Subscription
 
 HISTORY_SETTLE = 0.2
 HISTORY_HOLD = 2.0
@@ -64,7 +65,7 @@ def in_display_order(batch: list[Event]) -> list[Event]:
     return history + [e for e in batch if not _is_history(e)]
 
 
-def _take_waiting(events: trio.MemoryReceiveChannel[Event], batch: list[Event]) -> None:
+def _take_waiting(events: Subscription, batch: list[Event]) -> None:
     while True:
         try:
             batch.append(events.receive_nowait())
@@ -73,7 +74,7 @@ def _take_waiting(events: trio.MemoryReceiveChannel[Event], batch: list[Event]) 
 
 
 async def take_batch(
-    events: trio.MemoryReceiveChannel[Event],
+    events: Subscription,
     batch: list[Event],
     *,
     settle: float = HISTORY_SETTLE,

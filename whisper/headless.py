@@ -31,9 +31,10 @@ import trio
 from .backlog import HISTORY_KEY
 from .commands import execute
 from .display import history_stamp, shown_body, take_batch
-from .events import Delivered, Event
+from .events import Delivered
 from .node import Node
 from .sanitize import for_json, for_terminal
+from .subscription import Subscription
 
 READ_BYTES = 65536
 
@@ -93,9 +94,7 @@ async def read_lines(fd: int) -> AsyncIterator[str]:
         yield pending.decode("utf-8", "replace").rstrip("\r")
 
 
-async def _print_messages(
-    events: trio.MemoryReceiveChannel[Event], stdout_fd: int, json_output: bool
-) -> None:
+async def _print_messages(events: Subscription, stdout_fd: int, json_output: bool) -> None:
     async for event in events:
         batch = [event]
         while True:

@@ -17,8 +17,9 @@ Rules (PROTOCOL.md §5 is normative):
 - Every new message, ours or accepted, goes into the backlog (``backlog.py``), which each
   connection of an outgoing link is replayed first (extension 11); file messages go into
   the file store (``files.py``, extension 10), and the event says which are history or files.
-- Front ends get events through ``subscribe()``: a bounded channel each; when one is full its
-  events are dropped (and counted) rather than stalling the node.
+- Front ends get events through ``subscribe()``: a ``Subscription`` each, bounded in events
+  and bytes; when one is full its events are dropped (and the front end told how many)
+  rather than stalling the node.
 """
 
 from __future__ import annotations
@@ -58,12 +59,14 @@ from .peers import (
 )
 from .seen import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, SeenCache
 from .sendqueue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, SendQueue
+from .subscription import DEFAULT_MAX_EVENTS, Subscription
 
 RECEIVE_BYTES = 64 * 1024
 MAX_INCOMING = DEFAULT_MAX_INCOMING
 MAX_INCOMING_PER_HOST = DEFAULT_MAX_PER_HOST
 LOGGED_PER_CONNECTION = 10
-SUBSCRIBER_BUFFER = 1024
+SUBSCRIBER_BUFFER = DEFAULT_MAX_EVENTS
+SUBSCRIBER_BYTES = 16 * 1024 * 1024
 
 log = logging.getLogger("whisper.node")
 
@@ -146,7 +149,7 @@ class Node:
         self.files = FileStore(
             self.config.max_files, self.config.max_file_bytes, clock=self.config.wall_clock
         )
-        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._subscribers: list[Subscription] = []
         self._nursery: trio.Nursery | None = None
 
     # -- lifetime --------------------------------------------------------------------
@@ -176,15 +179,16 @@ class Node:
 
     @contextlib.contextmanager
     def subscribe(
-        self, buffer: int = SUBSCRIBER_BUFFER
-    ) -> Iterator[trio.MemoryReceiveChannel[Event]]:
-        send, receive = trio.open_memory_channel[Event](buffer)
-        self._subscribers.append(send)
+        self, buffer: int = SUBSCRIBER_BUFFER, max_bytes: int = SUBSCRIBER_BYTES
+    ) -> Iterator[Subscription]:
+        """Events for one front end, bounded (``subscription.py``): the node never waits."""
+        subscription = Subscription(buffer, max_bytes)
+        self._subscribers.append(subscription)
         try:
-            yield receive
+            yield subscription
         finally:
-            self._subscribers.remove(send)
-            send.close()
+            self._subscribers.remove(subscription)
+            subscription.close()
 
     def say(self, body: str, extra: Mapping[str, Any] | None = None) -> Message:
         """Originate a chat message (``extra``: extension keys) and send it to every peer."""
@@ -215,7 +219,7 @@ class Node:
             self.flood.own(self.addr, trio.current_time())  # OwnLimit: peers would drop it
         self.stats.sent += 1
         self.backlog.add(message, len(data))
-        self._publish(Delivered(message, own=True))
+        self._publish(Delivered(message, own=True), len(data))
         self._forward(data, None, trio.current_time())
         return message
 
@@ -333,7 +337,7 @@ class Node:
         self.seen.add(message.id, now)
         self.stats.delivered += 1
         data = codec.encode_object(obj)  # message.fields is obj: relayed as received
-        self._publish(self._accepted(message, len(data)))
+        self._publish(self._accepted(message, len(data)), len(data))
         author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
         canonical = author if author in self.links else dialable(author)  # 1.2.3.4:5, once
         self._forward(data, canonical or author, now)
@@ -410,15 +414,12 @@ class Node:
 
     # -- front-end plumbing ------------------------------------------------------------
 
-    def _publish(self, event: Event) -> None:
-        for channel in self._subscribers:
-            try:
-                channel.send_nowait(event)
-            except trio.WouldBlock:
+    def _publish(self, event: Event, size: int) -> None:
+        """Offer ``event`` (``size``: its weight in bytes) to every front end."""
+        for subscription in self._subscribers:
+            if not subscription.offer(event, size):
                 log.debug("a front end is not keeping up: dropped %r", event)
-            except trio.BrokenResourceError:
-                pass
 
     def _notice(self, text: str, warning: bool = False) -> None:
         log.log(logging.WARNING if warning else logging.INFO, "%s", text)
-        self._publish(Notice(text, warning))
+        self._publish(Notice(text, warning), len(text))

@@ -31,7 +31,7 @@ from .fakes import Connection, FakePeer, Observer
 from .harness import PeerUnderTest
 
 PROBE_INTERVAL = 0.5
-EXIT_GRACE = 2.0
+EXIT_GRACE = 5.0  # a refused connection: how long a dying peer may take to exit (failure path only)
 
 
 class CaseFailed(Exception):

@@ -34,6 +34,7 @@ from ..commands import execute
 from ..display import shown_body, take_batch
 from ..events import Delivered, Event
 from ..node import Node
+from ..subscription import Subscription
 from . import guest
 from .app import ChatUI
 from .completion import ChatCompleter, KnownNicks
@@ -121,7 +122,7 @@ class Session:
                 if reply.quit:
                     return
 
-    async def _show_events(self, events: trio.MemoryReceiveChannel[Event]) -> None:
+    async def _show_events(self, events: Subscription) -> None:
         async for first in events:
             # Take all that is waiting (a receive per event is slow); history in time order.
             for event in await take_batch(events, [first]):
