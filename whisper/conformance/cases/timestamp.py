@@ -51,23 +51,23 @@ async def seconds_and_ms(ctx: CaseContext) -> str:
 
 @case("timestamp", "too-old", "§4.2", "a message timestamped a day ago is dropped (s and ms)")
 async def too_old(ctx: CaseContext) -> str:
-    seconds = _stamped(ctx, "timestamp: a day old, in seconds", int(time.time()) - DAY)
-    millis = _stamped(ctx, "timestamp: a day old, in milliseconds", now_ms() - DAY * 1000)
-    relayed = await _send_and_settle(ctx, [seconds, millis], "day-old messages")
-    if relayed:
-        units = " and ".join("seconds" if m is seconds else "milliseconds" for m in relayed)
-        raise CaseFailed(f"relayed a message timestamped a day ago (in {units})")
-    return "dropped both (seconds and milliseconds)"
+    return await _dropped_a_day_away(ctx, -DAY, "ago", "a day old")
 
 
 @case("timestamp", "far-future", "§4.2", "a message timestamped a day ahead is dropped (s and ms)")
 async def far_future(ctx: CaseContext) -> str:
-    seconds = _stamped(ctx, "timestamp: a day ahead, in seconds", int(time.time()) + DAY)
-    millis = _stamped(ctx, "timestamp: a day ahead, in milliseconds", now_ms() + DAY * 1000)
-    relayed = await _send_and_settle(ctx, [seconds, millis], "messages from a day ahead")
+    return await _dropped_a_day_away(ctx, DAY, "ahead", "a day ahead")
+
+
+async def _dropped_a_day_away(ctx: CaseContext, offset: int, when: str, label: str) -> str:
+    """Send one message stamped ``offset`` seconds away in seconds, one in ms: both dropped?"""
+    seconds = _stamped(ctx, f"timestamp: {label}, in seconds", int(time.time()) + offset)
+    millis = _stamped(ctx, f"timestamp: {label}, in milliseconds", now_ms() + offset * 1000)
+    what = "day-old messages" if offset < 0 else "messages from a day ahead"
+    relayed = await _send_and_settle(ctx, [seconds, millis], what)
     if relayed:
         units = " and ".join("seconds" if m is seconds else "milliseconds" for m in relayed)
-        raise CaseFailed(f"relayed a message timestamped a day ahead (in {units})")
+        raise CaseFailed(f"relayed a message timestamped a day {when} (in {units})")
     return "dropped both (seconds and milliseconds)"
 
 
