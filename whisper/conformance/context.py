@@ -197,6 +197,12 @@ class CaseContext:
             f"the marker sent after {after}",
         )
         if not sink.got(marker):
+            # A peer that is dying closes its connections before it exits: say so, rather
+            # than race a liveness check against the exit (failure path only).
+            if await self.peer.wait_for_exit(EXIT_GRACE):
+                raise CaseFailed(
+                    f"{self.peer.exit_detail()}; it closed the connection after {after}"
+                )
             await self.check_alive(sink, f"after {after}")
             raise CaseFailed(f"the peer closed the connection after {after} ({conn.closed})")
         return marker
