@@ -6,15 +6,13 @@ import argparse
 
 import pytest
 
-from whisper.cli import main
+from whisper.cli import add_flood_flags, flood_from_args, main
 from whisper.flood import (
     MAX_ORIGIN_CHARS,
     FloodConfig,
     FloodControl,
     FloodCut,
     OwnLimit,
-    add_flood_flags,
-    flood_from_args,
 )
 
 FLOODER = "10.0.0.66:7000"

@@ -10,10 +10,10 @@ import trio.testing
 
 from whisper import Node
 from whisper.commands import execute
-from whisper.events import Notice
+from whisper.events import Blacklisted, Dropped, Event, PeerLost
 from whisper.flood import FloodConfig
 
-from .helpers import hashed, inbox, origin, send, sink, start_node, wire
+from .helpers import hashed, inbox, linked, origin, outgoing, send, sink, start_node, wire
 
 TIMEOUT = 20  # nothing here waits this long: the flooder is cut within ~5 s
 DEFAULTS = FloodConfig()
@@ -22,17 +22,7 @@ FLOOD_TICK = 0.05
 
 
 async def flood_node(nursery: trio.Nursery, **kw) -> Node:
-    return await start_node(nursery, flood=kw.pop("flood", DEFAULTS), discovery_port=None, **kw)
-
-
-async def linked(node: Node, *addrs: str) -> None:
-    """Return once ``node`` has a connected outgoing link to each of ``addrs``."""
-    with node.subscribe() as events:
-        while not all(
-            a in node.table.outgoing and node.table.outgoing[a].state.value == "connected"
-            for a in addrs
-        ):
-            await events.receive()
+    return await start_node(nursery, flood=kw.pop("flood", DEFAULTS), discovery=None, **kw)
 
 
 class Flooder:
@@ -74,13 +64,13 @@ class Flooder:
         self.closed.set()
 
 
-def notices(node: Node, into: list[str]):
+def watch_status(node: Node, into: list[Event]):
     async def watch(task_status=trio.TASK_STATUS_IGNORED):
         with node.subscribe(buffer=100_000) as events:
             task_status.started()
             async for event in events:
-                if isinstance(event, Notice):
-                    into.append(event.text)
+                if isinstance(event, (PeerLost, Dropped, Blacklisted)):
+                    into.append(event)
 
     return watch
 
@@ -97,9 +87,9 @@ async def test_a_flooder_at_20x_is_cut_off_while_honest_peers_chat_through_the_r
     relays, honest = [r1, r2, r3], [h1, h2]
     boxes = {node.nick: await inbox(nursery, node) for node in [*relays, *honest]}
     said: list[str] = []
-    relay_notices: dict[str, list[str]] = {r.nick: [] for r in relays}
+    relay_events: dict[str, list[Event]] = {r.nick: [] for r in relays}
     for relay in relays:
-        await nursery.start(notices(relay, relay_notices[relay.nick]))
+        await nursery.start(watch_status(relay, relay_events[relay.nick]))
     flooder_sink = await sink(nursery)  # the flooder's listening address: its Addr
     flooder = Flooder(flooder_sink.addr)
 
@@ -108,7 +98,7 @@ async def test_a_flooder_at_20x_is_cut_off_while_honest_peers_chat_through_the_r
             said.append(node.say(f"{node.nick} says {i}").body)
             if i == lines // 2:
                 for j in range(paste):  # a user pastes a block of text mid-flood
-                    said.append(execute_line(node, f"{node.nick} pasted line {j}"))
+                    said.append(await execute_line(node, f"{node.nick} pasted line {j}"))
             await trio.sleep(0.1)  # a person typing, paced
 
     with trio.fail_after(TIMEOUT):
@@ -145,22 +135,23 @@ async def test_a_flooder_at_20x_is_cut_off_while_honest_peers_chat_through_the_r
         assert flood_seen <= limit, (node.nick, flood_seen, limit)
     assert again.sent <= 2 * FLOOD_RATE * FLOOD_TICK * 10  # cut within half a second
     # r1 blacklisted the flooder: not dialled, no link; the relays kept their links.
-    assert r1.flood.blocked(flooder_sink.addr, trio.current_time())
-    assert flooder_sink.addr not in r1.links and not r1.learned(flooder_sink.addr)
-    assert r1.flood.stats.cut == 2  # the flood, and the flood again
-    assert r2.flood.stats.cut == r3.flood.stats.cut == 0
-    assert r2.flood.stats.penalties == r3.flood.stats.penalties == 0
-    assert r1.addr in r2.links and r3.addr in r2.links and r2.addr in r1.links
-    assert r2.addr in r3.links
+    assert r1.engine.flood.blocked(flooder_sink.addr, trio.current_time())
+    assert flooder_sink.addr not in outgoing(r1) and not r1.learned(flooder_sink.addr)
+    assert r1.engine.flood.stats.cut == 2  # the flood, and the flood again
+    assert r2.engine.flood.stats.cut == r3.engine.flood.stats.cut == 0
+    assert r2.engine.flood.stats.penalties == r3.engine.flood.stats.penalties == 0
+    assert r1.addr in outgoing(r2) and r3.addr in outgoing(r2) and r2.addr in outgoing(r1)
+    assert r2.addr in outgoing(r3)
     for relay in relays:
-        lost = [n for n in relay_notices[relay.nick] if n.startswith(("lost", "dropped"))]
-        expected = [n for n in lost if "blacklisted" in n] if relay is r1 else []
+        lost = relay_events[relay.nick]
+        expected = [e for e in lost if isinstance(e, Blacklisted)] if relay is r1 else []
         assert lost == expected, (relay.nick, lost)
-    assert execute(r1, "/blacklist").lines[1].startswith(f"  {flooder_sink.addr} (from 127.0.0.1)")
+    listing = (await execute(r1, "/blacklist")).lines
+    assert listing[1].startswith(f"  {flooder_sink.addr} (from 127.0.0.1)")
 
 
-def execute_line(node: Node, line: str) -> str:
-    reply = execute(node, line)
+async def execute_line(node: Node, line: str) -> str:
+    reply = await execute(node, line)
     assert not reply.lines, reply.lines  # sent: nothing to report
     return line
 
@@ -169,16 +160,16 @@ async def test_200_pasted_lines_and_a_50_message_backlog_pass_the_defaults(nurse
     a = await flood_node(nursery, nick="a")
     b = await flood_node(nursery, nick="b")
     box = await inbox(nursery, b)
-    pasted = [execute_line(a, f"pasted line {i}") for i in range(200)]  # b is not linked yet
+    pasted = [await execute_line(a, f"pasted line {i}") for i in range(200)]  # b is not linked
     with trio.fail_after(TIMEOUT):
         assert a.connect(b.addr)  # the link opens with a backlog replay: the last 50
         await box.wait_for(lambda got: len(got) == 50)
         assert box.bodies == pasted[-50:]
         assert all(d.history for d in box.messages)
-        pasted += [execute_line(a, f"pasted again {i}") for i in range(200)]
+        pasted += [await execute_line(a, f"pasted again {i}") for i in range(200)]
         await box.wait_for(lambda got: len(got) == 250)
     assert box.bodies[50:] == pasted[200:]
-    assert b.flood.stats.over_origin == b.flood.stats.penalties == 0
+    assert b.engine.flood.stats.over_origin == b.engine.flood.stats.penalties == 0
 
 
 async def test_the_blacklist_stops_dials_and_the_commands_list_and_lift_it(nursery):
@@ -192,22 +183,22 @@ async def test_the_blacklist_stops_dials_and_the_commands_list_and_lift_it(nurse
     addr = flooder_sink.addr
     dialled = flooder_sink.connections  # it was dialled back before it was cut, or not
     assert not node.learned(addr)  # discovery hears of it: not dialled
-    assert execute(node, f"/connect {addr}").lines == [
+    assert (await execute(node, f"/connect {addr}")).lines == [
         f"{addr} is blacklisted (flood control): /unblock it first"
     ]
     honest = await origin(node)
-    del node.flood.origins[addr]  # as if its bucket had refilled: the next one is accepted
+    del node.engine.flood.origins[addr]  # as if its bucket had refilled: the next one is accepted
     with trio.fail_after(TIMEOUT):  # a relayed message of it: accepted, its Addr not dialled
         await send(honest, wire("relayed", addr=addr), wire("marker"))
         await box.wait_for(lambda got: "marker" in got)
-    assert "relayed" in box.bodies and addr not in node.links
-    listing = execute(node, "/blacklist").lines
+    assert "relayed" in box.bodies and addr not in outgoing(node)
+    listing = (await execute(node, "/blacklist")).lines
     assert listing[0] == "1 blacklisted; /unblock ADDR lifts an entry"
     assert listing[1].startswith(f"  {addr} (from 127.0.0.1): ") and "over its limit" in listing[1]
-    assert execute(node, "/unblock 10.9.9.9:9").lines[0].startswith("10.9.9.9:9 is not")
-    assert "is not blacklisted" in execute(node, "/unblock 10.9.9.9:\u00b2").lines[0]
-    assert execute(node, f"/unblock {addr}").lines == [f"unblocked {addr}"]
-    assert execute(node, "/blacklist").lines == ["nobody is blacklisted"]
+    assert (await execute(node, "/unblock 10.9.9.9:9")).lines[0].startswith("10.9.9.9:9 is not")
+    assert "is not blacklisted" in (await execute(node, "/unblock 10.9.9.9:\u00b2")).lines[0]
+    assert (await execute(node, f"/unblock {addr}")).lines == [f"unblocked {addr}"]
+    assert (await execute(node, "/blacklist")).lines == ["nobody is blacklisted"]
     assert node.learned(addr)
     with trio.fail_after(TIMEOUT):
         await flooder_sink.wait_for(lambda s: s.connections == dialled + 1)
@@ -223,9 +214,10 @@ async def test_a_flooder_spelling_its_addr_oddly_is_blacklisted_as_it_is_dialled
         await send(conn, *(wire(f"flood {i}", addr=f"{host}:00{port}") for i in range(100)))
         with contextlib.suppress(trio.BrokenResourceError):  # a reset: our messages unread
             assert await conn.receive_some(1024) == b""  # cut: EOF
-    assert flooder_sink.addr not in node.links  # dialled as 127.0.0.1:PORT, and closed
+    assert flooder_sink.addr not in outgoing(node)  # dialled as 127.0.0.1:PORT, and closed
     assert not node.learned(flooder_sink.addr)
-    assert execute(node, "/blacklist").lines[1].startswith(f"  {flooder_sink.addr} (from ")
+    listing = (await execute(node, "/blacklist")).lines
+    assert listing[1].startswith(f"  {flooder_sink.addr} (from ")
 
 
 async def test_the_blacklist_expires(nursery, autojump_clock):
@@ -245,17 +237,17 @@ async def test_the_blacklist_expires(nursery, autojump_clock):
 
 
 async def test_flood_control_off_and_over_our_own_limit(nursery):
-    off = await start_node(nursery, discovery_port=None)
-    assert off.flood is None
-    assert execute(off, "/blacklist").lines[0].startswith("flood control is off")
+    off = await start_node(nursery, discovery=None)
+    assert off.blacklist() is None
+    assert (await execute(off, "/blacklist")).lines[0].startswith("flood control is off")
     node = await flood_node(nursery, flood=FloodConfig(origin_burst=3, origin_rate=0.5))
     for i in range(3):
-        execute_line(node, f"line {i}")
-    (refused,) = execute(node, "one too many").lines
+        await execute_line(node, f"line {i}")
+    (refused,) = (await execute(node, "one too many")).lines
     assert refused.startswith(
         "not sent: peers accept 3 messages at once, then 0.5 a second, from one sender; wait "
     )
-    assert execute(node, "/me waves").lines[0].startswith("not sent: peers accept")
+    assert (await execute(node, "/me waves")).lines[0].startswith("not sent: peers accept")
 
 
 async def test_a_connection_sending_invalid_messages_is_cut_and_its_host_listed(nursery):
@@ -271,5 +263,5 @@ async def test_a_connection_sending_invalid_messages_is_cut_and_its_host_listed(
         await send(good, wire("still here"))
         await box.wait_for(lambda got: got == ["still here"])
     assert node.stats.invalid == DEFAULTS.penalty_limit + 1  # the last one used up the credit
-    (listed,) = execute(node, "/blacklist").lines[1:]
+    (listed,) = (await execute(node, "/blacklist")).lines[1:]
     assert listed.startswith("  host 127.0.0.1: 101 invalid messages; ")

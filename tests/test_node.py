@@ -8,11 +8,26 @@ import trio
 import trio.testing
 
 from whisper import Config, Node
-from whisper.events import Notice
-from whisper.link import OutgoingLink
-from whisper.peers import PeerTable
+from whisper.codec import Limits
+from whisper.events import GaveUp, PeerLost
+from whisper.link import send_all
+from whisper.peers import ConnectionConfig
 
-from .helpers import LOCAL, dumps, hashed, inbox, now_ms, origin, send, sink, start_node, wire
+from .helpers import (
+    LOCAL,
+    connected,
+    dumps,
+    hashed,
+    inbox,
+    linked,
+    now_ms,
+    origin,
+    outgoing,
+    send,
+    sink,
+    start_node,
+    wire,
+)
 
 TIMEOUT = 20  # generous: the machine is small and shared; nothing here waits this long
 
@@ -43,8 +58,7 @@ async def test_mesh_forms_and_every_message_arrives_exactly_once(nursery):
         expected = sorted(f"{w} from {o}" for w in ("hello", "round two") for o in others)
         assert sorted(box.bodies) == expected, node.nick  # each exactly once
         assert {m.message.nick for m in box.messages} == set(others)
-        assert sorted(node.links) == sorted(n.addr for n in nodes if n is not node)
-        assert node.table.connected_outgoing() == 4
+        assert sorted(connected(node)) == sorted(n.addr for n in nodes if n is not node)
     assert sum(n.stats.duplicates for n in nodes) > 0  # the flood did echo; dedupe held
 
 
@@ -80,7 +94,7 @@ async def test_one_link_per_peer_however_its_addr_is_spelt(nursery):
     with trio.fail_after(TIMEOUT):
         await send(conn, *(wire(f"as {i}", addr=a) for i, a in enumerate(spellings)))
         await box.wait_for(lambda bodies: len(bodies) == len(spellings))
-        assert list(node.links) == [s.addr]  # links are made as messages arrive
+        assert outgoing(node) == [s.addr]  # links are made as messages arrive
         await s.wait_for(lambda s: s.connections == 1)
         node.say("after")
         await s.wait_for(lambda s: "after" in s.bodies)
@@ -111,8 +125,7 @@ async def test_text_with_lone_surrogates_is_sent_as_valid_utf8(nursery):
     box = await inbox(nursery, b)
     a.connect(b.addr)
     with trio.fail_after(TIMEOUT):
-        while a.table.connected_outgoing() != 1:
-            await trio.sleep(0.01)
+        await linked(a, b.addr)
         a.say("caf\udce9")
         a.say("after")
         await box.wait_for(lambda bodies: "after" in bodies)
@@ -248,7 +261,7 @@ GARBAGE = {
 
 
 async def test_malformed_input_drops_only_that_connection(nursery):
-    node = await start_node(nursery, max_message_size=64 * 1024)
+    node = await start_node(nursery, limits=Limits(max_size=64 * 1024))
     box = await inbox(nursery, node)
     s = await sink(nursery)
     good = await origin(node)
@@ -288,7 +301,9 @@ async def test_truncated_message_at_eof_is_logged_not_fatal(nursery):
 
 
 async def test_stalled_peer_does_not_stall_the_others(nursery):
-    node = await start_node(nursery, queue_bytes=256 * 1024, stall_timeout=1000)
+    node = await start_node(
+        nursery, connections=ConnectionConfig(queue_bytes=256 * 1024, stall_timeout=1000)
+    )
     stalled = await sink(nursery, read=False, rcvbuf=4096)
     healthy = [await sink(nursery) for _ in range(3)]
     conn = await origin(node)
@@ -304,8 +319,8 @@ async def test_stalled_peer_does_not_stall_the_others(nursery):
             await send(conn, *(wire(f"{i} {filler}") for i in range(start, start + 200)))
             for s in healthy:
                 await s.wait_for(lambda s, n=start + 200: filled(s) >= n)
-    link = node.links[stalled.addr]
-    assert link.queue.dropped > 0 and link.queue.nbytes <= 256 * 1024
+    queue = node.engine.table.outgoing[stalled.addr].queue
+    assert queue.dropped > 0 and queue.nbytes <= 256 * 1024
     for s in healthy:
         assert [b.split(" ")[0] for b in s.bodies if b.endswith("x")] == [
             str(i) for i in range(total)
@@ -317,16 +332,18 @@ def filled(s) -> int:
 
 
 async def test_stalled_peer_is_disconnected_after_stall_timeout(nursery, autojump_clock):
-    node = await start_node(nursery, queue_bytes=256 * 1024, stall_timeout=5)
+    node = await start_node(
+        nursery, connections=ConnectionConfig(queue_bytes=256 * 1024, stall_timeout=5)
+    )
     box = await inbox(nursery, node)
-    notices = []
+    lost = []
 
     async def watch(task_status=trio.TASK_STATUS_IGNORED):
         with node.subscribe() as events:
             task_status.started()
             async for event in events:
-                if isinstance(event, Notice):
-                    notices.append(event.text)
+                if isinstance(event, PeerLost):
+                    lost.append(event)
 
     await nursery.start(watch)
     stalled = await sink(nursery, read=False, rcvbuf=4096)
@@ -337,15 +354,14 @@ async def test_stalled_peer_is_disconnected_after_stall_timeout(nursery, autojum
         for i in range(2000):
             await send(conn, wire(f"{i} " + "x" * 2000))
         await box.wait_for(lambda bodies: len(bodies) == 2001)
-        while not any("stalled" in n for n in notices):
+        while not lost:
             await trio.sleep(1)  # virtual time: the autojump clock skips ahead
-    assert any(n.startswith(f"lost {stalled.addr}: stalled") for n in notices)
+    assert lost[0].addr == stalled.addr and lost[0].reason.startswith("stalled")
 
 
 async def test_a_slow_peer_that_keeps_reading_is_not_stalled(autojump_clock):
     """PROTOCOL.md §5.3: a write that makes *no progress* for the stall timeout.  A 1 MiB
     write (a backlog replay of a few files) to a peer reading 16 KiB a second takes 64 s."""
-    link = OutgoingLink("127.0.0.1:9", PeerTable(), lambda text, warning: None, stall_timeout=10)
     ours, theirs = trio.testing.lockstep_stream_pair()
     received = 0
 
@@ -358,11 +374,11 @@ async def test_a_slow_peer_that_keeps_reading_is_not_stalled(autojump_clock):
     with trio.fail_after(100):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_slowly)
-            assert await link._send(ours, b"x" * (1024 * 1024)) is None
+            assert await send_all(ours, b"x" * (1024 * 1024), stall_timeout=10) is None
             nursery.cancel_scope.cancel()
         assert received == 1024 * 1024
         before = trio.current_time()
-        error = await link._send(ours, b"x")  # nobody reads any more: stalled
+        error = await send_all(ours, b"x", stall_timeout=10)  # nobody reads any more: stalled
     assert error is not None and error.startswith("stalled")
     assert trio.current_time() - before == 10
 
@@ -379,8 +395,8 @@ async def test_a_host_name_that_cannot_be_encoded_fails_its_link_not_the_node(
             assert node.connect(f"{name}:5")
         gave_up = set()
         async for event in events:
-            if isinstance(event, Notice) and event.text.startswith("gave up on "):
-                gave_up.add(event.text.split(":")[0])
+            if isinstance(event, GaveUp):
+                gave_up.add(event.addr)
                 if len(gave_up) == len(names):
                     break
     node.say("still running")
@@ -391,15 +407,17 @@ async def test_refused_dial_never_blocks_and_gives_up(nursery):
     await closed.bind((LOCAL, 0))
     dead = f"{LOCAL}:{closed.getsockname()[1]}"
     closed.close()
-    node = await start_node(nursery, peers=[dead], backoff_base=0.01, max_failures=3)
+    node = await start_node(
+        nursery, peers=[dead], connections=ConnectionConfig(backoff_base=0.01, max_failures=3)
+    )
     s = await sink(nursery)
     conn = await origin(node)
-    with trio.fail_after(TIMEOUT):
+    with node.subscribe() as events, trio.fail_after(TIMEOUT):
         await send(conn, wire("hello", addr=s.addr), wire("to a dead addr", addr=dead))
         await s.wait_for(lambda s: "to a dead addr" in s.bodies)
-        while dead in node.links:
-            await trio.sleep(0.01)
-    assert dead in node.table.given_up()
+        while dead in outgoing(node):
+            await events.receive()
+    assert dead in node.engine.table.given_up()
 
 
 async def test_user_connect_and_disconnect(nursery):
@@ -409,15 +427,14 @@ async def test_user_connect_and_disconnect(nursery):
     with trio.fail_after(TIMEOUT):
         assert a.connect(b.addr)
         assert not a.connect(b.addr)
-        while a.table.connected_outgoing() != 1:
-            await trio.sleep(0.01)
+        await linked(a, b.addr)
         a.say("over the link")
         await box.wait_for(lambda bodies: "over the link" in bodies)
         assert a.disconnect(b.addr)
         assert not a.disconnect(b.addr)
-        while b.table.incoming:
+        while any(not p.outgoing for p in b.peers()):  # b sees the EOF: no event, so a poll
             await trio.sleep(0.01)
-    assert not a.links
+    assert not outgoing(a)
 
 
 async def test_go_reference_bytes(nursery, go_wire):
@@ -452,21 +469,23 @@ async def test_a_peer_that_hangs_up_at_once_is_given_up_on(nursery):
     listeners = await trio.open_tcp_listeners(0, host=LOCAL)
     await nursery.start(trio.serve_listeners, hang_up, listeners)
     rude = f"{LOCAL}:{listeners[0].socket.getsockname()[1]}"
-    node = Node(Config(host=LOCAL, port=0, backoff_base=0.01, max_failures=4))
+    node = Node(
+        Config(host=LOCAL, port=0, connections=ConnectionConfig(backoff_base=0.01, max_failures=4))
+    )
     with node.subscribe() as events:
         await nursery.start(node.run)
         node.connect(rude)
         node.say("something to replay")
         with trio.fail_after(TIMEOUT):
             async for event in events:
-                if isinstance(event, Notice) and event.text.startswith(f"gave up on {rude}"):
+                if isinstance(event, GaveUp) and event.addr == rude:
                     break
-    assert rude in node.table.given_up()
+    assert rude in node.engine.table.given_up()
     assert accepted <= 4
 
 
 async def test_incoming_connections_beyond_the_cap_are_refused(nursery):
-    node = await start_node(nursery, max_incoming=2)
+    node = await start_node(nursery, connections=ConnectionConfig(max_incoming=2))
     box = await inbox(nursery, node)
     first, second = await origin(node), await origin(node)
     with trio.fail_after(TIMEOUT):
@@ -477,7 +496,7 @@ async def test_incoming_connections_beyond_the_cap_are_refused(nursery):
         with contextlib.suppress(trio.BrokenResourceError):
             assert await third.receive_some(1024) == b""  # closed without a word
         await first.aclose()
-        while len(node.table.incoming) != 1:
+        while len(node.peers()) != 1:  # the first one's EOF: no event for that, so a poll
             await trio.sleep(0.01)
         fourth = await origin(node)  # a slot is free again
         await send(fourth, wire("four"))

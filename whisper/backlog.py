@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .addr import dialable
@@ -46,6 +47,14 @@ HISTORY_AGE = 120.0
 REPLAY_MAX_AGE = 480.0
 #: Replay only what the receiver will still accept for this long after we decided.
 REPLAY_MARGIN = 60.0
+
+
+@dataclass(frozen=True)
+class BacklogConfig:
+    """``Config.backlog``: messages replayed on each new connection (0: off), bytes kept."""
+
+    entries: int = DEFAULT_BACKLOG
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
 def replay_age(memory: float, skew: float) -> float:

@@ -26,11 +26,14 @@ from typing import TypeVar
 import trio
 
 from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
-from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG
-from .discovery_policy import DISCOVERY_PORT
-from .files import FileError, user_path
-from .flood import add_flood_flags, flood_from_args
-from .node import Config, Node
+from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG, BacklogConfig
+from .codec import Limits
+from .config import Config
+from .discovery_policy import DISCOVERY_PORT, DiscoveryConfig
+from .files import FileError, FilesConfig
+from .files_io import user_path
+from .flood import FloodConfig
+from .node import Node
 from .sanitize import for_terminal
 
 E = TypeVar("E", bound=BaseException)
@@ -138,10 +141,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
     )
     if not 1 <= args.discovery_port <= 65535:
         raise AddressError(f"-discovery-port {args.discovery_port}: must be 1-65535")
-    config.discovery_port = None if args.no_discovery else args.discovery_port
+    config.discovery = None if args.no_discovery else DiscoveryConfig(args.discovery_port)
     if not 0 <= args.backlog <= MAX_BACKLOG:
         raise AddressError(f"-backlog {args.backlog}: must be 0-{MAX_BACKLOG}")
-    config.backlog = args.backlog
+    config.backlog = BacklogConfig(entries=args.backlog)
     if args.downloads is not None:
         try:
             downloads = user_path(args.downloads)
@@ -149,16 +152,65 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise AddressError(f"-downloads {exc}") from None
         if not downloads.is_dir():
             raise AddressError(f"-downloads {args.downloads}: not a directory")
-        config.downloads = downloads.resolve()
+        config.files = FilesConfig(downloads=downloads.resolve())
     if args.max_message_size is not None:
         if args.max_message_size < 1024:
             raise AddressError("-max-message-size must be at least 1024")
-        config.max_message_size = args.max_message_size
+        config.limits = Limits(max_size=args.max_message_size)
     try:
         config.flood = flood_from_args(args)
     except ValueError as exc:
         raise AddressError(str(exc)) from None
     return config
+
+
+# -- flood control (flood.py) ---------------------------------------------------------------
+
+_FLAGS = (
+    ("flood-rate", "origin_rate", "N", "new messages a second accepted from one sender (Addr)"),
+    ("flood-burst", "origin_burst", "N", "new messages accepted at once from one sender"),
+    ("flood-conn-rate", "conn_rate", "N", "new messages a second accepted on one connection"),
+    ("flood-conn-burst", "conn_burst", "N", "new messages accepted at once on one connection"),
+    ("flood-penalties", "penalty_limit", "N", "invalid or over-limit messages before a cut-off"),
+    ("flood-blacklist", "blacklist_for", "SECONDS", "how long a flooder stays blacklisted"),
+)
+
+
+def add_flood_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = FloodConfig()
+    for flag, name, metavar, text in _FLAGS:
+        parser.add_argument(
+            f"-{flag}",
+            f"--{flag}",
+            dest=name,
+            type=float,
+            default=getattr(defaults, name),
+            metavar=metavar,
+            help=f"{text} (default {getattr(defaults, name):g})",
+        )
+    parser.add_argument(
+        "-no-flood-control",
+        "--no-flood-control",
+        action="store_true",
+        help="no rate limits, penalties or blacklist (for benchmarks of raw relay capacity)",
+    )
+
+
+def flood_from_args(args: argparse.Namespace) -> FloodConfig | None:
+    """The flood configuration the flags ask for; raises ValueError for a bad value."""
+    if args.no_flood_control:
+        return None
+    values = {name: getattr(args, name) for _, name, _, _ in _FLAGS}
+    for flag, name, _, _ in _FLAGS:
+        if not values[name] > 0 or values[name] == float("inf"):
+            raise ValueError(f"-{flag} must be a positive number")
+    try:
+        return FloodConfig(**values)
+    except ValueError as exc:  # "origin_burst must be ...": say it with the flag's name
+        for flag, name, _, _ in _FLAGS:
+            if str(exc).startswith(f"{name} "):
+                raise ValueError(f"-{flag}{str(exc)[len(name) :]}") from None
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,6 +50,18 @@ _PARSE_ERRORS = (ijson.JSONError, ValueError, ArithmeticError, OverflowError)
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What one message may hold (see the rules above); ``Config.limits``."""
+
+    max_size: int = DEFAULT_MAX_SIZE
+    max_depth: int = DEFAULT_MAX_DEPTH
+    max_values: int = DEFAULT_MAX_VALUES
+
+    def decoder(self) -> Decoder:
+        return Decoder(max_size=self.max_size, max_depth=self.max_depth, max_values=self.max_values)
+
+
+@dataclass(frozen=True, slots=True)
 class Violation:
     """The remote broke the protocol; drop the connection.  ``reason`` is for the log."""
 

@@ -18,7 +18,7 @@ as it may circulate.  Rules:
 
 from __future__ import annotations
 
-DEFAULT_SKEW = 60.0
+from .seen import DEFAULT_SKEW
 
 
 def check_fresh(

@@ -2,7 +2,8 @@
 
 Rules:
 - Each stdin line is handed to ``commands.execute`` (so ``/connect``, ``/peers``, ``/nick``,
-  ``/quit`` ... work as in the terminal UI); command replies go to stderr.
+  ``/quit`` ... work as in the terminal UI); command replies go to stderr, neutralised for
+  the terminal.
 - Each message received from the network is written to stdout as one ``nick: body`` line
   (``Addr`` when there is no nick), neutralised for the terminal, and flushed; with
   ``json_output`` one JSON object per line instead, holding every wire field.  Our own
@@ -66,9 +67,9 @@ async def run_headless(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_print_messages, events, stdout_fd, json_output)
             async for line in read_lines(stdin_fd):
-                reply = execute(node, line)
+                reply = await execute(node, line)
                 for text in reply.lines:
-                    say(text)
+                    say(for_terminal(text))
                 if reply.quit:
                     nursery.cancel_scope.cancel()
                     return

@@ -1,74 +1,65 @@
-"""One outgoing link: the single TCP stream on which we send messages to one peer.
+"""One outgoing link's trio task: dial, write what the engine has for it, say how it went.
 
-Rules:
-- The link owns a bounded ``SendQueue``.  ``enqueue`` never blocks: when the queue is full
-  the message is dropped for this peer only, and the first drop of each overflow is logged.
-- One task per link.  It dials (``CONNECT_TIMEOUT``), sets ``TCP_NODELAY``, then sends
-  queued messages in batches.  A write that makes no progress (not one ``SEND_CHUNK``) for
-  ``SEND_STALL_TIMEOUT`` means the peer has stalled: the link is dropped and retried later
-  like any failure.  A slow peer that keeps reading is not stalled, however long a batch or
-  a backlog replay takes it.
+Rules (the decisions are the engine's, ``engine/links.py``; this is the I/O around them):
+- One task per link, started on the engine's ``Dial`` and stopped by ``close`` (its
+  ``CloseLink``).  It knows its ``Peer`` (the engine's handle) and a ``LinkHost`` (the
+  node) to report to, nothing else: not the peer table, not the other links.
+- It dials (``connect_timeout``), sets ``TCP_NODELAY``, reports ``link_connected``, then
+  writes whatever ``data_to_send`` hands it (the backlog replay first, then queued
+  batches), sleeping until ``wake`` when there is nothing.
+- A write that makes no progress (not one ``SEND_CHUNK``) for ``stall_timeout`` means the
+  peer has stalled: the link is dropped and retried later like any failure.  A slow peer
+  that keeps reading is not stalled, however long a batch or a backlog replay takes it.
 - Whispernet connections are one-way: anything the peer sends back is read and discarded,
   and its EOF tells us the link is gone.
-- After a failure the link waits as the ``PeerTable`` says, or gives up (the task returns).
-  The queue is kept across reconnects, so what was queued during a short outage is sent.
-- On each connection the backlog replay the node attached (``replay``, extension 11) is
-  written first, before anything queued.
+- After a failure it reports ``link_failed``; the engine answers with ``Retry`` (the node
+  sets ``retry_at``) or stops the task.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
 from .addr import parse_hostport
-from .peers import PeerTable
-from .sendqueue import SendQueue
+from .peers import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, Peer
 
-if TYPE_CHECKING:
-    from .backlog import LinkReplay
-
-CONNECT_TIMEOUT = 5.0
-SEND_STALL_TIMEOUT = 10.0
 #: Progress is measured in writes of this size: a slow peer that keeps reading is not stalled.
 SEND_CHUNK = 64 * 1024
 
 log = logging.getLogger("whisper.link")
 
 
+class LinkHost(Protocol):
+    def link_connected(self, link: Peer) -> None: ...
+    def data_to_send(self, link: Peer) -> bytes: ...
+    def link_failed(self, link: Peer, error: str) -> None: ...
+    def link_redial(self, link: Peer) -> None: ...
+
+
 class OutgoingLink:
     def __init__(
         self,
-        addr: str,
-        table: PeerTable,
-        notice: Callable[[str, bool], None],
-        queue: SendQueue | None = None,
+        link: Peer,
+        host: LinkHost,
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         stall_timeout: float = SEND_STALL_TIMEOUT,
     ) -> None:
-        self.addr = addr
-        self.queue = queue if queue is not None else SendQueue()
-        self._table = table
-        self._notice = notice
+        self.link = link
+        self.addr = link.addr
+        self.retry_at: float | None = None  # set by the node on the engine's Retry
+        self._host = host
         self._connect_timeout = connect_timeout
         self._stall_timeout = stall_timeout
         self._wake: trio.Event | None = None
         self._cancel = trio.CancelScope()
         self.batches_sent = 0
-        #: Set by the node: the backlog to write first on each connection (extension 11).
-        self.replay: LinkReplay | None = None
 
-    def enqueue(self, data: bytes, now: float) -> None:
-        was_overflowing = self.queue.overflowing_since is not None
-        if not self.queue.put(data, now):
-            if not was_overflowing:
-                log.warning("queue for %s is full: dropping messages for this peer", self.addr)
-            return
+    def wake(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
@@ -76,25 +67,16 @@ class OutgoingLink:
         self._cancel.cancel()
 
     async def run(self) -> None:
-        """Dial, send, redial; return when given up or closed."""
+        """Dial, send, redial; return when the engine gives up or the link is closed."""
         with self._cancel:
             while True:
                 error = await self._connect_and_pump()
-                delay = self._table.failed(self.addr, trio.current_time(), error)
-                if delay is None:
-                    self.queue.clear()
-                    self._notice(f"gave up on {self.addr}: {error}", True)
+                self.retry_at = None
+                self._host.link_failed(self.link, error)
+                if self.retry_at is None:
                     return
-                first = self._table.outgoing[self.addr].failures == 1
-                log.log(
-                    logging.WARNING if first else logging.INFO,
-                    "cannot reach %s: %s; retrying in %.1fs",
-                    self.addr,
-                    error,
-                    delay,
-                )
-                await trio.sleep(delay)
-                self._table.connecting(self.addr, trio.current_time())
+                await trio.sleep_until(self.retry_at)
+                self._host.link_redial(self.link)
 
     async def _connect_and_pump(self) -> str:
         host, port = parse_hostport(self.addr)
@@ -109,13 +91,8 @@ class OutgoingLink:
             return f"not a usable host name: {exc}"
         async with stream:
             stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-            self._table.connected(self.addr, trio.current_time())
-            self._notice(f"connected to {self.addr}", False)
-            error = await self._session(stream)
-        if self.replay is not None:
-            self.replay.lost()
-        self._notice(f"lost {self.addr}: {error}", True)
-        return error
+            self._host.link_connected(self.link)
+            return await self._session(stream)
 
     async def _session(self, stream: trio.SocketStream) -> str:
         """Send until the link breaks; return why it did."""
@@ -135,40 +112,35 @@ class OutgoingLink:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_eof)
-            reason = await self._send_replay(stream) or await self._pump(stream)
+            reason = await self._pump(stream)
             nursery.cancel_scope.cancel()
         return reason
 
-    async def _send_replay(self, stream: trio.SocketStream) -> str | None:
-        """Write the backlog owed to this connection before anything queued; why it failed."""
-        data = self.replay.connected() if self.replay is not None else b""
-        return await self._send(stream, data) if data else None
-
     async def _pump(self, stream: trio.SocketStream) -> str:
-        queue = self.queue
         while True:
-            data = queue.take()
+            data = self._host.data_to_send(self.link)
             if not data:
                 self._wake = trio.Event()
                 await self._wake.wait()
                 self._wake = None
                 continue
-            error = await self._send(stream, data)
+            error = await send_all(stream, data, self._stall_timeout)
             if error:
                 return error
             self.batches_sent += 1
 
-    async def _send(self, stream: trio.SocketStream, data: bytes) -> str | None:
-        """Write ``data``; None when done, else why the link is broken (or stalled: no
-        ``SEND_CHUNK`` could be written for the stall timeout)."""
-        view = memoryview(data)
-        with trio.move_on_after(self._stall_timeout) as scope:
-            try:
-                for start in range(0, len(view), SEND_CHUNK):
-                    await stream.send_all(view[start : start + SEND_CHUNK])
-                    scope.deadline = trio.current_time() + self._stall_timeout  # progress
-            except (trio.BrokenResourceError, OSError) as exc:
-                return str(exc.__cause__ or exc) or "connection broken"
-        if scope.cancelled_caught:
-            return f"stalled: nothing could be sent for {self._stall_timeout:.0f}s"
-        return None
+
+async def send_all(stream: trio.abc.SendStream, data: bytes, stall_timeout: float) -> str | None:
+    """Write ``data``; None when done, else why the link is broken (or stalled: no
+    ``SEND_CHUNK`` could be written for ``stall_timeout``)."""
+    view = memoryview(data)
+    with trio.move_on_after(stall_timeout) as scope:
+        try:
+            for start in range(0, len(view), SEND_CHUNK):
+                await stream.send_all(view[start : start + SEND_CHUNK])
+                scope.deadline = trio.current_time() + stall_timeout  # progress
+        except (trio.BrokenResourceError, OSError) as exc:
+            return str(exc.__cause__ or exc) or "connection broken"
+    if scope.cancelled_caught:
+        return f"stalled: nothing could be sent for {stall_timeout:.0f}s"
+    return None

@@ -1,156 +1,71 @@
-"""The whispernet node: accepts connections, relays every new message, dials new peers.
+"""The whispernet node: the trio shell that runs the relay engine's actions.
 
-Rules (PROTOCOL.md §5 is normative):
-
-- One trio nursery holds the TCP acceptor, one task per incoming connection and one task per
-  outgoing link (``link.py``).
-- Each received object goes through one pipeline, in this order: interpret (``message.py``)
-  -> seen? -> ID hash check (``ids.py``) -> freshness window (``freshness.py``) -> flood
-  control (``flood.py``, when on: over a limit is dropped) -> mark seen -> deliver to front
-  ends -> encode once -> enqueue on every outgoing link except the one to the message's
-  ``Addr`` -> dial ``Addr`` if it is new.
-- Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
-  messages (wrong types, hash mismatch, outside the window) are dropped and counted against
-  the connection; the first ``LOGGED_PER_CONNECTION`` of them are logged.
-- Our own messages are marked seen before they are sent: peers that echo them (the Go
-  reference does) are ignored.
-- Every new message, ours or accepted, goes into the backlog (``backlog.py``), which each
-  connection of an outgoing link is replayed first (extension 11); file messages go into
-  the file store (``files.py``, extension 10), and the event says which are history or files.
-- Front ends get events through ``subscribe()``: a ``Subscription`` each, bounded in events
-  and bytes; when one is full its events are dropped (and the front end told how many)
-  rather than stalling the node.
+Rules (the relay's decisions are the engine's, ``engine/``; PROTOCOL.md §5 is normative):
+- One trio nursery holds the TCP acceptor, one task per incoming connection, one task per
+  outgoing link (``link.py``), discovery (``discovery.py``) and the front ends' file saves.
+- Every engine input goes through one method here that passes ``trio.current_time()`` and
+  carries out the actions it returns (``_apply``).  The shell keeps only what the engine
+  cannot: the tasks of the links (``_links``, by address, started on ``Dial`` and stopped on
+  ``CloseLink``) and the cancel scopes of the incoming connections.
+- An incoming connection is read in chunks of ``RECEIVE_BYTES``; each chunk is one engine
+  batch.  The stream is always closed in ``finally``.
+- Front ends use only what is public here: commands (``say``, ``connect`` ...), snapshots
+  (``peers()``, ``blacklist()``, ``files()``) and events through ``subscribe()``: a bounded
+  ``Subscription`` each; when one is full its events are dropped (and the front end told
+  how many) rather than stalling the node.  Status events are also logged.
+- Blocking file I/O (``-downloads`` saves) runs in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import trio
 
-from . import codec
-from .addr import dialable, format_hostport, outward_ipv4, parse_hostport
-from .backlog import DEFAULT_BACKLOG, Backlog, is_history, replay_age
-from .backlog import DEFAULT_MAX_BYTES as BACKLOG_BYTES
+from .addr import format_hostport, outward_ipv4
+from .config import Config
 from .discovery import run_discovery
-from .discovery_policy import ANNOUNCE_INTERVAL, DISCOVERY_PORT
+from .engine import CloseIncoming, CloseLink, Deliver, Dial, Engine, Flush, Incoming, Retry, Save
+from .engine.actions import Action
+from .engine.snapshots import BlacklistEntry, PeerInfo, Stats
 from .events import Delivered, Event, Notice
-from .files import DEFAULT_MAX_BYTES as FILE_STORE_BYTES
-from .files import DEFAULT_MAX_FILES, FileStore, StoredFile, autosave
-from .flood import Connection as FloodConnection
-from .flood import FloodConfig, FloodControl, FloodCut
-from .freshness import DEFAULT_SKEW, check_fresh
-from .ids import IdCheck, check_id, hashed_id, random_id
-from .link import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, OutgoingLink
-from .message import InvalidMessage, Message, NotChat
-from .peers import (
-    DEFAULT_BACKOFF_BASE,
-    DEFAULT_MAX_FAILURES,
-    DEFAULT_MAX_INCOMING,
-    DEFAULT_MAX_OUTGOING,
-    DEFAULT_MAX_PER_HOST,
-    PeerTable,
-)
-from .seen import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, SeenCache
-from .sendqueue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, SendQueue
-from .subscription import DEFAULT_MAX_EVENTS, Subscription
+from .files import FileError, StoredFile
+from .files_io import save_in
+from .flood import Entry
+from .link import OutgoingLink
+from .message import Message
+from .peers import Dialled, Peer
+from .subscription import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Subscription
 
 RECEIVE_BYTES = 64 * 1024
-MAX_INCOMING = DEFAULT_MAX_INCOMING
-MAX_INCOMING_PER_HOST = DEFAULT_MAX_PER_HOST
-LOGGED_PER_CONNECTION = 10
-SUBSCRIBER_BUFFER = DEFAULT_MAX_EVENTS
-SUBSCRIBER_BYTES = 16 * 1024 * 1024
 
 log = logging.getLogger("whisper.node")
-
-
-@dataclass
-class Config:
-    host: str = "127.0.0.1"  # address to bind; "0.0.0.0" binds all and advertises outward IP
-    port: int = 55555
-    nick: str = ""
-    peers: list[str] = field(default_factory=list)
-    advertise: str | None = None  # IP to put in Addr (default: host, or outward IP)
-    hashed_ids: bool = True
-    max_message_size: int = codec.DEFAULT_MAX_SIZE
-    max_depth: int = codec.DEFAULT_MAX_DEPTH
-    max_values: int = codec.DEFAULT_MAX_VALUES
-    seen_ttl: float = DEFAULT_TTL
-    seen_max_entries: int = DEFAULT_MAX_ENTRIES
-    skew: float = DEFAULT_SKEW
-    queue_bytes: int = DEFAULT_MAX_BYTES
-    queue_items: int = DEFAULT_MAX_ITEMS
-    max_incoming: int = MAX_INCOMING
-    max_incoming_per_host: int = MAX_INCOMING_PER_HOST  # loopback and our own IP exempt
-    max_outgoing: int = DEFAULT_MAX_OUTGOING
-    max_failures: int = DEFAULT_MAX_FAILURES
-    backoff_base: float = DEFAULT_BACKOFF_BASE
-    connect_timeout: float = CONNECT_TIMEOUT
-    stall_timeout: float = SEND_STALL_TIMEOUT
-    discovery_port: int | None = DISCOVERY_PORT  # UDP discovery (discovery.py); None: off
-    discovery_interval: float = ANNOUNCE_INTERVAL
-    backlog: int = DEFAULT_BACKLOG  # messages replayed on each new connection (backlog.py); 0: off
-    backlog_bytes: int = BACKLOG_BYTES
-    max_files: int = DEFAULT_MAX_FILES  # received files kept in memory (files.py)
-    max_file_bytes: int = FILE_STORE_BYTES
-    downloads: Path | None = None  # save received files here as they arrive; None: never
-    flood: FloodConfig | None = None  # flood control (flood.py); None: off (the CLI turns it on)
-    wall_clock: Callable[[], float] = time.time
-
-
-@dataclass
-class Stats:
-    received: int = 0  # objects decoded
-    delivered: int = 0  # new chat messages accepted from the network
-    duplicates: int = 0
-    ignored: int = 0  # payloads without Body
-    invalid: int = 0  # wrong types, hash mismatch, outside the window
-    violations: int = 0  # connections dropped for malformed input
-    sent: int = 0  # messages we originated
-
-
-@dataclass
-class _Incoming:
-    remote: str
-    invalid: int = 0
-    flood: FloodConnection | None = None
 
 
 class Node:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
-        self.nick = self.config.nick
-        self.addr = ""  # our advertised IP:PORT, known once run() has bound
-        self.stats = Stats()
-        self.seen = SeenCache(self.config.seen_ttl, self.config.seen_max_entries)
-        self.table = PeerTable(
-            max_outgoing=self.config.max_outgoing,
-            max_failures=self.config.max_failures,
-            backoff_base=self.config.backoff_base,
-            max_incoming=self.config.max_incoming,
-            max_per_host=self.config.max_incoming_per_host,
-        )
-        self.links: dict[str, OutgoingLink] = {}
-        self.flood = FloodControl(self.config.flood) if self.config.flood else None
-        self.backlog = Backlog(
-            self.config.backlog,
-            self.config.backlog_bytes,
-            clock=self.config.wall_clock,
-            max_age=self._replay_age,
-            max_size=self.config.max_message_size,
-        )
-        self.files = FileStore(
-            self.config.max_files, self.config.max_file_bytes, clock=self.config.wall_clock
-        )
+        self.engine = Engine(self.config)
         self._subscribers: list[Subscription] = []
+        self._links: dict[str, OutgoingLink] = {}
+        self._incoming: dict[Incoming, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
+
+    @property
+    def addr(self) -> str:
+        """Our advertised IP:PORT, known once ``run()`` has bound."""
+        return self.engine.addr
+
+    @property
+    def nick(self) -> str:
+        return self.engine.nick
+
+    @property
+    def stats(self) -> Stats:
+        return self.engine.stats
 
     # -- lifetime --------------------------------------------------------------------
 
@@ -165,21 +80,18 @@ class Node:
             advertised = cfg.advertise or cfg.host
             if advertised in ("", "0.0.0.0", "::"):
                 advertised = outward_ipv4()
-            self.addr = format_hostport(advertised, port)
-            self.table.self_addr = self.addr
             self._nursery = nursery
+            self._apply(self.engine.start(format_hostport(advertised, port), trio.current_time()))
             log.debug("listening on %s", self.addr)
-            for peer in cfg.peers:
-                self.connect(peer)
-            if cfg.discovery_port is not None:
-                await nursery.start(run_discovery, self)
+            if cfg.discovery is not None:
+                await nursery.start(run_discovery, self, cfg.discovery, cfg.host)
             task_status.started(self.addr)
 
     # -- what front ends call ----------------------------------------------------------
 
     @contextlib.contextmanager
     def subscribe(
-        self, buffer: int = SUBSCRIBER_BUFFER, max_bytes: int = SUBSCRIBER_BYTES
+        self, buffer: int = DEFAULT_MAX_EVENTS, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> Iterator[Subscription]:
         """Events for one front end, bounded (``subscription.py``): the node never waits."""
         subscription = Subscription(buffer, max_bytes)
@@ -191,235 +103,170 @@ class Node:
             subscription.close()
 
     def say(self, body: str, extra: Mapping[str, Any] | None = None) -> Message:
-        """Originate a chat message (``extra``: extension keys) and send it to every peer."""
-        if not body:
-            raise ValueError("cannot send an empty message")
-        if not self.addr:
-            raise RuntimeError("the node is not running")
-        body, nick = codec.well_formed(body), codec.well_formed(self.nick)  # as peers read them
-        stamp = int(self.config.wall_clock() * 1000)
-        while True:
-            if self.config.hashed_ids:
-                message_id = hashed_id(self.addr, body, stamp)
-            else:
-                message_id = random_id()
-            if self.seen.add(message_id, trio.current_time()):
-                break
-            stamp += 1  # the same text twice within a millisecond: keep IDs unique
-        message = Message.create(
-            id=message_id, addr=self.addr, body=body, nick=nick, timestamp=stamp, extra=extra
-        )
-        data = codec.encode(message)
-        if len(data) > self.config.max_message_size:
-            raise ValueError(
-                f"message too long: {len(data)} bytes encoded, peers accept "
-                f"{self.config.max_message_size}"
-            )
-        if self.flood is not None:
-            self.flood.own(self.addr, trio.current_time())  # OwnLimit: peers would drop it
-        self.stats.sent += 1
-        self.backlog.add(message, len(data))
-        self._publish(Delivered(message, own=True), len(data))
-        self._forward(data, None, trio.current_time())
+        """Send a chat message (``extra``: extension keys).  Raises ValueError for the user."""
+        message, actions = self.engine.say(body, extra, now=trio.current_time())
+        self._apply(actions)
         return message
 
-    def connect(self, addr: str) -> bool:
-        """Open an outgoing link at the user's request.  False if we have one already."""
-        host, port = parse_hostport(addr)
-        return self._dial(format_hostport(host, port), by_user=True)
+    def connect(self, addr: str) -> Dialled:
+        """Open an outgoing link (true if dialling, else why not).  Raises ``AddressError``."""
+        verdict, actions = self.engine.connect(addr, trio.current_time())
+        self._apply(actions)
+        return verdict
 
     def disconnect(self, addr: str) -> bool:
-        """Close an outgoing link; it is not redialled automatically for a while."""
-        addr = format_hostport(*parse_hostport(addr))
-        link = self.links.pop(addr, None)
-        if link is None:
-            return False
-        link.close()
-        self.table.remove(addr)
-        self.table.forget(addr, trio.current_time())
-        self._notice(f"disconnected from {addr}")
-        return True
+        """Close an outgoing link (False: there is none); not redialled for a while."""
+        done, actions = self.engine.disconnect(addr, trio.current_time())
+        self._apply(actions)
+        return done
 
     def learned(self, addr: str) -> bool:
         """Dial an address heard of other than in a message (discovery), as for ``Addr``."""
-        canonical = dialable(addr)
-        if self._nursery is None or canonical is None or canonical in self.links:
-            return False
-        return self._dial(canonical, by_user=False)
+        started, actions = self.engine.learned(addr, trio.current_time())
+        self._apply(actions)
+        return started
 
     def set_nick(self, nick: str) -> None:
-        self.nick = nick
+        self.engine.nick = nick
 
-    # -- receiving ---------------------------------------------------------------------
+    def unblock(self, key: str) -> list[Entry]:
+        """Lift the blacklist entries for an ``Addr`` or host IP; returns them."""
+        return self.engine.unblock(key)
+
+    def peers(self) -> list[PeerInfo]:
+        """Every connection, outgoing links first (callable off the trio loop: see ``_now``)."""
+        return self.engine.peers(self._now())
+
+    def blacklist(self) -> list[BlacklistEntry] | None:
+        """Who flood control cut off, for how long; None when flood control is off."""
+        return self.engine.blacklist(self._now())
+
+    def files(self) -> list[StoredFile]:
+        """The files received and still kept in memory, oldest first."""
+        return self.engine.files.files()
+
+    def file(self, number: int) -> StoredFile | str:
+        """Received file ``number``, or a line saying why there is none."""
+        return self.engine.files.get(number) or self.engine.files.missing(number)
+
+    def _now(self) -> float:
+        """The trio clock; for a front end calling from outside trio (the terminal UI's
+        prompt_toolkit side, in the same thread), the time of the engine's last input."""
+        try:
+            return trio.current_time()
+        except RuntimeError:
+            return self.engine.now
+
+    # -- what the links' tasks report (link.LinkHost) -----------------------------------
+
+    def link_connected(self, link: Peer) -> None:
+        self._apply(self.engine.link_connected(link, trio.current_time()))
+
+    def data_to_send(self, link: Peer) -> bytes:
+        return self.engine.data_to_send(link)
+
+    def link_failed(self, link: Peer, error: str) -> None:
+        self._apply(self.engine.link_failed(link, error, trio.current_time()))
+
+    def link_redial(self, link: Peer) -> None:
+        self.engine.link_redial(link, trio.current_time())
+
+    # -- incoming connections ------------------------------------------------------------
 
     async def _serve_incoming(self, stream: trio.SocketStream) -> None:
-        try:
-            remote = format_hostport(*stream.socket.getpeername()[:2])
-        except OSError:
-            await stream.aclose()
-            return
         async with stream:
-            refusal = self.table.refuse_incoming(remote)
-            if refusal:
-                log.warning("refused %s: %s", remote, refusal)
-                return
-            conn = _Incoming(remote)
-            if self.flood is not None:
-                conn.flood = self.flood.open(remote, trio.current_time(), self.addr)
-                if conn.flood is None:
-                    log.info("refused %s: blacklisted by flood control", remote)
-                    return
-            self.table.accepted(remote, trio.current_time())
             try:
-                await self._read(stream, conn)
+                remote = format_hostport(*stream.socket.getpeername()[:2])
+            except OSError:
+                return
+            conn = self.engine.open_incoming(remote, trio.current_time())
+            if isinstance(conn, str):
+                return
+            try:
+                with trio.CancelScope() as scope:
+                    self._incoming[conn] = scope
+                    await self._read(stream, conn)
             finally:
-                self.table.closed(remote)
+                del self._incoming[conn]
+                self.engine.closed_incoming(conn)
 
-    async def _read(self, stream: trio.SocketStream, conn: _Incoming) -> None:
-        cfg = self.config
-        decoder = codec.Decoder(
-            max_size=cfg.max_message_size, max_depth=cfg.max_depth, max_values=cfg.max_values
-        )
-        try:
-            await self._read_into(stream, decoder, conn)
-        except FloodCut as cut:
-            self._flood_cut(conn, cut)
-        finally:
-            decoder.close()
-
-    async def _read_into(
-        self, stream: trio.SocketStream, decoder: codec.Decoder, conn: _Incoming
-    ) -> None:
-        while True:
+    async def _read(self, stream: trio.SocketStream, conn: Incoming) -> None:
+        if conn.greeting:
+            await stream.send_all(conn.greeting)
+        engine = self.engine
+        while conn.closed is None:
             try:
                 data = await stream.receive_some(RECEIVE_BYTES)
             except trio.BrokenResourceError as exc:
                 log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
                 return
-            items = decoder.feed(data) if data else decoder.feed_eof()
-            for item in items:
-                if type(item) is codec.Violation:
-                    self.stats.violations += 1
-                    self._notice(f"dropped {conn.remote}: {item.reason}", warning=True)
-                    return
-                self._receive(item, conn)
+            self._apply(engine.receive_data(conn, data, trio.current_time()))
             if not data:
                 return
 
-    def _receive(self, obj: dict, conn: _Incoming) -> None:
-        self.stats.received += 1
-        try:
-            message = Message.from_wire(obj)
-        except NotChat:
-            self.stats.ignored += 1
-            return
-        except InvalidMessage as exc:
-            self._invalid(conn, str(exc))
-            return
-        if message.id in self.seen:
-            self.stats.duplicates += 1
-            return
-        if check_id(message) is IdCheck.MISMATCH:
-            self._invalid(conn, f"ID {message.id[:80]!r} does not match its payload")
-            return
-        now = trio.current_time()
-        stale = check_fresh(
-            message.timestamp_ms,
-            now=self.config.wall_clock(),
-            memory=self.seen.span(now),
-            skew=self.config.skew,
-        )
-        if stale:
-            self._invalid(conn, stale)
-            return
-        if conn.flood is not None and not conn.flood.admit(message.addr, now):
-            return
-        self.seen.add(message.id, now)
-        self.stats.delivered += 1
-        data = codec.encode_object(obj)  # message.fields is obj: relayed as received
-        self._publish(self._accepted(message, len(data)), len(data))
-        author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
-        canonical = author if author in self.links else dialable(author)  # 1.2.3.4:5, once
-        self._forward(data, canonical or author, now)
-        if canonical is not None and canonical not in self.links:
-            self._dial(canonical, by_user=False)
+    # -- carrying out the engine's actions -----------------------------------------------
 
-    def _accepted(self, message: Message, size: int) -> Delivered:
-        """Backlog (extension 11) and files (extension 10) take note; the event to show."""
-        self.backlog.add(message, size)
-        file = self.files.receive(message)
-        downloads = self.config.downloads
-        if type(file) is StoredFile and downloads and self._nursery is not None:
-            self._nursery.start_soon(autosave, self.files, file, downloads, self._notice)
-        history = is_history(message, self.config.wall_clock())
-        return Delivered(message, history=history, file=file)
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Deliver(events):
+                    self._publish(events)
+                case Flush(links):
+                    for link in links:
+                        if task := self._task(link):
+                            task.wake()
+                case Dial(link):
+                    self._start_link(link)
+                case Retry(link, at):
+                    if task := self._task(link):
+                        task.retry_at = at
+                case CloseLink(link):
+                    if task := self._task(link):
+                        task.close()
+                case CloseIncoming(conn):
+                    if scope := self._incoming.get(conn):
+                        scope.cancel()
+                case Save(file):
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._save, file)
 
-    def _replay_age(self) -> float:
-        return replay_age(self.seen.span(trio.current_time()), self.config.skew)
+    def _task(self, link: Peer) -> OutgoingLink | None:
+        task = self._links.get(link.addr)
+        return task if task is not None and task.link is link else None
 
-    def _invalid(self, conn: _Incoming, reason: str) -> None:
-        self.stats.invalid += 1
-        conn.invalid += 1
-        if conn.invalid <= LOGGED_PER_CONNECTION:
-            log.warning("ignored a message from %s: %s", conn.remote, reason)
-            if conn.invalid == LOGGED_PER_CONNECTION:
-                log.warning("not logging further invalid messages from %s", conn.remote)
-        if conn.flood is not None:
-            conn.flood.penalise(trio.current_time())  # FloodCut: out of credit
-
-    def _flood_cut(self, conn: _Incoming, cut: FloodCut) -> None:
-        if cut.refused:  # a blacklisted peer came back: quietly
-            log.info("dropped %s: %s", conn.remote, cut)
-            return
-        self._notice(f"dropped {conn.remote}: {cut}", warning=True)
-        link = self.links.pop(cut.addr, None) if cut.addr else None
-        if link is not None:  # not redialled while blacklisted (_dial), again once lifted
-            link.close()
-            self.table.remove(link.addr)
-
-    # -- sending -----------------------------------------------------------------------
-
-    def _forward(self, data: bytes, except_addr: str | None, now: float) -> None:
-        for addr, link in self.links.items():
-            if addr != except_addr:
-                link.enqueue(data, now)
-
-    def _dial(self, addr: str, *, by_user: bool) -> bool:
+    def _start_link(self, link: Peer) -> None:
         if self._nursery is None:
             raise RuntimeError("the node is not running")
-        if self.flood is not None and self.flood.blocked(addr, trio.current_time()):
-            return False
-        if not self.table.should_dial(addr, trio.current_time(), by_user=by_user):
-            return False
-        link = OutgoingLink(
-            addr,
-            self.table,
-            self._notice,
-            SendQueue(self.config.queue_bytes, self.config.queue_items),
-            connect_timeout=self.config.connect_timeout,
-            stall_timeout=self.config.stall_timeout,
+        cfg = self.config.connections
+        task = OutgoingLink(
+            link, self, connect_timeout=cfg.connect_timeout, stall_timeout=cfg.stall_timeout
         )
-        link.replay = self.backlog.for_link(addr)
-        self.links[addr] = link
-        self._nursery.start_soon(self._run_link, link)
-        return True
+        self._links[link.addr] = task
+        self._nursery.start_soon(self._run_link, task)
 
-    async def _run_link(self, link: OutgoingLink) -> None:
+    async def _run_link(self, task: OutgoingLink) -> None:
         try:
-            await link.run()
+            await task.run()
         finally:
-            if self.links.get(link.addr) is link:
-                del self.links[link.addr]
-                self.table.remove(link.addr)
+            if self._links.get(task.addr) is task:
+                del self._links[task.addr]
+            self.engine.link_ended(task.link)
 
-    # -- front-end plumbing ------------------------------------------------------------
+    async def _save(self, file: StoredFile) -> None:
+        """``-downloads DIR``: save a received file there, off the event loop."""
+        directory = self.config.files.downloads
+        assert directory is not None
+        try:
+            path = await trio.to_thread.run_sync(save_in, directory, file.name, file.data)
+        except FileError as exc:
+            self._publish([Notice(f"file #{file.number} not saved: {exc}", True)])
+        else:
+            self._publish([Notice(f"saved file #{file.number} as {path}")])
 
-    def _publish(self, event: Event, size: int) -> None:
-        """Offer ``event`` (``size``: its weight in bytes) to every front end."""
+    def _publish(self, events: list[Event]) -> None:
+        """Offer events to every front end; log the status events."""
+        for event in events:
+            if type(event) is not Delivered:
+                log.log(logging.WARNING if event.warning else logging.INFO, "%s", event.text)
         for subscription in self._subscribers:
-            if not subscription.offer(event, size):
-                log.debug("a front end is not keeping up: dropped %r", event)
-
-    def _notice(self, text: str, warning: bool = False) -> None:
-        log.log(logging.WARNING if warning else logging.INFO, "%s", text)
-        self._publish(Notice(text, warning), len(text))
+            subscription.offer_all(events)

@@ -12,6 +12,10 @@ Rules:
   After ``max_failures`` consecutive failures we give up on the address; an address given up
   on is not dialled again because a message mentions it until ``give_up_for`` has passed
   (the user's ``/connect`` always dials), and is forgotten after that.
+- An outgoing peer *is* the link's state: besides the dial state it holds the link's send
+  queue, its backlog replay and the capabilities its peer announced (set by the engine).
+  ``outgoing`` is the one list of links there is; the trio shell keeps only the tasks.
+- ``dial`` says why an address is not dialled, as a ``Dialled`` a front end can explain.
 - Incoming connections are listed by their remote address.  At most ``max_incoming`` in
   all, and at most ``max_per_host`` from one IP, so that one machine cannot take every slot;
   loopback and our own IP are exempt from the per-host cap (every peer on this machine
@@ -23,7 +27,12 @@ from __future__ import annotations
 import enum
 import ipaddress
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .backlog import LinkReplay
+    from .sendqueue import SendQueue
 
 DEFAULT_MAX_OUTGOING = 128
 DEFAULT_MAX_FAILURES = 5
@@ -33,6 +42,25 @@ DEFAULT_GIVE_UP_FOR = 600.0
 DEFAULT_STABLE_AFTER = 10.0
 DEFAULT_MAX_INCOMING = 128
 DEFAULT_MAX_PER_HOST = 16
+CONNECT_TIMEOUT = 5.0
+#: A link whose writes make no progress for this long has stalled (PROTOCOL.md §5.3).
+SEND_STALL_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """How many connections, how links are dialled and retried, what a link may hold
+    waiting (``sendqueue.py``) and when it has stalled (``link.py``).  ``Config.connections``."""
+
+    max_outgoing: int = DEFAULT_MAX_OUTGOING
+    max_failures: int = DEFAULT_MAX_FAILURES
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    max_incoming: int = DEFAULT_MAX_INCOMING
+    max_per_host: int = DEFAULT_MAX_PER_HOST  # loopback and our own IP exempt
+    connect_timeout: float = CONNECT_TIMEOUT
+    stall_timeout: float = SEND_STALL_TIMEOUT
+    queue_bytes: int = 8 * 1024 * 1024
+    queue_items: int = 20_000
 
 
 class State(enum.Enum):
@@ -41,7 +69,21 @@ class State(enum.Enum):
     BACKOFF = "waiting to retry"
 
 
-@dataclass(slots=True)
+class Dialled(enum.Enum):
+    """Whether an address is dialled, or why not.  True only for ``STARTED``."""
+
+    STARTED = "dialling"
+    OURSELVES = "it is our own address"
+    ALREADY = "already linked"
+    FULL = "the outgoing links are at their limit"
+    GIVEN_UP = "given up on a while ago"
+    BLACKLISTED = "blacklisted by flood control"  # decided by flood.py, not by the table
+
+    def __bool__(self) -> bool:
+        return self is Dialled.STARTED
+
+
+@dataclass(slots=True, eq=False)
 class Peer:
     addr: str
     outgoing: bool
@@ -49,6 +91,12 @@ class Peer:
     since: float
     failures: int = 0
     last_error: str = ""
+    # -- an outgoing link's state, kept by the engine (engine/links.py) --
+    queue: SendQueue | None = None
+    replay: LinkReplay | None = None
+    caps: frozenset[str] = field(default_factory=frozenset)
+    pending: bytes = b""  # written before anything queued: this connection's replay
+    retry_at: float | None = None  # BACKOFF: when the shell dials again
 
 
 class PeerTable:
@@ -66,6 +114,7 @@ class PeerTable:
         max_per_host: int = DEFAULT_MAX_PER_HOST,
         rng: random.Random | None = None,
     ) -> None:
+        """Limits as in ``ConnectionConfig`` (``from_config``); ``rng`` for the jitter."""
         self.self_addr = self_addr
         self.max_outgoing = max_outgoing
         self.max_failures = max_failures
@@ -80,21 +129,37 @@ class PeerTable:
         self.incoming: dict[str, Peer] = {}
         self._given_up: dict[str, float] = {}  # addr -> clock time we gave up
 
+    @classmethod
+    def from_config(cls, config: ConnectionConfig, self_addr: str = "") -> PeerTable:
+        return cls(
+            self_addr,
+            max_outgoing=config.max_outgoing,
+            max_failures=config.max_failures,
+            backoff_base=config.backoff_base,
+            max_incoming=config.max_incoming,
+            max_per_host=config.max_per_host,
+        )
+
     # -- outgoing --------------------------------------------------------------------
 
-    def should_dial(self, addr: str, now: float, *, by_user: bool = False) -> bool:
+    def dial(self, addr: str, now: float, *, by_user: bool = False) -> Dialled:
         """Decide whether to open an outgoing link to ``addr``; if so, it is recorded."""
-        if addr == self.self_addr or addr in self.outgoing:
-            return False
+        if addr == self.self_addr:
+            return Dialled.OURSELVES
+        if addr in self.outgoing:
+            return Dialled.ALREADY
         if len(self.outgoing) >= self.max_outgoing:
-            return False
+            return Dialled.FULL
         gave_up = self._given_up.get(addr)
         if gave_up is not None:
             if not by_user and now - gave_up < self.give_up_for:
-                return False
+                return Dialled.GIVEN_UP
             del self._given_up[addr]
         self.outgoing[addr] = Peer(addr, True, State.CONNECTING, now)
-        return True
+        return Dialled.STARTED
+
+    def should_dial(self, addr: str, now: float, *, by_user: bool = False) -> bool:
+        return bool(self.dial(addr, now, by_user=by_user))
 
     def connecting(self, addr: str, now: float) -> None:
         self._set(addr, State.CONNECTING, now)

@@ -1,0 +1,360 @@
+"""The relay engine: the whole whispernet pipeline as one synchronous object.  No trio.
+
+Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
+- The engine is fed what happened, with the time (``now``: any monotonic clock in seconds;
+  the wall clock is ``Config.wall_clock``), and returns the ``actions.py`` to carry out.
+  It never blocks, sleeps, reads a clock of its own or touches a socket.
+- ``received(conn, objects, now)`` takes every object of one received chunk as one batch:
+  the freshness window is computed once, the accepted messages are routed together and
+  each link gets one queue entry per batch.  A message whose ``Addr`` is new is dialled
+  after what came before it was routed, so the new link is replayed what preceded it and
+  sent what follows (as when messages are handled one by one).
+- Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
+  messages (wrong types, hash mismatch, outside the window, refused by a ``Check``) are
+  dropped and counted against the connection (flood control's penalty points); the first
+  ``LOGGED_PER_CONNECTION`` of them are logged.
+- Flood control (``flood.py``) cuts a connection by raising ``FloodCut`` from ``admit`` or
+  ``penalise``; it is caught right there, at the call, and becomes ``CloseIncoming``, a
+  ``Blacklisted`` event and, for the flooder's ``Addr``, ``CloseLink``.
+- Our own messages are marked seen before they are sent: peers that echo them are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .. import codec
+from ..addr import dialable, format_hostport, parse_hostport
+from ..backlog import Backlog, is_history, replay_age
+from ..codec import Violation, encode_object
+from ..config import Config
+from ..events import Blacklisted, Delivered, Dropped
+from ..files import FileStore
+from ..flood import Entry, FloodControl, FloodCut
+from ..freshness import check_fresh
+from ..ids import IdCheck, check_id, hashed_id, random_id
+from ..message import InvalidMessage, Message, NotChat
+from ..peers import Dialled, Peer, PeerTable
+from ..seen import SeenCache
+from .actions import Action, CloseIncoming, Outbox
+from .incoming import LOGGED_PER_CONNECTION, Incoming
+from .links import Links
+from .snapshots import BlacklistEntry, PeerInfo, Stats, blacklist_entries, peer_infos
+from .stages import (
+    BacklogKeeper,
+    Check,
+    Control,
+    FilesView,
+    FloodRouter,
+    Keeper,
+    Relay,
+    Router,
+    View,
+)
+
+log = logging.getLogger("whisper.engine")
+
+
+class Engine:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = cfg = config or Config()
+        self.nick = cfg.nick
+        self.addr = ""  # our advertised IP:PORT, known once the shell has bound (start)
+        self.stats = Stats()
+        self.seen = SeenCache(cfg.seen.ttl, cfg.seen.max_entries)
+        self.table = PeerTable.from_config(cfg.connections)
+        self.flood = FloodControl(cfg.flood) if cfg.flood else None
+        self.backlog = Backlog(
+            cfg.backlog.entries,
+            cfg.backlog.max_bytes,
+            clock=cfg.wall_clock,
+            max_age=self._replay_age,
+            max_size=cfg.limits.max_size,
+        )
+        self.files = FileStore(cfg.files.max_files, cfg.files.max_bytes, clock=cfg.wall_clock)
+        self.out = Outbox()
+        self.links = Links(self.table, self.backlog, self.flood, self.out, cfg.connections)
+        # -- extension points (stages.py) --
+        self.checks: list[Check] = []
+        self.controls: list[Control] = []
+        self.keepers: list[Keeper] = [BacklogKeeper(self.backlog)]
+        self.views: list[View] = [
+            FilesView(self.files, self.out, autosave=cfg.files.downloads is not None)
+        ]
+        self.router: Router = FloodRouter()
+        self.now = 0.0  # the time of the last input (or of the one being handled)
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def start(self, addr: str, now: float) -> list[Action]:
+        """The shell listens at ``addr`` (our advertised IP:PORT): dial the configured peers."""
+        self.now = now
+        self.addr = self.table.self_addr = addr
+        for peer in self.config.peers:
+            self.links.dial(format_hostport(*parse_hostport(peer)), now, by_user=True)
+        return self.out.take()
+
+    # -- incoming connections ------------------------------------------------------------
+
+    def open_incoming(self, remote: str, now: float) -> Incoming | str:
+        """A connection from ``remote`` (IP:PORT) was accepted: its handle, or why to close it."""
+        refusal = self.table.refuse_incoming(remote)
+        if refusal:
+            log.warning("refused %s: %s", remote, refusal)
+            return refusal
+        flood = None
+        if self.flood is not None:
+            flood = self.flood.open(remote, now, self.addr)
+            if flood is None:
+                log.info("refused %s: blacklisted by flood control", remote)
+                return "blacklisted by flood control"
+        self.table.accepted(remote, now)
+        return Incoming(remote, self.config.limits.decoder(), flood)
+
+    def closed_incoming(self, conn: Incoming) -> None:
+        self.table.closed(conn.remote)
+        conn.decoder.close()
+
+    def receive_data(self, conn: Incoming, data: bytes, now: float) -> list[Action]:
+        """Bytes read from ``conn`` (``b""``: it reached EOF)."""
+        if conn.closed is not None:
+            return []
+        items = conn.decoder.feed(data) if data else conn.decoder.feed_eof()
+        return self.received(conn, items, now) if items else []
+
+    def received(
+        self, conn: Incoming, items: Iterable[dict[str, Any] | Violation], now: float
+    ) -> list[Action]:
+        """The objects of one chunk read from ``conn``, decoded: the pipeline, as one batch."""
+        self.now = now
+        if conn.closed is not None:
+            return []
+        stats, seen, outgoing, checks = self.stats, self.seen, self.table.outgoing, self.checks
+        wall = self.config.wall_clock()
+        memory, skew = seen.span(now), self.config.seen.skew
+        batch: list[Relay] = []
+        for obj in items:
+            if type(obj) is Violation:
+                self._violation(conn, obj.reason)
+                break
+            stats.received += 1
+            try:
+                message = Message.from_wire(obj)
+            except NotChat:
+                if not any(c.control(obj, conn, now) for c in self.controls):
+                    stats.ignored += 1
+                continue
+            except InvalidMessage as exc:
+                if self._invalid(conn, str(exc), now):
+                    break
+                continue
+            if message.id in seen:
+                stats.duplicates += 1
+                continue
+            if check_id(message) is IdCheck.MISMATCH:
+                reason = f"ID {message.id[:80]!r} does not match its payload"
+            else:
+                reason = check_fresh(message.timestamp_ms, now=wall, memory=memory, skew=skew)
+                if reason is None and checks:
+                    reason = next(filter(None, (c.check(message, conn, now) for c in checks)), None)
+            if reason is not None:
+                if self._invalid(conn, reason, now):
+                    break
+                continue
+            if conn.flood is not None and not self._admit(conn, message.addr, now):
+                if conn.closed is not None:
+                    break
+                continue
+            seen.add(message.id, now)
+            stats.delivered += 1
+            data = encode_object(obj)  # message.fields is obj: relayed as received
+            self._accept(message, len(data), wall, now)
+            author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
+            canonical = author if author in outgoing else dialable(author)  # 1.2.3.4:5, once
+            batch.append(Relay(data, message, canonical or author, conn))
+            if canonical is not None and canonical not in outgoing:
+                self._route(batch, now)
+                batch = []
+                self.links.dial(canonical, now, by_user=False)
+        self._route(batch, now)
+        return self.out.take()
+
+    def _accept(self, message: Message, size: int, wall: float, now: float) -> None:
+        for keeper in self.keepers:
+            keeper.keep(message, size, False, now)
+        event: Delivered | None = Delivered(message, False, is_history(message, wall), None, size)
+        for view in self.views:
+            event = view.view(event)
+            if event is None:
+                return
+        self.out.events.append(event)
+
+    def _violation(self, conn: Incoming, reason: str) -> None:
+        self.stats.violations += 1
+        self.out.emit(Dropped(conn.remote, reason))
+        self._close(conn, reason)
+
+    def _invalid(self, conn: Incoming, reason: str, now: float) -> bool:
+        """Count an invalid message; True if that cut the connection."""
+        self.stats.invalid += 1
+        conn.invalid += 1
+        if conn.invalid <= LOGGED_PER_CONNECTION:
+            log.warning("ignored a message from %s: %s", conn.remote, reason)
+            if conn.invalid == LOGGED_PER_CONNECTION:
+                log.warning("not logging further invalid messages from %s", conn.remote)
+        if conn.flood is None:
+            return False
+        try:
+            conn.flood.penalise(now)
+        except FloodCut as cut:
+            self._cut(conn, cut)
+            return True
+        return False
+
+    def _admit(self, conn: Incoming, addr: str, now: float) -> bool:
+        try:
+            return conn.flood.admit(addr, now)  # type: ignore[union-attr]
+        except FloodCut as cut:
+            self._cut(conn, cut)
+            return False
+
+    def _cut(self, conn: Incoming, cut: FloodCut) -> None:
+        self._close(conn, str(cut))
+        if cut.refused:  # a blacklisted peer came back: quietly
+            log.info("dropped %s: %s", conn.remote, cut)
+            return
+        entry = cut.entry
+        seconds = entry.until - entry.since
+        self.out.emit(Blacklisted(conn.remote, entry.host, entry.addr, entry.reason, seconds))
+        if cut.addr:  # not redialled while blacklisted (links.dial), again once lifted
+            self.links.close(cut.addr, "blacklisted by flood control")
+
+    def _close(self, conn: Incoming, reason: str) -> None:
+        conn.closed = reason
+        self.out.actions.append(CloseIncoming(conn, reason))
+
+    # -- routing -----------------------------------------------------------------------
+
+    def _route(self, batch: list[Relay], now: float) -> None:
+        """Queue a batch on the links the router picks; each list of parts joined once."""
+        links = self.table.outgoing
+        if not batch or not links:
+            return
+        joined: dict[int, tuple[list[bytes], bytes]] = {}  # id(parts) -> (parts, bytes)
+        for link, parts in self.router.route(batch, links):
+            if not parts:
+                continue
+            hit = joined.get(id(parts))
+            if hit is None:
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                joined[id(parts)] = (parts, data)  # type: ignore[assignment]
+            else:
+                data = hit[1]
+            self.links.put(link, parts, data, now)  # type: ignore[arg-type]
+
+    def send(self, data: bytes, now: float, *, needs: str | None = None) -> None:
+        """Route a payload of our own (an extension's control message) to the links the
+        router picks, only those that announced ``needs``.  Called from within an input."""
+        self._route([Relay(data, None, None, None, needs)], now)
+
+    # -- what the user does ------------------------------------------------------------
+
+    def say(
+        self, body: str, extra: Mapping[str, Any] | None = None, *, now: float
+    ) -> tuple[Message, list[Action]]:
+        """Originate a chat message (``extra``: extension keys).  Raises ValueError (empty,
+        too long; ``flood.OwnLimit``: faster than peers accept) with a one-line reason."""
+        self.now = now
+        if not body:
+            raise ValueError("cannot send an empty message")
+        if not self.addr:
+            raise RuntimeError("the node is not running")
+        body, nick = codec.well_formed(body), codec.well_formed(self.nick)  # as peers read them
+        stamp = int(self.config.wall_clock() * 1000)
+        while True:
+            message_id = (
+                hashed_id(self.addr, body, stamp) if self.config.hashed_ids else random_id()
+            )
+            if self.seen.add(message_id, now):
+                break
+            stamp += 1  # the same text twice within a millisecond: keep IDs unique
+        message = Message.create(
+            id=message_id, addr=self.addr, body=body, nick=nick, timestamp=stamp, extra=extra
+        )
+        data = codec.encode(message)
+        limit = self.config.limits.max_size
+        if len(data) > limit:
+            raise ValueError(f"message too long: {len(data)} bytes encoded, peers accept {limit}")
+        if self.flood is not None:
+            self.flood.own(self.addr, now)  # OwnLimit: peers would drop it
+        self.stats.sent += 1
+        for keeper in self.keepers:
+            keeper.keep(message, len(data), True, now)
+        self.out.emit(Delivered(message, own=True, size=len(data)))
+        self._route([Relay(data, message, None, None)], now)
+        return message, self.out.take()
+
+    def connect(self, addr: str, now: float) -> tuple[Dialled, list[Action]]:
+        """Open an outgoing link at the user's request; raises ``AddressError``."""
+        self.now = now
+        verdict = self.links.dial(format_hostport(*parse_hostport(addr)), now, by_user=True)
+        return verdict, self.out.take()
+
+    def learned(self, addr: str, now: float) -> tuple[bool, list[Action]]:
+        """Dial an address heard of other than in a message (discovery), as for ``Addr``."""
+        self.now = now
+        canonical = dialable(addr)
+        if not self.addr or canonical is None:
+            return False, []
+        started = bool(self.links.dial(canonical, now, by_user=False))
+        return started, self.out.take()
+
+    def disconnect(self, addr: str, now: float) -> tuple[bool, list[Action]]:
+        """Close an outgoing link; raises ``AddressError``."""
+        self.now = now
+        done = self.links.disconnect(format_hostport(*parse_hostport(addr)), now)
+        return done, self.out.take()
+
+    def unblock(self, key: str) -> list[Entry]:
+        """Lift the blacklist entries for an ``Addr`` or host IP; returns them."""
+        return self.flood.unblock(key) if self.flood is not None else []
+
+    # -- what an outgoing link's task reports (links.py) ---------------------------------
+
+    def link_connected(
+        self, link: Peer, now: float, caps: frozenset[str] = frozenset()
+    ) -> list[Action]:
+        """The link's TCP connection is up (``caps``: what its peer said it speaks)."""
+        self.now = now
+        self.links.connected(link, now, caps)
+        return self.out.take()
+
+    def data_to_send(self, link: Peer) -> bytes:
+        """What the link is to write next: its replay on a new connection, then its queue."""
+        return self.links.data_to_send(link)
+
+    def link_failed(self, link: Peer, error: str, now: float) -> list[Action]:
+        """The link could not connect, or its connection broke (``error``: why)."""
+        self.now = now
+        self.links.failed(link, error, now)
+        return self.out.take()
+
+    def link_redial(self, link: Peer, now: float) -> None:
+        self.links.redial(link, now)
+
+    def link_ended(self, link: Peer) -> None:
+        self.links.ended(link)
+
+    # -- snapshots for front ends ------------------------------------------------------
+
+    def peers(self, now: float) -> list[PeerInfo]:
+        return peer_infos(self.table, now)
+
+    def blacklist(self, now: float) -> list[BlacklistEntry] | None:
+        """Who flood control cut off; None when flood control is off."""
+        return blacklist_entries(self.flood, now) if self.flood is not None else None
+
+    def _replay_age(self) -> float:
+        return replay_age(self.seen.span(self.now), self.config.seen.skew)
