@@ -15,8 +15,9 @@ Rules:
   then one from the most crowded network (more slots in its /24 or /64: an attacker's
   connections come from few networks, honest peers' from many); then the one quiet longest
   (never produced: the oldest).
-- Networks are IPv4 /24 and IPv6 /64 (an IPv4-mapped IPv6 address is IPv4); a host that is
-  not an IP literal is its own network.  Costs are linear in the number of slots.
+- Networks are IPv4 /24 and IPv6 /64 of public addresses (an IPv4-mapped IPv6 address is
+  IPv4).  A private address (a LAN's: a workshop room puts every peer in one /24) and a host
+  that is not an IP literal are their own network.  Costs are linear in the number of slots.
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ def host_of(hostport: str) -> str:
 
 
 def network(host: str) -> str:
-    """The /24 (IPv4) or /64 (IPv6) that ``host`` is in, as ``10.1.2.0/24``."""
+    """The /24 (IPv4) or /64 (IPv6) that public ``host`` is in, as ``1.2.3.0/24``; a
+    private address is its own."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return host
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if not ip.is_global:
+        return str(ip)
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 

@@ -13,9 +13,10 @@ Rules:
   on is not dialled again because a message mentions it until ``give_up_for`` has passed
   (the user's ``/connect`` always dials), and is forgotten after that.
 - Incoming connections are listed by their remote address.  At most ``max_incoming`` in
-  all, and at most ``max_per_host`` from one network (IPv4 /24, IPv6 /64), so that one
-  machine or subnet cannot take every slot; loopback and our own IP are exempt from the
-  per-network cap (every peer on this machine shares them).  A newcomer beyond a cap takes
+  all, and at most ``max_per_host`` from one network (``connmgr.network``: a public IPv4
+  /24 or IPv6 /64, a private address on its own), so that one machine or subnet cannot take
+  every slot; loopback and our own IP are exempt from the per-network cap (every peer on
+  this machine shares them).  A newcomer beyond a cap takes
   the slot of a connection that gives way (``connmgr.py``: idle past its grace period, never
   one that delivered a new message recently); it is refused only when none may.  The node
   tells the table when a connection delivers a new message (``delivered``).
