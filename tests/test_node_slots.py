@@ -52,11 +52,12 @@ async def test_idle_connections_do_not_lock_out_an_honest_newcomer(nursery, auto
 
 @pytest.mark.parametrize("announced", ["by a message each", "by discovery"])
 async def test_fake_listeners_do_not_keep_real_newcomers_out(nursery, autojump_clock, announced):
-    """Fakes that accept and read fill every outgoing slot; two real newcomers that speak
-    are dialled (once the fakes have been quiet long enough) and get relayed messages."""
+    """Fakes that accept (half of them read, half never do) fill every outgoing slot; two
+    real newcomers that speak are dialled (once the fakes have been quiet long enough) and
+    get relayed messages."""
     node = await start_node(nursery, max_outgoing=SLOTS)
     conn = await origin(node)
-    fakes = [await sink(nursery) for _ in range(SLOTS)]
+    fakes = [await sink(nursery, read=i % 2 == 0) for i in range(SLOTS)]
     with trio.fail_after(TIMEOUT):
         if announced == "by discovery":
             assert all(node.learned(fake.addr) for fake in fakes)
