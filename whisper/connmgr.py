@@ -60,26 +60,28 @@ def network(host: str) -> str:
         ip = ip.ipv4_mapped
     if not ip.is_global:
         return str(ip)
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-
-
-def evictable(slot: Slot, now: float, grace: float, active_for: float) -> bool:
-    if slot.pinned or now - slot.opened < grace:
-        return False
-    return slot.produced is None or now - slot.produced >= active_for
+    if ip.version == 4:
+        return f"{ipaddress.IPv4Address(int(ip) >> 8 << 8)}/24"
+    return f"{ipaddress.IPv6Address(int(ip) >> 64 << 64)}/64"
 
 
 def victim(slots: Collection[S], now: float, *, grace: float, active_for: float) -> S | None:
     """The slot to give way to a newcomer, or None when none may (``Rules``)."""
-    candidates = [s for s in slots if evictable(s, now, grace, active_for)]
+    opened_by, quiet_since = now - grace, now - active_for  # one pass, no calls: it is hot
+    candidates = [
+        s
+        for s in slots
+        if not s.pinned
+        and s.opened <= opened_by
+        and (s.produced is None or s.produced <= quiet_since)
+    ]
     if not candidates:
         return None
     crowd = Counter(s.net for s in slots)
 
     def rank(s: S) -> tuple[bool, int, float]:
-        quiet_since = s.opened if s.produced is None else s.produced
-        return s.produced is not None, -crowd[s.net], quiet_since
+        quiet = s.opened if s.produced is None else s.produced
+        return s.produced is not None, -crowd[s.net], quiet
 
     return min(candidates, key=rank)
 
