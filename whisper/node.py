@@ -94,7 +94,7 @@ class Config:
     queue_bytes: int = DEFAULT_MAX_BYTES
     queue_items: int = DEFAULT_MAX_ITEMS
     max_incoming: int = MAX_INCOMING
-    max_incoming_per_host: int = MAX_INCOMING_PER_HOST  # per /24 or /64; loopback, own IP exempt
+    max_incoming_per_host: int = MAX_INCOMING_PER_HOST  # per connmgr.network; loopback exempt
     max_outgoing: int = DEFAULT_MAX_OUTGOING
     slot_grace: float = DEFAULT_GRACE  # a new connection cannot be made to give way (connmgr.py)
     slot_active_for: float = DEFAULT_ACTIVE_FOR  # ... nor one that produced within this
