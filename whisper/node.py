@@ -17,6 +17,10 @@ Rules (PROTOCOL.md §5 is normative):
 - Every new message, ours or accepted, goes into the backlog (``backlog.py``), which each
   connection of an outgoing link is replayed first (extension 11); file messages go into
   the file store (``files.py``, extension 10), and the event says which are history or files.
+- Connection slots (PROTOCOL.md §5.4; policy in ``peers.py`` and ``connmgr.py``): a new
+  connection or link beyond a cap may take the slot of one that gives way, which the node
+  then closes.  Each accepted message tells the table that its connection, and the link to
+  its ``Addr``, produced something.
 - Front ends get events through ``subscribe()``: a ``Subscription`` each, bounded in events
   and bytes; when one is full its events are dropped (and the front end told how many)
   rather than stalling the node.
@@ -38,6 +42,7 @@ from . import codec
 from .addr import dialable, format_hostport, outward_ipv4, parse_hostport
 from .backlog import DEFAULT_BACKLOG, Backlog, is_history, replay_age
 from .backlog import DEFAULT_MAX_BYTES as BACKLOG_BYTES
+from .connmgr import DEFAULT_ACTIVE_FOR, DEFAULT_GRACE, idle_for
 from .discovery import run_discovery
 from .discovery_policy import ANNOUNCE_INTERVAL, DISCOVERY_PORT
 from .events import Delivered, Event, Notice
@@ -55,6 +60,7 @@ from .peers import (
     DEFAULT_MAX_INCOMING,
     DEFAULT_MAX_OUTGOING,
     DEFAULT_MAX_PER_HOST,
+    Peer,
     PeerTable,
 )
 from .seen import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, SeenCache
@@ -88,8 +94,10 @@ class Config:
     queue_bytes: int = DEFAULT_MAX_BYTES
     queue_items: int = DEFAULT_MAX_ITEMS
     max_incoming: int = MAX_INCOMING
-    max_incoming_per_host: int = MAX_INCOMING_PER_HOST  # loopback and our own IP exempt
+    max_incoming_per_host: int = MAX_INCOMING_PER_HOST  # per connmgr.network; loopback exempt
     max_outgoing: int = DEFAULT_MAX_OUTGOING
+    slot_grace: float = DEFAULT_GRACE  # a new connection cannot be made to give way (connmgr.py)
+    slot_active_for: float = DEFAULT_ACTIVE_FOR  # ... nor one that produced within this
     max_failures: int = DEFAULT_MAX_FAILURES
     backoff_base: float = DEFAULT_BACKOFF_BASE
     connect_timeout: float = CONNECT_TIMEOUT
@@ -136,6 +144,8 @@ class Node:
             backoff_base=self.config.backoff_base,
             max_incoming=self.config.max_incoming,
             max_per_host=self.config.max_incoming_per_host,
+            grace=self.config.slot_grace,
+            active_for=self.config.slot_active_for,
         )
         self.links: dict[str, OutgoingLink] = {}
         self.flood = FloodControl(self.config.flood) if self.config.flood else None
@@ -259,21 +269,24 @@ class Node:
             await stream.aclose()
             return
         async with stream:
-            refusal = self.table.refuse_incoming(remote)
-            if refusal:
-                log.warning("refused %s: %s", remote, refusal)
-                return
             conn = _Incoming(remote)
             if self.flood is not None:
                 conn.flood = self.flood.open(remote, trio.current_time(), self.addr)
                 if conn.flood is None:
                     log.info("refused %s: blacklisted by flood control", remote)
                     return
-            self.table.accepted(remote, trio.current_time())
-            try:
-                await self._read(stream, conn)
-            finally:
-                self.table.closed(remote)
+            with trio.CancelScope() as scope:
+                now = trio.current_time()
+                admission = self.table.admit(remote, now, scope.cancel)
+                if not admission:
+                    log.warning("refused %s: %s", remote, admission.refused)
+                    return
+                if admission.replaces is not None:
+                    self._give_way(admission.replaces, remote, now)
+                try:
+                    await self._read(stream, conn)
+                finally:
+                    self.table.closed(remote)
 
     async def _read(self, stream: trio.SocketStream, conn: _Incoming) -> None:
         cfg = self.config
@@ -340,9 +353,10 @@ class Node:
         self._publish(self._accepted(message, len(data)), len(data))
         author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
         canonical = author if author in self.links else dialable(author)  # 1.2.3.4:5, once
+        self.table.delivered(conn.remote, canonical, now)  # both slots produced (connmgr.py)
         self._forward(data, canonical or author, now)
         if canonical is not None and canonical not in self.links:
-            self._dial(canonical, by_user=False)
+            self._dial(canonical, by_user=False, spoke=True)
 
     def _accepted(self, message: Message, size: int) -> Delivered:
         """Backlog (extension 11) and files (extension 10) take note; the event to show."""
@@ -384,13 +398,17 @@ class Node:
             if addr != except_addr:
                 link.enqueue(data, now)
 
-    def _dial(self, addr: str, *, by_user: bool) -> bool:
+    def _dial(self, addr: str, *, by_user: bool, spoke: bool = False) -> bool:
         if self._nursery is None:
             raise RuntimeError("the node is not running")
-        if self.flood is not None and self.flood.blocked(addr, trio.current_time()):
+        now = trio.current_time()
+        if self.flood is not None and self.flood.blocked(addr, now):
             return False
-        if not self.table.should_dial(addr, trio.current_time(), by_user=by_user):
+        admission = self.table.should_dial(addr, now, by_user=by_user, spoke=spoke)
+        if not admission:
             return False
+        if admission.replaces is not None:
+            self._give_way(admission.replaces, addr, now)
         link = OutgoingLink(
             addr,
             self.table,
@@ -403,6 +421,17 @@ class Node:
         self.links[addr] = link
         self._nursery.start_soon(self._run_link, link)
         return True
+
+    def _give_way(self, peer: Peer, newcomer: str, now: float) -> None:
+        """Close the slot the table gave to ``newcomer`` (it has dropped ``peer`` already)."""
+        if peer.outgoing:
+            link = self.links.pop(peer.addr, None)
+            if link is not None:
+                link.close()
+        elif peer.close is not None:
+            peer.close()
+        way = "link to" if peer.outgoing else "connection from"
+        log.info("closed the %s %s (%s) for %s", way, peer.addr, idle_for(peer, now), newcomer)
 
     async def _run_link(self, link: OutgoingLink) -> None:
         try:
