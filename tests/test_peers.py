@@ -8,6 +8,10 @@ from whisper.peers import PeerTable, State
 from whisper.sendqueue import SendQueue
 
 
+def close() -> None:
+    pass
+
+
 def table(**kw) -> PeerTable:
     return PeerTable("10.0.0.1:5", rng=random.Random(1), **kw)
 
@@ -84,25 +88,33 @@ def test_addresses_given_up_on_are_forgotten_once_the_wait_is_over():
     assert t.should_dial("10.9.0.0:1", 10_000)
 
 
-def test_incoming_caps_per_host_and_in_all():
-    t = PeerTable("10.0.0.1:5", max_incoming=6, max_per_host=2)
-    assert t.refuse_incoming("10.0.0.9:1000") is None
-    t.accepted("10.0.0.9:1000", 0)
-    t.accepted("10.0.0.9:1001", 0)
-    assert "from 10.0.0.9" in t.refuse_incoming("10.0.0.9:1002")
-    assert t.refuse_incoming("10.0.0.8:1000") is None  # another host still gets in
-    for port in range(3):  # loopback and our own IP are shared by every local peer
-        t.accepted(f"127.0.0.1:{port}", 0)
-    assert t.refuse_incoming("127.0.0.1:9") is None
-    t.accepted("10.0.0.1:7000", 0)
-    assert "6 incoming connections already" in t.refuse_incoming("10.0.0.1:7001")
-    t.closed("10.0.0.9:1000")
-    assert t.refuse_incoming("10.0.0.9:1002") is None
+def test_incoming_caps_per_network_and_in_all():
+    t = PeerTable("1.0.0.1:5", max_incoming=6, max_per_host=2)
+    assert t.admit("1.0.0.9:1000", 0, close)
+    assert t.admit("1.0.0.10:1001", 0, close)  # the same /24
+    assert "from 1.0.0.0/24 already" in t.admit("1.0.0.11:1002", 0, close).refused
+    assert t.admit("1.0.1.8:1000", 0, close)  # another network still gets in
+    for port in range(2):  # loopback and our own IP are shared by every local peer
+        assert t.admit(f"127.0.0.1:{port}", 0, close)
+    assert t.admit("1.0.0.1:7000", 0, close)  # our own IP, though 1.0.0.0/24 is full
+    assert "6 incoming connections already" in t.admit("1.0.0.1:7001", 0, close).refused
+    t.closed("1.0.0.9:1000")
+    assert t.admit("1.0.0.11:1002", 0, close)
+    assert len(t.incoming) == 6
+
+
+def test_on_a_private_network_the_cap_is_per_machine():
+    """A workshop room: 40 peers on one LAN /24 each link to us."""
+    t = PeerTable("192.168.1.2:5", max_per_host=2)
+    for i in range(40):
+        assert t.admit(f"192.168.1.{10 + i}:1000", 0, close)
+        assert t.admit(f"192.168.1.{10 + i}:1001", 0, close)
+    assert "from 192.168.1.10 already" in t.admit("192.168.1.10:1002", 0, close).refused
 
 
 def test_incoming_listing():
     t = table()
-    t.accepted("127.0.0.1:4000", 0)
+    t.admit("127.0.0.1:4000", 0, close)
     assert list(t.incoming) == ["127.0.0.1:4000"]
     t.closed("127.0.0.1:4000")
     assert not t.incoming

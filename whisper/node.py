@@ -179,12 +179,13 @@ class Node:
                 remote = format_hostport(*stream.socket.getpeername()[:2])
             except OSError:
                 return
-            conn = self.engine.open_incoming(remote, trio.current_time())
+            conn, actions = self.engine.open_incoming(remote, trio.current_time())
             if isinstance(conn, str):
                 return
             try:
                 with trio.CancelScope() as scope:
                     self._incoming[conn] = scope
+                    self._apply(actions)  # another connection may have given way to it
                     await self._read(stream, conn)
             finally:
                 del self._incoming[conn]

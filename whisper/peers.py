@@ -15,11 +15,20 @@ Rules:
 - An outgoing peer *is* the link's state: besides the dial state it holds the link's send
   queue, its backlog replay and the capabilities its peer announced (set by the engine).
   ``outgoing`` is the one list of links there is; the trio shell keeps only the tasks.
-- ``dial`` says why an address is not dialled, as a ``Dialled`` a front end can explain.
+- ``should_dial`` says why an address is not dialled, as a ``Dialled`` a front end can
+  explain (``Admission.verdict``).
 - Incoming connections are listed by their remote address.  At most ``max_incoming`` in
-  all, and at most ``max_per_host`` from one IP, so that one machine cannot take every slot;
-  loopback and our own IP are exempt from the per-host cap (every peer on this machine
-  shares them).
+  all, and at most ``max_per_host`` from one network (``connmgr.network``: a public IPv4
+  /24 or IPv6 /64, a private address on its own), so that one machine or subnet cannot take
+  every slot; loopback and our own IP are exempt from the per-network cap (every peer on
+  this machine shares them).  A newcomer beyond a cap takes
+  the slot of a connection that gives way (``connmgr.py``: idle past its grace period, never
+  one that delivered a new message recently); it is refused only when none may.  The node
+  tells the table when a connection delivers a new message (``delivered``).
+- When the outgoing table is full, an address whose own message we just accepted (``spoke``)
+  or that the user asked for replaces a link that gives way (``connmgr.py``: its ``Addr`` has
+  been quiet, and the user did not ask for it); discovery never replaces one.  The replaced
+  address is not given up on: it is dialled again when it speaks.
 """
 
 from __future__ import annotations
@@ -27,8 +36,12 @@ from __future__ import annotations
 import enum
 import ipaddress
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from . import connmgr
+from .connmgr import DEFAULT_ACTIVE_FOR, DEFAULT_GRACE, host_of, network
 
 if TYPE_CHECKING:
     from .backlog import LinkReplay
@@ -56,7 +69,9 @@ class ConnectionConfig:
     max_failures: int = DEFAULT_MAX_FAILURES
     backoff_base: float = DEFAULT_BACKOFF_BASE
     max_incoming: int = DEFAULT_MAX_INCOMING
-    max_per_host: int = DEFAULT_MAX_PER_HOST  # loopback and our own IP exempt
+    max_per_host: int = DEFAULT_MAX_PER_HOST  # per connmgr.network; loopback exempt
+    slot_grace: float = DEFAULT_GRACE  # a new connection cannot be made to give way (connmgr.py)
+    slot_active_for: float = DEFAULT_ACTIVE_FOR  # ... nor one that produced within this
     connect_timeout: float = CONNECT_TIMEOUT
     stall_timeout: float = SEND_STALL_TIMEOUT
     queue_bytes: int = 8 * 1024 * 1024
@@ -91,12 +106,29 @@ class Peer:
     since: float
     failures: int = 0
     last_error: str = ""
+    net: str = ""  # its /24 or /64 (connmgr.network)
+    opened: float = 0.0  # when it took its slot
+    produced: float | None = None  # the last new message it delivered (out: from its Addr)
+    pinned: bool = False  # the user asked for it: never replaced
+    close: Callable[[], None] | None = None  # the engine's handle on an incoming connection
     # -- an outgoing link's state, kept by the engine (engine/links.py) --
     queue: SendQueue | None = None
     replay: LinkReplay | None = None
     caps: frozenset[str] = field(default_factory=frozenset)
     pending: bytes = b""  # written before anything queued: this connection's replay
-    retry_at: float | None = None  # BACKOFF: when the shell dials again
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A decision about a new slot: ``refused`` says why not, else ``replaces`` names the
+    slot that gave way (the table has dropped it; the node closes it), if any."""
+
+    refused: str = ""
+    replaces: Peer | None = None
+    verdict: Dialled = Dialled.STARTED  # an outgoing link's: why not, for front ends
+
+    def __bool__(self) -> bool:
+        return not self.refused
 
 
 class PeerTable:
@@ -112,6 +144,8 @@ class PeerTable:
         stable_after: float = DEFAULT_STABLE_AFTER,
         max_incoming: int = DEFAULT_MAX_INCOMING,
         max_per_host: int = DEFAULT_MAX_PER_HOST,
+        grace: float = DEFAULT_GRACE,
+        active_for: float = DEFAULT_ACTIVE_FOR,
         rng: random.Random | None = None,
     ) -> None:
         """Limits as in ``ConnectionConfig`` (``from_config``); ``rng`` for the jitter."""
@@ -124,6 +158,8 @@ class PeerTable:
         self.stable_after = stable_after
         self.max_incoming = max_incoming
         self.max_per_host = max_per_host
+        self.grace = grace
+        self.active_for = active_for
         self._rng = rng or random.Random()
         self.outgoing: dict[str, Peer] = {}
         self.incoming: dict[str, Peer] = {}
@@ -138,28 +174,47 @@ class PeerTable:
             backoff_base=config.backoff_base,
             max_incoming=config.max_incoming,
             max_per_host=config.max_per_host,
+            grace=config.slot_grace,
+            active_for=config.slot_active_for,
         )
 
     # -- outgoing --------------------------------------------------------------------
 
-    def dial(self, addr: str, now: float, *, by_user: bool = False) -> Dialled:
-        """Decide whether to open an outgoing link to ``addr``; if so, it is recorded."""
+    def should_dial(
+        self, addr: str, now: float, *, by_user: bool = False, spoke: bool = False
+    ) -> Admission:
+        """Decide whether to open an outgoing link to ``addr``; if so, it is recorded.
+        ``spoke``: a message of ``addr``'s own was just accepted.  When the table is full,
+        a spoken or user-requested address replaces a link that gives way."""
         if addr == self.self_addr:
-            return Dialled.OURSELVES
-        if addr in self.outgoing:
-            return Dialled.ALREADY
-        if len(self.outgoing) >= self.max_outgoing:
-            return Dialled.FULL
+            return _not(Dialled.OURSELVES)
+        peer = self.outgoing.get(addr)
+        if peer is not None:
+            peer.pinned |= by_user
+            return _not(Dialled.ALREADY)
         gave_up = self._given_up.get(addr)
         if gave_up is not None:
             if not by_user and now - gave_up < self.give_up_for:
-                return Dialled.GIVEN_UP
+                return _not(Dialled.GIVEN_UP)
             del self._given_up[addr]
-        self.outgoing[addr] = Peer(addr, True, State.CONNECTING, now)
-        return Dialled.STARTED
-
-    def should_dial(self, addr: str, now: float, *, by_user: bool = False) -> bool:
-        return bool(self.dial(addr, now, by_user=by_user))
+        replaces = None
+        if len(self.outgoing) >= self.max_outgoing:
+            if by_user or spoke:
+                replaces = self._victim(self.outgoing.values(), now)
+            if replaces is None:
+                return _full(f"{self.max_outgoing} outgoing links", Dialled.FULL)
+            del self.outgoing[replaces.addr]
+        self.outgoing[addr] = Peer(
+            addr,
+            True,
+            State.CONNECTING,
+            now,
+            net=network(host_of(addr)),
+            opened=now,
+            produced=now if spoke else None,
+            pinned=by_user,
+        )
+        return Admission(replaces=replaces)
 
     def connecting(self, addr: str, now: float) -> None:
         self._set(addr, State.CONNECTING, now)
@@ -211,22 +266,43 @@ class PeerTable:
 
     # -- incoming --------------------------------------------------------------------
 
-    def refuse_incoming(self, remote: str) -> str | None:
-        """Why a new connection from ``remote`` (IP:PORT) must be refused, or None."""
-        if len(self.incoming) >= self.max_incoming:
-            return f"{self.max_incoming} incoming connections already"
-        host = _host(remote)
-        if host == _host(self.self_addr) or _is_loopback(host):
-            return None
-        if sum(1 for r in self.incoming if _host(r) == host) >= self.max_per_host:
-            return f"{self.max_per_host} incoming connections from {host} already"
-        return None
+    def admit(self, remote: str, now: float, close: Callable[[], None]) -> Admission:
+        """Decide on a new connection from ``remote`` (IP:PORT); if admitted, it is recorded
+        (``close``: how the node closes it, should it have to give way)."""
+        host, own = host_of(remote), host_of(self.self_addr)
+        net = network(host)
+        replaces = None
+        if not (host == own or _is_loopback(host)):
+            mates = [p for p in self.incoming.values() if p.net == net and host_of(p.addr) != own]
+            if len(mates) >= self.max_per_host:
+                replaces = self._victim(mates, now)
+                if replaces is None:
+                    return _full(f"{self.max_per_host} incoming connections from {net}")
+        if replaces is None and len(self.incoming) >= self.max_incoming:
+            replaces = self._victim(self.incoming.values(), now)
+            if replaces is None:
+                return _full(f"{self.max_incoming} incoming connections")
+        if replaces is not None:
+            del self.incoming[replaces.addr]
+        self.incoming[remote] = Peer(
+            remote, False, State.CONNECTED, now, net=net, opened=now, close=close
+        )
+        return Admission(replaces=replaces)
 
-    def accepted(self, remote: str, now: float) -> None:
-        self.incoming[remote] = Peer(remote, False, State.CONNECTED, now)
+    def delivered(self, remote: str, addr: str | None, now: float) -> None:
+        """A new valid message arrived on ``remote``, written by ``addr`` (its ``Addr``)."""
+        peer = self.incoming.get(remote)
+        if peer is not None:
+            peer.produced = now
+        peer = self.outgoing.get(addr) if addr is not None else None
+        if peer is not None:
+            peer.produced = now
 
     def closed(self, remote: str) -> None:
         self.incoming.pop(remote, None)
+
+    def _victim(self, slots: Iterable[Peer], now: float) -> Peer | None:
+        return connmgr.victim(list(slots), now, grace=self.grace, active_for=self.active_for)
 
     # -- views -----------------------------------------------------------------------
 
@@ -240,8 +316,12 @@ class PeerTable:
         return peer
 
 
-def _host(hostport: str) -> str:
-    return hostport.rpartition(":")[0].strip("[]")
+def _full(what: str, verdict: Dialled = Dialled.FULL) -> Admission:
+    return Admission(f"{what} already, none may give way", verdict=verdict)
+
+
+def _not(verdict: Dialled) -> Admission:
+    return Admission(verdict.value, verdict=verdict)
 
 
 def _is_loopback(host: str) -> bool:

@@ -21,6 +21,7 @@ import re
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -31,6 +32,7 @@ from whisper.flood import Connection, FloodConfig, FloodControl, FloodCut
 from whisper.freshness import check_fresh
 from whisper.ids import HASH_PREFIX, hashed_id
 from whisper.message import KNOWN_KEYS, InvalidMessage, Message, NotChat
+from whisper.peers import PeerTable
 
 BUGS = {
     "relay-first-only": "relays each message only to the first peer it dialled",
@@ -71,11 +73,13 @@ BUGS = {
     "crash-on-garbage-datagram": "exits on a datagram that is not a bare IP:PORT",
     "dial-garbage": "dials any 127.0.0.1:PORT found in a datagram, junk around it and all",
     "dial-self": "dials its own address when a datagram announces it",
+    "refuse-when-full": "refuses new connections once its 128 slots are taken, never evicting",
 }
 # Documented Go traits: crashes on a missing Body, no hashed IDs, no expiry, no size limit;
 # encoding/json's depth limit is 10,000; it re-encodes and relays to the message's own Addr.
 # No backlog either (it has no replay), and no flood control.  Its discovery listener reads
-# into a zero-length buffer, so it never learns an address from a datagram.
+# into a zero-length buffer, so it never learns an address from a datagram.  It accepts every
+# connection (a goroutine each): no slots to run out of.
 GO = (
     "crash-no-body",
     "no-hash-check",
@@ -109,6 +113,7 @@ class FakePeer:
         self.backlog = collections.deque(maxlen=BACKLOG)
         self.accepted = 0
         self.flood = None if "no-flood-control" in bugs else FloodControl(flood_config(bugs))
+        self.slots = None if go else PeerTable(f"127.0.0.1:{port}")  # 128 incoming (§5.4)
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -126,13 +131,38 @@ class FakePeer:
             conn = self.open(stream)
             if conn is False:
                 return  # refused: blacklisted
-            if "newline-framed" in self.bugs:
-                await self.read_lines(stream)
-            elif "chunk-parse" in self.bugs:
-                await self.read_chunks(stream)
-            else:
-                with contextlib.suppress(FloodCut):  # flood control (§7.4) closes it
-                    await self.read_stream(stream, conn)
+            ip, port = stream.socket.getpeername()[:2]
+            remote = f"{ip}:{port}"
+            with trio.CancelScope() as scope:
+                if not self.take_slot(remote, scope.cancel):
+                    return
+                try:
+                    await self.read(stream, conn, remote)
+                finally:
+                    if self.slots is not None:
+                        self.slots.closed(remote)
+
+    def take_slot(self, remote: str, close: Callable[[], None]) -> bool:
+        """A slot for a new connection (§5.4): one that gives way is closed, unless a bug
+        says otherwise."""
+        slots = self.slots
+        if slots is None:
+            return True
+        if "refuse-when-full" in self.bugs and len(slots.incoming) >= slots.max_incoming:
+            return False
+        admission = slots.admit(remote, trio.current_time(), close)
+        if admission.replaces is not None and admission.replaces.close is not None:
+            admission.replaces.close()
+        return bool(admission)
+
+    async def read(self, stream: trio.SocketStream, conn: Connection | None, remote: str) -> None:
+        if "newline-framed" in self.bugs:
+            await self.read_lines(stream)
+        elif "chunk-parse" in self.bugs:
+            await self.read_chunks(stream)
+        else:
+            with contextlib.suppress(FloodCut):  # flood control (§7.4) closes it
+                await self.read_stream(stream, conn, remote)
 
     def open(self, stream: trio.SocketStream) -> Connection | bool | None:
         """Flood-control state for a new connection; False to refuse it (§7.4)."""
@@ -144,7 +174,9 @@ class FakePeer:
             return False  # the bug: loopback is shared by every peer on this machine
         return self.flood.open(f"{ip}:{port}", now, f"127.0.0.1:{self.port}") or False
 
-    async def read_stream(self, stream: trio.SocketStream, conn: Connection | None) -> None:
+    async def read_stream(
+        self, stream: trio.SocketStream, conn: Connection | None, remote: str
+    ) -> None:
         limits: dict[str, int] = {}
         if "no-size-limit" in self.bugs:
             limits["max_size"] = 1 << 40
@@ -158,7 +190,7 @@ class FakePeer:
                     if "exit-on-malformed" in self.bugs:
                         os._exit(3)
                     return
-                await self.handle(item, conn)
+                await self.handle(item, conn, remote)
             if not data:
                 return
 
@@ -184,7 +216,9 @@ class FakePeer:
 
     # -- the pipeline (PROTOCOL.md §5.1), with the bug -------------------------------
 
-    async def handle(self, obj: dict[str, Any], conn: Connection | None = None) -> None:
+    async def handle(
+        self, obj: dict[str, Any], conn: Connection | None = None, remote: str = ""
+    ) -> None:
         bugs = self.bugs
         try:
             message = Message.from_wire(obj)
@@ -212,6 +246,8 @@ class FakePeer:
             return
         if "no-dedupe" not in bugs:
             self.seen.add(message.id)
+        if self.slots is not None and remote:
+            self.slots.delivered(remote, None, trio.current_time())
         if message.timestamp_ms is not None:
             self.backlog.append((self.accepted, message.addr, message.timestamp_ms, obj))
             self.accepted += 1

@@ -4,7 +4,8 @@ Rules (PROTOCOL.md §5.2):
 - A link is its ``Peer`` in the peer table (``peers.py``): the table's ``outgoing`` is the
   one list of links; the shell only runs a task per ``Dial`` and stops it on ``CloseLink``.
 - ``dial`` consults flood control (a blacklisted ``Addr`` is not dialled) and the table
-  (``Refusal``); a new link gets a send queue and its backlog replay (extension 11).
+  (``Dialled``: why not); a new link gets a send queue and its backlog replay (extension
+  11).  A link or connection that gives way to a newcomer (PROTOCOL.md §5.4) is closed.
 - On each connection the replay owed is handed out first (``data_to_send``), then whatever
   is queued.  A connection that ends marks the replay, so that the next one is replayed only
   what its queue does not hold.  The queue is kept across reconnections.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from ..backlog import Backlog
+from ..connmgr import idle_for
 from ..events import Disconnected, GaveUp, PeerLinked, PeerLost
 from ..flood import FloodControl
 from ..peers import ConnectionConfig, Dialled, Peer, PeerTable, State
@@ -43,17 +45,31 @@ class Links:
         self.out = outbox
         self.config = config
 
-    def dial(self, addr: str, now: float, *, by_user: bool) -> Dialled:
-        """Open a link to ``addr`` (canonical ``IP:PORT``) unless it is refused."""
+    def dial(self, addr: str, now: float, *, by_user: bool, spoke: bool = False) -> Dialled:
+        """Open a link to ``addr`` (canonical ``IP:PORT``) unless it is refused; when the
+        table is full it may take the slot of a link that gives way (``connmgr.py``).
+        ``spoke``: a message of ``addr``'s own was just accepted."""
         if self.flood is not None and self.flood.blocked(addr, now):
             return Dialled.BLACKLISTED
-        verdict = self.table.dial(addr, now, by_user=by_user)
-        if verdict:
-            link = self.table.outgoing[addr]
-            link.queue = SendQueue(self.config.queue_bytes, self.config.queue_items)
-            link.replay = self.backlog.for_link(addr)
-            self.out.actions.append(Dial(link))
-        return verdict
+        admission = self.table.should_dial(addr, now, by_user=by_user, spoke=spoke)
+        if not admission:
+            return admission.verdict
+        if admission.replaces is not None:
+            self.give_way(admission.replaces, addr, now)
+        link = self.table.outgoing[addr]
+        link.queue = SendQueue(self.config.queue_bytes, self.config.queue_items)
+        link.replay = self.backlog.for_link(addr)
+        self.out.actions.append(Dial(link))
+        return Dialled.STARTED
+
+    def give_way(self, peer: Peer, newcomer: str, now: float) -> None:
+        """Close the slot the table gave to ``newcomer`` (it has dropped ``peer`` already)."""
+        if peer.outgoing:
+            self.out.actions.append(CloseLink(peer, f"gave way to {newcomer}"))
+        elif peer.close is not None:
+            peer.close()
+        way = "link to" if peer.outgoing else "connection from"
+        log.info("closed the %s %s (%s) for %s", way, peer.addr, idle_for(peer, now), newcomer)
 
     def connected(self, link: Peer, now: float, caps: frozenset[str]) -> None:
         self.table.connected(link.addr, now)

@@ -98,20 +98,26 @@ class Engine:
 
     # -- incoming connections ------------------------------------------------------------
 
-    def open_incoming(self, remote: str, now: float) -> Incoming | str:
-        """A connection from ``remote`` (IP:PORT) was accepted: its handle, or why to close it."""
-        refusal = self.table.refuse_incoming(remote)
-        if refusal:
-            log.warning("refused %s: %s", remote, refusal)
-            return refusal
+    def open_incoming(self, remote: str, now: float) -> tuple[Incoming | str, list[Action]]:
+        """A connection from ``remote`` (IP:PORT) was accepted: its handle, or why to close
+        it.  It may take the slot of one that gives way (PROTOCOL.md §5.4): that one is
+        closed (``CloseIncoming`` or ``CloseLink`` in the actions)."""
+        self.now = now
         flood = None
         if self.flood is not None:
             flood = self.flood.open(remote, now, self.addr)
             if flood is None:
                 log.info("refused %s: blacklisted by flood control", remote)
-                return "blacklisted by flood control"
-        self.table.accepted(remote, now)
-        return Incoming(remote, self.config.limits.decoder(), flood)
+                return "blacklisted by flood control", []
+        conn = Incoming(remote, self.config.limits.decoder(), flood)
+        admission = self.table.admit(remote, now, lambda: self._close(conn, "gave way"))
+        if not admission:
+            log.warning("refused %s: %s", remote, admission.refused)
+            conn.decoder.close()
+            return admission.refused, []
+        if admission.replaces is not None:
+            self.links.give_way(admission.replaces, remote, now)
+        return conn, self.out.take()
 
     def closed_incoming(self, conn: Incoming) -> None:
         self.table.closed(conn.remote)
@@ -135,6 +141,7 @@ class Engine:
         wall = self.config.wall_clock()
         memory, skew = seen.span(now), self.config.seen.skew
         batch: list[Relay] = []
+        accepted = False
         for obj in items:
             if type(obj) is Violation:
                 self._violation(conn, obj.reason)
@@ -169,15 +176,23 @@ class Engine:
                 continue
             seen.add(message.id, now)
             stats.delivered += 1
+            accepted = True
             data = encode_object(obj)  # message.fields is obj: relayed as received
             self._accept(message, len(data), wall, now)
             author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
-            canonical = author if author in outgoing else dialable(author)  # 1.2.3.4:5, once
+            link = outgoing.get(author)
+            canonical = author if link is not None else dialable(author)  # 1.2.3.4:5, once
+            if link is None and canonical is not None:
+                link = outgoing.get(canonical)
             batch.append(Relay(data, message, canonical or author, conn))
-            if canonical is not None and canonical not in outgoing:
+            if link is not None:
+                link.produced = now  # its Addr spoke (connmgr.py); see PeerTable.delivered
+            elif canonical is not None:
                 self._route(batch, now)
                 batch = []
-                self.links.dial(canonical, now, by_user=False)
+                self.links.dial(canonical, now, by_user=False, spoke=True)
+        if accepted:
+            self.table.delivered(conn.remote, None, now)  # the connection produced
         self._route(batch, now)
         return self.out.take()
 
