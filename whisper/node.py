@@ -270,6 +270,7 @@ class Node:
                     log.info("refused %s: blacklisted by flood control", remote)
                     return
             self.table.accepted(remote, trio.current_time())
+            log.debug("accepted %s", remote)
             try:
                 await self._read(stream, conn)
             finally:
