@@ -283,6 +283,7 @@ class Node:
                     return
                 if admission.replaces is not None:
                     self._give_way(admission.replaces, remote, now)
+                log.debug("accepted %s", remote)
                 try:
                     await self._read(stream, conn)
                 finally:
