@@ -35,6 +35,15 @@ The peer's VmRSS is sampled every 0.25 s throughout; printed: after start-up, af
 ``--messages`` unique messages, and every 100k messages of the sustain phase.  Warnings the
 peer logs (e.g. "queue ... is full") are counted.  ``--peer-cmd`` runs another build of the
 peer (e.g. a scratch copy: ``"env PYTHONPATH=/tmp/whisper-exp .venv/bin/python -m whisper"``).
+
+``--go PATH`` then runs the same phases, with fresh sinks, on the Go reference peer at PATH (a
+binary you built; ``-port 0 -http 127.0.0.1:0``) and prints both runs side by side with the
+ratio whisper/Go of each number.  The Go peer binds the first non-loopback IPv4 address and
+broadcasts at start, so the whole run (sinks, source and both peers) happens in a network
+namespace made for it (``go_peer_lab.py``, root only).  The Go peer strips unknown keys, so in
+that run both peers get the send time at the end of the ``Body`` (``BenchT=...``) instead of
+in a ``BenchT`` key.  It also relays every message back to its origin (so it writes K + 1
+copies of each: compare CPU per delivery too), and writes each copy with its own syscall.
 Targets from issue 2: relay >= 25,000 msgs/s to 4 sinks, p99 <= 2 ms at 200 msgs/s, RSS <=
 100 MB after 300k unique messages and flat under sustained load.
 """
@@ -53,6 +62,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -61,11 +71,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import go_peer_lab
+
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MARK_EVERY = 5_000  # sinks note the time each time their count crosses a multiple of this
-_STAMP = re.compile(rb'"BenchT":(\d+)')
+_STAMP = re.compile(rb'BenchT(?:":|=)(\d+)')  # the BenchT key, or "BenchT=" in the Body
 
 
 # -- sinks -------------------------------------------------------------------------------
@@ -194,18 +206,20 @@ def start_sink(name: str, mode: str) -> Sink:
 
 
 class Peer:
-    """The whisper process: started, watched (stderr, RSS, CPU) and always killed."""
+    """The peer under test: started, watched (stderr, RSS, CPU) and always killed.
 
-    def __init__(self, cmd: list[str], flood_control: bool = False) -> None:
-        # Flags newer peers have: never announce on the LAN (127.0.0.1 only); flood control
-        # off unless asked for, since one source blasting is exactly what it cuts off.
-        usage = subprocess.run(
-            [*cmd, "--help"], capture_output=True, text=True, cwd=tempfile.gettempdir()
-        ).stdout
-        extra = [flag for flag in ("-no-discovery",) if flag in usage]
-        if not flood_control and "-no-flood-control" in usage:
-            extra.append("-no-flood-control")
-        self.cmd = [*cmd, "-host", HOST, "-port", "0", "-headless", *extra]
+    ``listening`` finds its address in a line of its stderr; a line containing one of
+    ``warn`` counts as a warning.
+    """
+
+    def __init__(
+        self,
+        cmd: list[str],
+        listening: str = r"listening on (\S+)",
+        warn: tuple[str, ...] = (" WARNING ", " ERROR ", "Traceback"),
+    ) -> None:
+        self.cmd = cmd
+        self.warn = warn
         self.proc = subprocess.Popen(
             self.cmd,
             stdin=subprocess.PIPE,
@@ -223,12 +237,12 @@ class Peer:
             line = self.proc.stderr.readline().decode("utf-8", "replace")
             if not line:
                 raise SystemExit(f"peer exited before listening: {self.cmd}")
-            match = re.search(r"listening on (\S+)", line)
+            match = re.search(listening, line)
             if match:
                 self.addr = match.group(1)
                 break
         if not self.addr:
-            raise SystemExit("peer did not print 'listening on'")
+            raise SystemExit(f"peer did not print {listening!r}")
         threading.Thread(target=self._drain, daemon=True).start()
 
     @property
@@ -240,7 +254,7 @@ class Peer:
         for raw in self.proc.stderr:
             self.stderr_lines += 1
             line = raw.decode("utf-8", "replace").rstrip()
-            if " WARNING " in line or " ERROR " in line or "Traceback" in line:
+            if any(mark in line for mark in self.warn):
                 self.warnings.append(line)
 
     def rss(self) -> int:
@@ -256,6 +270,28 @@ class Peer:
                 self.proc.wait()
         if self.proc.stdin:
             self.proc.stdin.close()
+
+
+def whisper_peer(cmd: list[str], flood_control: bool = False) -> Peer:
+    """whisper on 127.0.0.1, headless, with the flags newer builds have to stay quiet."""
+    # Never announce on the LAN (127.0.0.1 only); flood control off unless asked for,
+    # since one source blasting is exactly what it cuts off.
+    usage = subprocess.run(
+        [*cmd, "--help"], capture_output=True, text=True, cwd=tempfile.gettempdir()
+    ).stdout
+    extra = [flag for flag in ("-no-discovery",) if flag in usage]
+    if not flood_control and "-no-flood-control" in usage:
+        extra.append("-no-flood-control")
+    return Peer([*cmd, "-host", HOST, "-port", "0", "-headless", *extra])
+
+
+def go_peer(binary: str) -> Peer:
+    """The Go reference peer: it binds the namespace's LAN address; HTTP on its loopback."""
+    return Peer(
+        [binary, "-port", "0", "-http", f"{HOST}:0"],
+        listening=r"Listening on (\S+)",
+        warn=("panic", "disconnected with"),
+    )
 
 
 def read_status(pid: int, key: str) -> int:
@@ -286,9 +322,11 @@ def cpu_seconds(pid: int) -> float:
 class Source:
     """One TCP stream into the peer; writes unique ~150-byte messages."""
 
-    def __init__(self, peer_addr: str, origin_addr: str) -> None:
+    def __init__(
+        self, peer_addr: str, origin_addr: str, lab_ip: str | None = None, stamp_in_body=False
+    ) -> None:
         host, port = peer_addr.rsplit(":", 1)
-        assert host == HOST
+        assert host in (HOST, lab_ip), f"{peer_addr}: not 127.0.0.1 nor the lab's address"
         self.sock = socket.create_connection((host, int(port)))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
@@ -297,6 +335,7 @@ class Source:
         self.sent = 0
         self.body = "lazy dog jumps over #"
         self.timestamps = True  # False: messages carry no Timestamp (deduplicated by ID only)
+        self.stamp_in_body = stamp_in_body  # for peers that strip unknown keys (the Go peer)
 
     def hello(self, addr: str) -> None:
         stamp = int(time.time() * 1000)
@@ -316,7 +355,10 @@ class Source:
         head = f'{{"ID":"{self.prefix}'
         mid = f'","Addr":"{self.origin}","Body":"{self.body}'
         stamped = f',"Timestamp":{stamp}' if self.timestamps else ""
-        tail = f'","Nick":"src"{stamped},"BenchT":{t}}}\n'
+        if self.stamp_in_body:
+            tail = f' BenchT={t}","Nick":"src"{stamped}}}\n'
+        else:
+            tail = f'","Nick":"src"{stamped},"BenchT":{t}}}\n'
         return "".join(f"{head}{i:08x}{mid}{i}{tail}" for i in range(start, start + n)).encode()
 
     def blast(self, n: int, batch: int = 400, on_batch: Callable[[], None] | None = None) -> None:
@@ -497,7 +539,7 @@ def _steady_rate(all_marks: list[list[tuple[int, int]]], n: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(
         description="Relay rate, latency and RSS of one whisper peer relaying to K sinks "
-        "(127.0.0.1 only)."
+        "(127.0.0.1 only; with --go, inside a network namespace of its own)."
     )
     p.add_argument("-k", "--sinks-count", type=int, default=4, help="sinks the peer dials (4)")
     p.add_argument(
@@ -536,8 +578,57 @@ def main() -> None:
         help="record the peer with py-spy during the saturation phase (needs py-spy on PATH "
         "or in the venv); OUT.txt gets collapsed stacks",
     )
+    p.add_argument(
+        "--go",
+        metavar="PATH",
+        help="then run the same phases on the Go reference peer at PATH (a binary you built) "
+        "and print both side by side; the whole run happens in a network namespace made for "
+        "it (needs root and iproute2)",
+    )
+    p.add_argument("--inside", metavar="NS", help=argparse.SUPPRESS)  # set by the --go re-run
     args = p.parse_args()
 
+    if args.go and not args.inside:
+        raise SystemExit(go_peer_lab.rerun_inside(Path(__file__), sys.argv[1:]))
+    if args.go and not go_peer_lab.inside(args.inside):
+        raise SystemExit(f"not inside the namespace {args.inside}: never run the Go peer here")
+
+    cmd = shlex.split(args.peer_cmd)
+    ours = measure(
+        "whisper", lambda: whisper_peer(cmd, args.flood_control), args, args.py_spy, bool(args.go)
+    )
+    if not args.go:
+        _print_table([("value", _rows(ours, args))])
+        _print_rss_samples(ours.bench)
+        return
+    go = measure("Go", lambda: go_peer(args.go), args, None, True, go_peer_lab.LAB_IP)
+    _print_table([("whisper", _rows(ours, args)), ("Go", _rows(go, args))], ratio=True)
+    for name, run in (("whisper", ours), ("Go", go)):
+        for line in run.bench.peer.warnings[:5]:
+            print(f"  {name} peer:", line)
+
+
+@dataclass
+class Run:
+    """What ``measure`` saw of one peer."""
+
+    bench: Bench
+    rss_start: int = 0
+    sent_at_rss: int = 0
+    rss_after: int = 0
+    rss_end: int = 0
+    origin_count: int = 0
+
+
+def measure(
+    name: str,
+    start_peer: Callable[[], Peer],
+    args: argparse.Namespace,
+    py_spy: str | None = None,
+    stamp_in_body: bool = False,
+    lab_ip: str | None = None,
+) -> Run:
+    """Sinks, the peer, the source and every phase; all of them stopped on the way out."""
     sinks: list[Sink] = []
     origin: Sink | None = None
     peer: Peer | None = None
@@ -547,15 +638,16 @@ def main() -> None:
     try:
         origin = start_sink("origin", args.sinks)
         sinks = [start_sink(f"sink{i}", args.sinks) for i in range(args.sinks_count)]
-        peer = Peer(shlex.split(args.peer_cmd), flood_control=args.flood_control)
+        peer = start_peer()
         print(
-            f"peer pid {peer.pid} at {peer.addr}: {' '.join(peer.cmd)}\n"
+            f"{name}: peer pid {peer.pid} at {peer.addr}: {' '.join(peer.cmd)}\n"
             f"{len(sinks)} sinks (each a {args.sinks}) + origin; CPUs: {os.cpu_count()}; "
             f"load avg {os.getloadavg()[0]:.2f}",
             flush=True,
         )
-        source = Source(peer.addr, origin.addr)
-        bench = Bench(peer, sinks, origin, source)
+        source = Source(peer.addr, origin.addr, lab_ip, stamp_in_body)
+        run = Run(Bench(peer, sinks, origin, source))
+        bench = run.bench
         for sink in [origin, *sinks]:
             source.hello(sink.addr)
         deadline = time.monotonic() + 15
@@ -565,21 +657,21 @@ def main() -> None:
             time.sleep(0.02)
         time.sleep(0.2)  # let the hellos drain before counting
         origin.ask("reset", False)
-        rss_start = peer.rss()
-        print(f"all {len(sinks)} sinks dialled; peer RSS {rss_start / 1e6:.1f} MB", flush=True)
+        run.rss_start = peer.rss()
+        print(f"all {len(sinks)} sinks dialled; peer RSS {run.rss_start / 1e6:.1f} MB", flush=True)
         sampler = threading.Thread(target=bench.sample_rss, args=(stop,), daemon=True)
         sampler.start()
 
         try:
             bench.latency("latency idle", args.rate, args.latency_seconds)
-            if args.py_spy:
-                spy = _start_py_spy(peer.pid, args.py_spy)
+            if py_spy:
+                spy = _start_py_spy(peer.pid, py_spy)
             bench.saturation("saturation", args.messages)
             if spy:
                 _stop_py_spy(spy)
                 spy = None
-            rss_after = peer.rss()
-            sent_at_rss = source.sent
+            run.rss_after = peer.rss()
+            run.sent_at_rss = source.sent
             bench.latency("latency after", args.rate, args.latency_seconds)
             if args.sustain:
                 bench.sustain(args.sustain, timestamps=not args.sustain_without_timestamp)
@@ -589,8 +681,9 @@ def main() -> None:
                 print("  peer:", line)
             raise SystemExit(1) from None
         stop.set()
-        origin_count = origin.ask("status")[0]
-        _summary(bench, args, rss_start, (sent_at_rss, rss_after), origin_count)
+        run.origin_count = origin.ask("status")[0]
+        run.rss_end = peer.rss()
+        return run
     finally:
         stop.set()
         if spy:
@@ -639,66 +732,99 @@ def _stop_py_spy(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _summary(
-    bench: Bench,
-    args: argparse.Namespace,
-    rss_start: int,
-    after: tuple[int, int],
-    origin_count: int,
-) -> None:
-    sent_at_rss, rss_after = after
-    r = bench.results
-    sat = r["saturation"]
+@dataclass
+class Row:
+    label: str
+    text: str  # the value as printed
+    target: str = ""
+    value: float | None = None  # the number two runs are compared by
+
+
+def _rows(run: Run, args: argparse.Namespace) -> list[Row]:
+    """The summary of one run; two runs of the same arguments give the same labels."""
+    bench = run.bench
+    sat = bench.results.get("saturation", {})
     k = len(bench.sinks)
+    rate, steady = sat.get("e2e_rate", 0.0), sat.get("steady_rate", 0.0)
+    us = sat.get("peer_us_per_msg", float("nan"))
+    copies = k + run.origin_count / max(1, bench.source.sent)  # the Go peer echoes each one
     rows = [
-        ("relay rate to all sinks, end to end", f"{sat['e2e_rate']:,.0f} msgs/s", ">= 25,000"),
-        ("relay rate to all sinks, steady 10-90%", f"{sat['steady_rate']:,.0f} msgs/s", ""),
-        (f"deliveries (x{k} sinks), end to end", f"{sat['e2e_rate'] * k:,.0f} msgs/s", ""),
-        (
+        Row("relay rate to all sinks, end to end", f"{rate:,.0f} msgs/s", ">= 25,000", rate),
+        Row("relay rate to all sinks, steady 10-90%", f"{steady:,.0f} msgs/s", "", steady),
+        Row(f"deliveries (x{k} sinks), end to end", f"{rate * k:,.0f} msgs/s", "", rate * k),
+        Row(
             "messages lost (min over sinks)",
-            f"{sat['n'] - sat['min_delivered']:,} of {sat['n']:,}",
+            f"{sat.get('n', 0) - sat.get('min_delivered', 0):,} of {sat.get('n', 0):,}",
             "0",
         ),
-        (
+        Row(
             "peer CPU time per relayed message",
-            f"{sat['peer_us_per_msg']:.1f} us = {1e6 / sat['peer_us_per_msg']:,.0f}/s/core",
+            f"{us:.1f} us = {1e6 / us:,.0f}/s/core",
             "",
+            us,
         ),
-        (
-            "CPU peer / sinks / bench in saturation",
-            (f"{sat['peer_cpu']:.0%} / {sat['sinks_cpu']:.0%} / {sat['self_cpu']:.0%}"),
+        Row(
+            "peer CPU per copy written (echoes to origin too)",
+            f"{us / copies:.1f} us",
             "",
+            us / copies,
+        ),
+        Row(
+            "CPU peer / sinks / bench in saturation",
+            f"{sat.get('peer_cpu', 0):.0%} / {sat.get('sinks_cpu', 0):.0%} "
+            f"/ {sat.get('self_cpu', 0):.0%}",
         ),
     ]
     for label in ("latency idle", "latency after"):
-        if label in r:
-            lat = r[label]
-            rows.append(
-                (
-                    f"{label}: p50 / p99 / max ({args.rate:.0f}/s)",
-                    f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} ms",
-                    "p99 <= 2 ms",
-                )
+        lat = bench.results.get(label)
+        rows.append(
+            Row(
+                f"{label}: p50 / p99 / max ({args.rate:.0f}/s)",
+                f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} ms" if lat else "n/a",
+                "p99 <= 2 ms",
+                lat["p99"] if lat else None,
             )
-    rows += [
-        ("peer RSS after start-up", f"{rss_start / 1e6:.1f} MB", ""),
-        (f"peer RSS after {sent_at_rss:,} unique msgs", f"{rss_after / 1e6:.1f} MB", "<= 100 MB"),
-        ("peer RSS at end", f"{bench.peer.rss() / 1e6:.1f} MB", "flat"),
-        (
-            "peer RSS max over run",
-            f"{max((s for _, s in bench.rss_samples), default=0) / 1e6:.1f} MB",
-            "",
+        )
+    mb = 1e6
+    max_rss = max((s for _, s in bench.rss_samples), default=0)
+    return [
+        *rows,
+        Row("peer RSS after start-up", f"{run.rss_start / mb:.1f} MB", "", run.rss_start / mb),
+        Row(
+            f"peer RSS after {run.sent_at_rss:,} unique msgs",
+            f"{run.rss_after / mb:.1f} MB",
+            "<= 100 MB",
+            run.rss_after / mb,
         ),
-        ("unique messages sent in total", f"{bench.source.sent:,}", ""),
-        ("relayed back to the origin after set-up", f"{origin_count:,}", "0"),
-        ("peer warnings logged", f"{len(bench.peer.warnings)}", ""),
+        Row("peer RSS at end", f"{run.rss_end / mb:.1f} MB", "flat", run.rss_end / mb),
+        Row("peer RSS max over run", f"{max_rss / mb:.1f} MB", "", max_rss / mb),
+        Row("unique messages sent in total", f"{bench.source.sent:,}"),
+        Row("relayed back to the origin after set-up", f"{run.origin_count:,}", "0"),
+        Row("peer warnings logged", f"{len(bench.peer.warnings)}"),
     ]
+
+
+def _print_table(columns: list[tuple[str, list[Row]]], ratio: bool = False) -> None:
+    """One value column per run; with ``ratio``, the first run's numbers over the second's."""
+    first = columns[0][1]
+    width = max(len(row.label) for row in first)
+    head = "".join(f"  {name:>24}" for name, _ in columns)
     print()
-    width = max(len(a) for a, _, _ in rows)
-    print(f"{'metric':<{width}}  {'value':>24}  target")
-    print("-" * (width + 36))
-    for a, b, c in rows:
-        print(f"{a:<{width}}  {b:>24}  {c}")
+    last_head = f"{columns[0][0]}/{columns[1][0]}" if ratio else "target"
+    print(f"{'metric':<{width}}{head}  {last_head}")
+    print("-" * (width + 26 * len(columns) + 12))
+    for i, row in enumerate(first):
+        values = "".join(f"  {rows[i].text:>24}" for _, rows in columns)
+        last = row.target
+        if ratio:
+            a, b = row.value, columns[1][1][i].value
+            last = f"{a / b:.2f}" if a is not None and b else ""
+        print(f"{row.label:<{width}}{values}  {last}")
+    if ratio:
+        print(f"(ratio: {columns[0][0]}'s number over {columns[1][0]}'s; latency rows: p99)")
+
+
+def _print_rss_samples(bench: Bench) -> None:
     for line in bench.peer.warnings[:5]:
         print("  peer:", line)
     if bench.rss_samples:

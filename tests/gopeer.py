@@ -1,4 +1,6 @@
-"""A stand-in for the Go reference peer, built from the facts in ../shared/reference/README.md.
+"""The Go reference peer: a stand-in built from the facts, and the real one when we have it.
+
+``GoPeer`` is a stand-in built from the facts in ../shared/reference/README.md.
 
 It is deliberately faithful to the Go peer's quirks, so that interop tests exercise them:
 nick under the key ``omitempty``; ``Timestamp`` in seconds and required to be an integer
@@ -6,17 +8,28 @@ nick under the key ``omitempty``; ``Timestamp`` in seconds and required to be an
 own struct (unknown keys stripped, missing ones filled with "" / 0, ``<>&`` escaped) to every
 dialled peer *including* the message's ``Addr``; dials ``Addr`` after relaying; a missing or
 empty Body "crashes" it (``crashed`` is set and it stops everything).
+
+``RealGoPeer`` runs the real binary named by ``$WHISPER_GO_PEER`` (``go_peer_binary()`` skips
+the test when it is unset).  It binds the first non-loopback IPv4 address it finds and
+broadcasts to 255.255.255.255:5555 at start, so it is only ever run inside a lab namespace
+(``netns.py``) that has a LAN address of its own, and with its HTTP server on that
+namespace's loopback.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
 import time
 
+import pytest
 import trio
 
 from whisper.codec import Decoder, Violation
+
+from .netns import InNamespace
 
 FIELDS = ("ID", "Addr", "Body", "omitempty", "Timestamp")
 
@@ -113,3 +126,36 @@ class GoPeer:
         async with stream:
             async for data in queue:
                 await stream.send_all(data)
+
+
+GO_PEER_VARIABLE = "WHISPER_GO_PEER"
+
+
+def go_peer_binary() -> str:
+    """The real Go peer's binary, from ``$WHISPER_GO_PEER``; skips the test without one."""
+    path = os.environ.get(GO_PEER_VARIABLE, "")
+    if not path:
+        pytest.skip(
+            f"{GO_PEER_VARIABLE} is not set: point it at a binary of the Go reference peer "
+            "that you built yourself (README: Testing against the real Go peer)"
+        )
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.skip(f"{GO_PEER_VARIABLE}={path} is not an executable file")
+    return path
+
+
+class RealGoPeer(InNamespace):
+    """The real Go peer in lab namespace ``ns``: stdin is what it types, stdout what it shows."""
+
+    def __init__(self, ns: str, binary: str, *args: str) -> None:
+        super().__init__(ns, binary, "-port", "0", "-http", "127.0.0.1:0", *args)
+
+    async def start(self, nursery: trio.Nursery, **popen) -> RealGoPeer:
+        await super().start(nursery, wait_listening=False, **popen)
+        line = await self.wait_line("stderr", r"Listening on \S+")
+        self.addr = re.search(r"Listening on (\S+)", line).group(1)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None

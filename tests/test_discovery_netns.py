@@ -10,28 +10,13 @@ from __future__ import annotations
 import json
 import random
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import trio
 
-from .netns import InNamespace, lab, sniffer_in, whisper_in
+from .netns import InNamespace, explained, lab, sniffer_in, whisper_in
 
 TIMEOUT = 15
 SUBNET = "10.77.0"
-
-
-@contextmanager
-def explained(processes: list[InNamespace]) -> Iterator[None]:
-    """On a timeout, fail with what each process printed."""
-    try:
-        yield
-    except trio.TooSlowError:
-        report = "\n".join(
-            f"--- {' '.join(p.args[4:])}\n" + "\n".join(p.stderr[-30:] + p.stdout[-30:])
-            for p in processes
-        )
-        raise AssertionError(f"timed out; the processes printed:\n{report}") from None
 
 
 def _port() -> int:

@@ -1,13 +1,25 @@
-"""Two whisper processes and a Go-style peer on loopback exchange messages, each shown once."""
+"""Two whisper processes and a Go peer exchange messages, each shown once.
+
+The first test uses the stand-in (``gopeer.GoPeer``) on loopback.  The others run the real Go
+reference peer (``$WHISPER_GO_PEER``, else skipped) with whisper processes inside a lab
+namespace (``netns.py``) that has a LAN address of its own, 10.77.0.1: the Go peer binds it and
+broadcasts its discovery datagram, and neither leaves the namespace.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 import trio
 
-from .gopeer import GoPeer
+from .gopeer import GoPeer, RealGoPeer, go_peer_binary
+from .netns import InNamespace, explained, lab, whisper_in
 from .proc import Whisper
 
 LOOPBACK = ["-host", "127.0.0.1", "-port", "0", "-headless"]
+LAN_IP = "10.77.0.1"
+ON_LAN = ["-host", LAN_IP, "-port", "0", "-headless"]
 
 
 async def test_two_whisper_processes_and_a_go_peer(nursery):
@@ -45,3 +57,102 @@ async def test_two_whisper_processes_and_a_go_peer(nursery):
         ["gopher: hello from <go> & friends", "alice: hello from alice", "gopher: marker"]
     )
     assert gopher.displayed.count("alice: hello from alice") == 1
+
+
+@pytest.fixture
+def go_binary() -> str:
+    return go_peer_binary()
+
+
+@pytest.fixture
+def go_host(go_binary: str) -> Iterator[str]:
+    """A lab namespace with the LAN address LAN_IP (sync, so that a skip keeps its reason)."""
+    with lab() as net:
+        ns = net.host("go")
+        net.lan(ns, f"{LAN_IP}/24")
+        yield ns
+
+
+async def test_the_real_go_peer_and_two_whisper_processes_in_a_namespace(
+    nursery, go_binary, go_host, tmp_path
+):
+    note = tmp_path / "note.txt"
+    note.write_text("from bob\n")
+    peers: list[InNamespace] = []
+    with explained(peers), trio.fail_after(30):
+        alice = whisper_in(go_host, *ON_LAN, "-no-discovery", "-nick", "alice")
+        peers.append(alice)
+        await alice.start(nursery)
+        bob = whisper_in(
+            go_host, *ON_LAN, "-no-discovery", "-vv", "-nick", "bob", "-peer", alice.addr
+        )
+        peers.append(bob)
+        await bob.start(nursery)
+        await bob.wait_line("stderr", f"connected to {alice.addr}$")
+        gopher = RealGoPeer(go_host, go_binary, "-nick", "gopher", "-peer", bob.addr)
+        peers.append(gopher)
+        await gopher.start(nursery)
+        # It says nothing when its -peer link is up, and a line typed before that is lost:
+        # bob's only incoming connection is the Go peer's.
+        await bob.wait_line("stderr", rf"DEBUG accepted {LAN_IP}:\d+$")
+
+        await gopher.type("hello from <go> & friends")  # Go escapes <>& on the wire
+        await bob.wait_line("stdout", "^gopher: hello from <go> & friends$")
+        await alice.wait_line("stdout", "^gopher: hello from <go> & friends$")
+        await alice.wait_line("stderr", f"connected to {gopher.addr}$")  # dialled from Addr
+        await bob.wait_line("stderr", f"connected to {gopher.addr}$")
+
+        await alice.type("hello from alice")
+        await gopher.wait_line("stdout", "^alice: hello from alice$")  # nick from omitempty
+        await bob.wait_line("stdout", "^alice: hello from alice$")
+        await bob.type("hello from bob", "/me waves", f"/send {note}")
+        await gopher.wait_line("stdout", "^bob: hello from bob$")
+        await gopher.wait_line("stdout", "^bob waves$")  # how Go shows an action
+        await gopher.wait_line("stdout", r"^bob: \[file\] note.txt \(9 B, text/plain\)$")
+        await alice.wait_line("stdout", r"^bob: \[file #1\] note.txt")
+
+        # The Go peer relays everything back to its author as well: a last round shows
+        # that the echoes were absorbed, and that the Go peer is still relaying.
+        await gopher.type("marker")
+        await bob.wait_line("stdout", "^gopher: marker$")
+        await alice.wait_line("stdout", "^gopher: marker$")
+        assert gopher.alive, gopher.stderr
+        assert await alice.stop() == 0 and await bob.stop() == 0
+
+    assert not [line for line in gopher.stderr if "panic" in line], gopher.stderr
+    assert sorted(gopher.stdout) == sorted(
+        [
+            "alice: hello from alice",
+            "bob: hello from bob",
+            "bob waves",
+            "bob: [file] note.txt (9 B, text/plain)",
+        ]
+    )
+    assert sorted(line.split("  /save")[0] for line in alice.stdout) == sorted(
+        [
+            "gopher: hello from <go> & friends",
+            "bob: hello from bob",
+            "bob: /me waves",  # headless shows the Body as it is
+            "bob: [file #1] note.txt (9 B, text/plain)",
+            "gopher: marker",
+        ]
+    )
+    assert sorted(bob.stdout) == sorted(
+        ["gopher: hello from <go> & friends", "alice: hello from alice", "gopher: marker"]
+    )
+
+
+async def test_whisper_dials_the_real_go_peer_it_hears_announce_itself(nursery, go_binary, go_host):
+    """PROTOCOL.md §6: the Go peer's one datagram at start is heard, and it is dialled."""
+    peers: list[InNamespace] = []
+    with explained(peers), trio.fail_after(30):
+        alice = whisper_in(go_host, *ON_LAN, "-discovery-port", "5555", "-nick", "alice")
+        peers.append(alice)
+        await alice.start(nursery)  # listening on UDP 5555 once it prints its address
+        gopher = RealGoPeer(go_host, go_binary, "-nick", "gopher")
+        peers.append(gopher)
+        await gopher.start(nursery)
+        await alice.wait_line("stderr", f"connected to {gopher.addr}$")
+        await alice.type("found you")
+        await gopher.wait_line("stdout", "^alice: found you$")
+        assert gopher.alive, gopher.stderr

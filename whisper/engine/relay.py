@@ -117,6 +117,7 @@ class Engine:
             return admission.refused, []
         if admission.replaces is not None:
             self.links.give_way(admission.replaces, remote, now)
+        log.debug("accepted %s", remote)
         return conn, self.out.take()
 
     def closed_incoming(self, conn: Incoming) -> None:
