@@ -221,8 +221,8 @@ class Keep:
     def __init__(self) -> None:
         self.kept: list[tuple[str, bool]] = []
 
-    def keep(self, message, size, own, now):
-        self.kept.append((message.body, own))
+    def keep(self, messages, own, now):
+        self.kept += [(message.body, own) for message, size in messages]
 
 
 class HideSecrets:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -123,6 +123,23 @@ class Backlog:
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._bytes -= self._entries.popleft().size
         return True
+
+    def extend(self, items: Sequence[tuple[Message, int]]) -> None:
+        """``add`` each of ``items`` (message, encoded size) in order, the same in effect,
+        but only the newest that can stay are stored: a batch of 400 costs 50 appends."""
+        if not self.max_entries:
+            return
+        picked: list[tuple[Message, int]] = []
+        total = 0
+        for message, size in reversed(items):
+            if message.timestamp_ms is None or size > self.max_bytes:
+                continue  # add() would not keep it
+            if len(picked) == self.max_entries or total + size > self.max_bytes:
+                break  # it would go again before this call returns
+            picked.append((message, size))
+            total += size
+        for message, size in reversed(picked):
+            self.add(message, size)
 
     def replay(
         self, peer: str, *, before: int | None = None, now: float, max_age: float

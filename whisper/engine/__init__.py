@@ -33,10 +33,11 @@ from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Ret
 from .incoming import Incoming
 from .relay import Engine
 from .snapshots import BlacklistEntry, PeerInfo, Stats
-from .stages import Check, Control, FloodRouter, Keeper, Relay, Router, View
+from .stages import Batch, Check, Control, FloodRouter, Keeper, Relay, Router, View
 
 __all__ = [
     "Action",
+    "Batch",
     "BlacklistEntry",
     "Check",
     "CloseIncoming",

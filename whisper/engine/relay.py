@@ -22,20 +22,20 @@ Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import codec
 from ..addr import dialable, format_hostport, parse_hostport
-from ..backlog import Backlog, is_history, replay_age
+from ..backlog import HISTORY_AGE, HISTORY_KEY, Backlog, replay_age
 from ..codec import Violation, encode_object
 from ..config import Config
 from ..events import Blacklisted, Delivered, Dropped
 from ..files import FileStore
 from ..flood import Entry, FloodControl, FloodCut
 from ..freshness import check_fresh
-from ..ids import IdCheck, check_id, hashed_id, random_id
-from ..message import InvalidMessage, Message, NotChat
+from ..ids import HASH_PREFIX, IdCheck, check_id, hashed_id, random_id
+from ..message import SECONDS_CUTOFF, InvalidMessage, Message, NotChat
 from ..peers import Dialled, Peer, PeerTable
 from ..seen import SeenCache
 from .actions import Action, CloseIncoming, Outbox
@@ -44,12 +44,12 @@ from .links import Links
 from .snapshots import BlacklistEntry, PeerInfo, Stats, blacklist_entries, peer_infos
 from .stages import (
     BacklogKeeper,
+    Batch,
     Check,
     Control,
     FilesView,
     FloodRouter,
     Keeper,
-    Relay,
     Router,
     View,
 )
@@ -138,35 +138,38 @@ class Engine:
         self.now = now
         if conn.closed is not None:
             return []
-        stats, seen, outgoing, checks = self.stats, self.seen, self.table.outgoing, self.checks
-        wall = self.config.wall_clock()
-        memory, skew = seen.span(now), self.config.seen.skew
-        batch: list[Relay] = []
-        accepted = False
+        seen, outgoing, checks, views = self.seen, self.table.outgoing, self.checks, self.views
+        window = _Window(self.config.wall_clock(), seen.span(now), self.config.seen.skew)
+        events = self.out.events
+        batch = Batch(conn)
+        counted = dropped = 0
         for obj in items:
             if type(obj) is Violation:
                 self._violation(conn, obj.reason)
                 break
-            stats.received += 1
+            counted += 1
             try:
                 message = Message.from_wire(obj)
             except NotChat:
                 if not any(c.control(obj, conn, now) for c in self.controls):
-                    stats.ignored += 1
+                    self.stats.ignored += 1
                 continue
             except InvalidMessage as exc:
                 if self._invalid(conn, str(exc), now):
                     break
                 continue
             if message.id in seen:
-                stats.duplicates += 1
+                dropped += 1
                 continue
-            if check_id(message) is IdCheck.MISMATCH:
+            ts = message.timestamp  # in seconds (Go) or milliseconds: see Message.timestamp_ms
+            ms = None if not ts else ts * 1000 if ts < SECONDS_CUTOFF else ts
+            reason = None
+            if message.id.startswith(HASH_PREFIX) and check_id(message) is IdCheck.MISMATCH:
                 reason = f"ID {message.id[:80]!r} does not match its payload"
-            else:
-                reason = check_fresh(message.timestamp_ms, now=wall, memory=memory, skew=skew)
-                if reason is None and checks:
-                    reason = next(filter(None, (c.check(message, conn, now) for c in checks)), None)
+            elif ms is not None and not window.low < ms < window.high:
+                reason = window.check(ms)
+            if reason is None and checks:
+                reason = next(filter(None, (c.check(message, conn, now) for c in checks)), None)
             if reason is not None:
                 if self._invalid(conn, reason, now):
                     break
@@ -176,36 +179,46 @@ class Engine:
                     break
                 continue
             seen.add(message.id, now)
-            stats.delivered += 1
-            accepted = True
             data = encode_object(obj)  # message.fields is obj: relayed as received
-            self._accept(message, len(data), wall, now)
+            history = obj.get(HISTORY_KEY) is True or (ms is not None and ms < window.history)
+            event: Delivered | None = Delivered(message, False, history, None, len(data))
+            for view in views:
+                event = view.view(event)  # type: ignore[arg-type]
+                if event is None:
+                    break
+            else:
+                events.append(event)
             author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
             link = outgoing.get(author)
             canonical = author if link is not None else dialable(author)  # 1.2.3.4:5, once
             if link is None and canonical is not None:
                 link = outgoing.get(canonical)
-            batch.append(Relay(data, message, canonical or author, conn))
+            batch.data.append(data)  # batch.add, inlined: once per message
+            batch.messages.append(message)
+            batch.authors.append(canonical or author)
             if link is not None:
                 link.produced = now  # its Addr spoke (connmgr.py); see PeerTable.delivered
-            elif canonical is not None:
-                self._route(batch, now)
-                batch = []
+            elif canonical is not None:  # a new Addr: what came before goes out first
+                self._relay(batch, now)
+                batch = Batch(conn)
                 self.links.dial(canonical, now, by_user=False, spoke=True)
-        if accepted:
-            self.table.delivered(conn.remote, None, now)  # the connection produced
-        self._route(batch, now)
+        stats = self.stats
+        stats.received += counted
+        stats.duplicates += dropped
+        self._relay(batch, now)
         return self.out.take()
 
-    def _accept(self, message: Message, size: int, wall: float, now: float) -> None:
+    def _relay(self, batch: Batch, now: float) -> None:
+        """Accepted messages: the keepers take note, then the router sends them on."""
+        if not batch.data:
+            return
+        if batch.source is not None:
+            self.stats.delivered += len(batch)
+            self.table.delivered(batch.source.remote, None, now)  # the connection produced
+        kept = batch.kept()
         for keeper in self.keepers:
-            keeper.keep(message, size, False, now)
-        event: Delivered | None = Delivered(message, False, is_history(message, wall), None, size)
-        for view in self.views:
-            event = view.view(event)
-            if event is None:
-                return
-        self.out.events.append(event)
+            keeper.keep(kept, batch.source is None, now)
+        self._route(batch, now)
 
     def _violation(self, conn: Incoming, reason: str) -> None:
         self.stats.violations += 1
@@ -253,27 +266,29 @@ class Engine:
 
     # -- routing -----------------------------------------------------------------------
 
-    def _route(self, batch: list[Relay], now: float) -> None:
+    def _route(self, batch: Batch, now: float) -> None:
         """Queue a batch on the links the router picks; each list of parts joined once."""
         links = self.table.outgoing
-        if not batch or not links:
+        if not batch.data or not links:
             return
-        joined: dict[int, tuple[list[bytes], bytes]] = {}  # id(parts) -> (parts, bytes)
+        joined: dict[int, tuple[Sequence[bytes], bytes]] = {}  # id(parts) -> (parts, bytes)
         for link, parts in self.router.route(batch, links):
             if not parts:
                 continue
             hit = joined.get(id(parts))
             if hit is None:
                 data = parts[0] if len(parts) == 1 else b"".join(parts)
-                joined[id(parts)] = (parts, data)  # type: ignore[assignment]
+                joined[id(parts)] = (parts, data)  # parts kept alive: its id stays its own
             else:
                 data = hit[1]
-            self.links.put(link, parts, data, now)  # type: ignore[arg-type]
+            self.links.put(link, parts, data, now)
 
     def send(self, data: bytes, now: float, *, needs: str | None = None) -> None:
         """Route a payload of our own (an extension's control message) to the links the
         router picks, only those that announced ``needs``.  Called from within an input."""
-        self._route([Relay(data, None, None, None, needs)], now)
+        batch = Batch(needs=needs)
+        batch.add(data, None, None)
+        self._route(batch, now)
 
     # -- what the user does ------------------------------------------------------------
 
@@ -306,10 +321,10 @@ class Engine:
         if self.flood is not None:
             self.flood.own(self.addr, now)  # OwnLimit: peers would drop it
         self.stats.sent += 1
-        for keeper in self.keepers:
-            keeper.keep(message, len(data), True, now)
         self.out.emit(Delivered(message, own=True, size=len(data)))
-        self._route([Relay(data, message, None, None)], now)
+        batch = Batch()
+        batch.add(data, message, None)
+        self._relay(batch, now)
         return message, self.out.take()
 
     def connect(self, addr: str, now: float) -> tuple[Dialled, list[Action]]:
@@ -374,3 +389,20 @@ class Engine:
 
     def _replay_age(self) -> float:
         return replay_age(self.seen.span(self.now), self.config.seen.skew)
+
+
+class _Window:
+    """The timestamp window of one batch (``freshness.py``), in milliseconds: inside
+    ``low``..``high`` a message is fresh without a call; at the edges ``check`` decides."""
+
+    __slots__ = ("high", "history", "low", "memory", "skew", "wall")
+
+    def __init__(self, wall: float, memory: float, skew: float) -> None:
+        self.wall, self.memory, self.skew = wall, memory, skew
+        limit = max(memory - skew, memory / 2)
+        self.low = (wall - limit) * 1000 + 1  # a millisecond inside: no rounding at the edges
+        self.high = (wall + skew) * 1000 - 1
+        self.history = (wall - HISTORY_AGE) * 1000  # older on arrival: shown as history
+
+    def check(self, ms: int) -> str | None:
+        return check_fresh(ms, now=self.wall, memory=self.memory, skew=self.skew)

@@ -12,17 +12,17 @@ Rules:
   - ``Control.control(obj, conn, now)``: a payload without a ``Body`` (not a chat message);
     True if it consumed it.  Unclaimed ones are ignored, as PROTOCOL.md §2.2 says.  For
     hello, presence and routing control.
-  - ``Keeper.keep(message, size, own, now)``: every new chat message, ours and accepted
-    ones, once.  For the backlog and a history store.
+  - ``Keeper.keep(messages, own, now)``: every new chat message, ours and accepted ones,
+    once, with its encoded size, a batch at a time.  For the backlog and a history store.
   - ``View.view(event)``: what front ends are shown of an accepted message: the event,
     another one (annotated, decrypted), or None to show nothing.  Relaying is not affected.
     For files, channel filters and decryption.
-  - ``Router.route(batch, links)``: which links get which of a batch of new payloads.
+  - ``Router.route(batch, links)``: which links get which of a ``Batch`` of new payloads.
 
 - Stages are plain synchronous objects fed the time; those that need to act (write to one
   link, dial, tell the front ends) are given the engine when built and call its methods.
-- A ``Relay`` names a payload's author link (``author``: the link to its ``Addr``, never
-  written to) and the capability a link must have announced to be sent it (``needs``: a
+- A ``Batch`` names each payload's author link (the link to its ``Addr``, never written
+  to) and the capability a link must have announced to be sent it (``needs``: a
   ``Body``-less payload must reach only peers that speak it; the Go peer crashes on one).
 - ``FloodRouter``, the default, sends each payload to every other link, and gives the
   links that get the same payloads the same list, so that the engine joins it once.
@@ -30,12 +30,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..backlog import Backlog
 from ..events import Delivered, Notice
-from ..files import AUTOSAVE_MAX_BYTES, FileStore, StoredFile, human_size
+from ..files import AUTOSAVE_MAX_BYTES, FILE_KEYS, FileStore, StoredFile, human_size
 from ..message import Message
 from .actions import Outbox, Save
 
@@ -45,13 +45,45 @@ if TYPE_CHECKING:
 
 
 class Relay(NamedTuple):
-    """One payload to route: its encoded bytes and where it must not, or may only, go."""
+    """One payload of a ``Batch``, for routers that look at them one by one."""
 
     data: bytes
-    message: Message | None = None  # None for a control payload
-    author: str | None = None  # key of the author's link (its canonical Addr)
-    source: Incoming | None = None  # the connection it came in on; None: ours
-    needs: str | None = None  # a capability the link must have
+    message: Message | None  # None for a control payload
+    author: str | None  # key of the author's link (its canonical Addr); None: ours
+
+
+class Batch:
+    """New payloads to route together: what one received chunk (or one of ours) brought.
+
+    Parallel lists, not an object per payload: the engine fills them on the hot path.
+    ``authors`` holds the key of each one's author link (its canonical ``Addr``; None:
+    ours); ``source`` is the connection they came in on (None: ours); ``needs``, a
+    capability a link must have announced to be sent them (None for chat messages)."""
+
+    __slots__ = ("authors", "data", "messages", "needs", "source")
+
+    def __init__(self, source: Incoming | None = None, needs: str | None = None) -> None:
+        self.data: list[bytes] = []
+        self.messages: list[Message | None] = []
+        self.authors: list[str | None] = []
+        self.source = source
+        self.needs = needs
+
+    def add(self, data: bytes, message: Message | None, author: str | None) -> None:
+        self.data.append(data)
+        self.messages.append(message)
+        self.authors.append(author)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[Relay]:
+        return map(Relay, self.data, self.messages, self.authors)
+
+    def kept(self) -> list[tuple[Message, int]]:
+        """The chat messages and their encoded sizes, for keepers."""
+        pairs = zip(self.messages, self.data, strict=True)
+        return [(m, len(d)) for m, d in pairs if m is not None]
 
 
 class Check(Protocol):
@@ -63,7 +95,7 @@ class Control(Protocol):
 
 
 class Keeper(Protocol):
-    def keep(self, message: Message, size: int, own: bool, now: float) -> None: ...
+    def keep(self, messages: Sequence[tuple[Message, int]], own: bool, now: float) -> None: ...
 
 
 class View(Protocol):
@@ -72,31 +104,34 @@ class View(Protocol):
 
 class Router(Protocol):
     def route(
-        self, batch: Sequence[Relay], links: Mapping[str, Peer]
+        self, batch: Batch, links: Mapping[str, Peer]
     ) -> Iterable[tuple[Peer, Sequence[bytes]]]: ...
 
 
 class FloodRouter:
-    """Every payload to every link but its author's (PROTOCOL.md §5.1 step 7)."""
+    """Every payload to every link but its author's (PROTOCOL.md §5.1 step 7), and to none
+    that lacks the capability the batch needs."""
 
     def route(
-        self, batch: Sequence[Relay], links: Mapping[str, Peer]
+        self, batch: Batch, links: Mapping[str, Peer]
     ) -> Iterable[tuple[Peer, Sequence[bytes]]]:
-        if not links or not batch:
+        if not links or not batch.data:
             return ()
-        special = {r.author for r in batch if r.author in links}
-        if any(r.needs is not None for r in batch):
-            return [(link, self._for(link, batch)) for link in links.values()]
-        everything = [r.data for r in batch]
+        needs, everything = batch.needs, batch.data
+        targets = (
+            links.values() if needs is None else [p for p in links.values() if needs in p.caps]
+        )
+        special = links.keys() & set(batch.authors)  # links that wrote some of it: not theirs
+        if not special:
+            return [(link, everything) for link in targets]
         return [
-            (link, everything if addr not in special else self._for(link, batch))
-            for addr, link in links.items()
+            (link, everything if link.addr not in special else self._others(link.addr, batch))
+            for link in targets
         ]
 
     @staticmethod
-    def _for(link: Peer, batch: Sequence[Relay]) -> list[bytes]:
-        addr, caps = link.addr, link.caps
-        return [r.data for r in batch if r.author != addr and (r.needs is None or r.needs in caps)]
+    def _others(addr: str, batch: Batch) -> list[bytes]:
+        return [d for d, a in zip(batch.data, batch.authors, strict=True) if a != addr]
 
 
 class BacklogKeeper:
@@ -105,8 +140,8 @@ class BacklogKeeper:
     def __init__(self, backlog: Backlog) -> None:
         self.backlog = backlog
 
-    def keep(self, message: Message, size: int, own: bool, now: float) -> None:
-        self.backlog.add(message, size)
+    def keep(self, messages: Sequence[tuple[Message, int]], own: bool, now: float) -> None:
+        self.backlog.extend(messages)
 
 
 class FilesView:
@@ -119,6 +154,8 @@ class FilesView:
         self._autosave = autosave
 
     def view(self, event: Delivered) -> Delivered | None:
+        if FILE_KEYS.isdisjoint(event.message.fields):  # on every message: no call below
+            return event
         file = self.store.receive(event.message)
         if file is None:
             return event
