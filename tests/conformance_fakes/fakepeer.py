@@ -21,6 +21,7 @@ import re
 import socket
 import sys
 import time
+import unicodedata
 from typing import Any
 
 import trio
@@ -58,6 +59,7 @@ BUGS = {
     "crash-on-file": "exits on a message with FileContents",
     "drop-bad-file": "drops file messages whose file keys are not valid",
     "crash-on-file-name": "exits on a FileName with a path separator",
+    "normalize-whole-name": "normalises a FileName to NFC whole (quadratic in combining marks)",
     "no-backlog": "replays nothing to a peer it dials",
     "backlog-newest-first": "replays its backlog newest first",
     "backlog-unmarked": 'replays without "History": true',
@@ -232,6 +234,8 @@ class FakePeer:
             os._exit(4)
         if "crash-on-file-name" in self.bugs and isinstance(name, str) and "/" in name:
             os._exit(5)
+        if "normalize-whole-name" in self.bugs and isinstance(name, str):
+            unicodedata.normalize("NFC", name)  # the bug: on the event loop, however long
         if "drop-bad-file" in self.bugs and any(k in obj for k in FILE_KEYS):
             try:
                 base64.b64decode(contents, validate=True)  # type: ignore[arg-type]
