@@ -6,7 +6,9 @@ Rules:
 - Bad flags, an unparsable ``-peer`` or a port in use print one line to stderr and exit 2
   (usage) or 1 (could not start), never a traceback.  An unreachable peer is only a warning.
 - ``listening on IP:PORT`` goes to stderr once the port is bound; so do log lines, which may
-  quote peers, neutralised for the terminal (``sanitize.for_terminal``).
+  quote peers, neutralised for the terminal (``sanitize.for_terminal``), and rate-limited per
+  log call with a count of what was left out (``loglimit.py``): a flood of bad input must not
+  fill the disk with stderr.
 - SIGINT and SIGTERM close every connection and exit 0.
 - With a terminal on stdin and stdout the terminal UI runs (``whisper.tui``); ``-headless``,
   ``-json`` or a pipe select the headless front end.
@@ -30,6 +32,7 @@ from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG
 from .discovery_policy import DISCOVERY_PORT
 from .files import FileError, user_path
 from .flood import add_flood_flags, flood_from_args
+from .loglimit import RepeatLimit
 from .node import Config, Node
 from .sanitize import for_terminal
 
@@ -260,6 +263,7 @@ def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose >= 2 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(RepeatLimit())
     root = logging.getLogger("whisper")
     root.addHandler(handler)
     root.setLevel(level)

@@ -13,7 +13,8 @@ Rules:
   failing ends it with the node's error.
 - ``run_tui`` is the entry point: while the screen is up, the ``whisper`` loggers do not
   write to the terminal (it would corrupt the screen).  With ``show_log`` their records are
-  shown in the message area; otherwise notices tell the user what matters.
+  shown in the message area (rate-limited as on stderr, ``loglimit.py``); otherwise notices
+  tell the user what matters.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from prompt_toolkit.output import Output
 from ..commands import execute
 from ..display import shown_body, take_batch
 from ..events import Delivered, Event
+from ..loglimit import RepeatLimit
 from ..node import Node
 from ..subscription import Subscription
 from . import guest
@@ -155,6 +157,7 @@ class _ScreenHandler(logging.Handler):
     def __init__(self, ui: ChatUI) -> None:
         super().__init__()
         self.ui = ui
+        self.addFilter(RepeatLimit())
 
     def emit(self, record: logging.LogRecord) -> None:
         self.ui.show_info([self.format(record)], warning=record.levelno >= logging.WARNING)
