@@ -13,12 +13,14 @@ from hypothesis import strategies as st
 from whisper import Message
 from whisper.tui.app import KEYS, key_help
 from whisper.tui.render import (
+    FULL_CHARS,
     Status,
     info_line,
     mentions,
     message_line,
     plain,
     status_line,
+    too_long,
 )
 from whisper.tui.scrollback import Scrollback
 from whisper.tui.wrap import cells, wrap
@@ -215,3 +217,8 @@ def test_help_lists_the_keys_as_the_readme_does() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     table = re.findall(r"^\| ([^|]+?) \| [^|]*\|$", readme.split("### The terminal UI")[1], re.M)
     assert [key for key, _ in KEYS] == [k for k in table if k not in ("key", "---")][: len(KEYS)]
+
+
+def test_an_action_is_too_long_by_its_text_as_shown() -> None:
+    assert not too_long("/me " + "a" * FULL_CHARS) and too_long("/me " + "a" * (FULL_CHARS + 1))
+    assert too_long("b" * (FULL_CHARS + 1)) and not too_long("b" * FULL_CHARS)

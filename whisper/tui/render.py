@@ -102,7 +102,7 @@ def display_nick(message: Message) -> str:
 
 def too_long(body: str) -> bool:
     """Cut short unless shown ``full`` (see the module rules)?"""
-    return len(body) > FULL_CHARS
+    return len(body.removeprefix(ACTION_PREFIX)) > FULL_CHARS
 
 
 @functools.lru_cache(maxsize=8)
@@ -153,7 +153,7 @@ def message_line(
     if action:
         body = body[len(ACTION_PREFIX) :]
     more = ""
-    if too_long(body) and not full:
+    if len(body) > FULL_CHARS and not full:
         show = "" if number is None else f": /show {number}"
         more = f"\u2026 ({len(body) - PREVIEW_CHARS:,} more characters{show})"
         body = body[:PREVIEW_CHARS]
