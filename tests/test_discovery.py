@@ -35,7 +35,7 @@ def _config(*argv: str):
 
 
 def test_cli_flags():
-    assert _config().discovery_port == 5555
+    assert _config().discovery_port is None  # bound to loopback: only when asked for
     assert _config("-discovery-port", "7000").discovery_port == 7000
     assert _config("--discovery-port", "7000", "--no-discovery").discovery_port is None
     assert _config("-no-discovery").discovery_port is None

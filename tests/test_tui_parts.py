@@ -25,10 +25,11 @@ from whisper.tui import session as session_module
 from whisper.tui.completion import MAX_NICK_CHARS, MAX_NICKS, ChatCompleter, KnownNicks
 from whisper.tui.history import PersistentHistory
 from whisper.tui.render import (
-    BODY_CHARS,
+    FULL_CHARS,
     MAX_ZERO_WIDTH,
     NICK_WIDTH,
     PALETTE,
+    PREVIEW_CHARS,
     Status,
     clean,
     info_line,
@@ -77,10 +78,16 @@ def test_a_nick_keeps_its_colour_and_our_own_is_bold() -> None:
     assert nick_colour("carol") in PALETTE
 
 
-def test_long_nicks_and_bodies_are_cut_for_display() -> None:
-    line = plain(message_line(msg("x" * (BODY_CHARS + 50), nick="n" * 100), own=False, when=NOON))
+def test_long_nicks_are_cut_and_long_bodies_shown_whole_up_to_a_limit() -> None:
+    line = plain(message_line(msg("x" * 3000, nick="n" * 100), own=False, when=NOON))
     assert f"<{'n' * (NICK_WIDTH - 1)}\u2026> " in line
-    assert line.endswith("x\u2026 (50 more characters)")
+    assert line.endswith("> " + "x" * 3000)  # a 3,000-character paste is shown whole
+    assert plain(message_line(msg("y" * FULL_CHARS), own=False, when=NOON)).endswith("y" * 20)
+    long = msg("z" * (FULL_CHARS + 1))
+    cut = plain(message_line(long, own=False, when=NOON, number=7))
+    more = f"{FULL_CHARS + 1 - PREVIEW_CHARS:,} more characters"
+    assert cut.endswith("z" * PREVIEW_CHARS + f"\u2026 ({more}: /show 7)")
+    assert plain(message_line(long, own=False, when=NOON, full=True)).endswith("z" * 9000)
 
 
 def test_a_run_of_combining_marks_is_cut_so_no_screen_cell_holds_more() -> None:
@@ -90,7 +97,7 @@ def test_a_run_of_combining_marks_is_cut_so_no_screen_cell_holds_more() -> None:
     line = message_line(msg(zalgo, nick=zalgo), own=False, when=NOON)
     text = plain(line)
     kept = "a" + "\u0301" * MAX_ZERO_WIDTH
-    assert text == f"12:34 <{kept}\u2026> {kept}\u2026 (78005 more characters)"
+    assert text == f"12:34 <{kept}\u2026> {kept}\u2026 (78,005 more characters)"
     screen = Screen()
     Window(FormattedTextControl(line), wrap_lines=True).write_to_screen(
         screen, MouseHandlers(), WritePosition(0, 0, 80, 24), "", erase_bg=False, z_index=None

@@ -7,8 +7,8 @@ Rules:
   §2.4); peers that do not know the convention show the text as typed.
 - A command that fails, or a typo, returns a one-line hint; ``execute`` never raises for user
   input.
-- Commands that only concern a display (``/clear``) are reported in the ``Reply`` for the
-  front end to act on.
+- Commands that only concern a display (``/clear``, ``/show N``, and the keys ``/help``
+  adds) are reported in the ``Reply`` for the front end to act on.
 - ``/send``, ``/files`` and ``/save`` are file transfer (extension 10, ``files.py``): a file
   is read, or written, here and at once; either is at most one message's size.
 - ``/blacklist`` and ``/unblock`` are flood control (extension 12, ``flood.py``).
@@ -34,6 +34,8 @@ class Reply:
     lines: list[str] = field(default_factory=list)
     quit: bool = False
     clear: bool = False
+    show: int | None = None  # /show N: the number of a message the display cut short
+    help: bool = False  # /help: a front end adds its own keys
 
 
 #: name -> (arguments, description), in the order /help lists them.
@@ -49,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("PATH", "send a file (up to about 766 KiB: a message is at most 1 MiB)"),
     "files": ("", "list the files received (kept in memory, not written anywhere)"),
     "save": ("N [PATH]", "write received file N to PATH (a new file or a directory)"),
+    "show": ("N", "show message N whole, where the terminal UI cut it short"),
     "clear": ("", "clear the message area"),
     "quit": ("", "leave (Ctrl-D works too)"),
 }
@@ -79,14 +82,25 @@ def usage(name: str) -> str:
 def _help(node: Node, arg: str) -> Reply:
     width = max(len(f"/{n} {a}") for n, (a, _) in COMMANDS.items())
     lines = [f"{f'/{n} {a}'.rstrip():<{width}}  {d}" for n, (a, d) in COMMANDS.items()]
-    return Reply(["commands:", *lines, "anything else is sent as a message; //text sends /text"])
+    return Reply(
+        ["commands:", *lines, "anything else is sent as a message; //text sends /text"], help=True
+    )
+
+
+def nick_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a nick (``/nick``, ``-nick``), or None if it can."""
+    # isprintable(): no control, format (bidi ...), separator or unassigned characters, no
+    # space but " ", which is refused too
+    if not name or len(name) > MAX_NICK or not name.isprintable() or " " in name:
+        return f"a nick is 1-{MAX_NICK} printable characters without spaces"
+    return None
 
 
 def _nick(node: Node, arg: str) -> Reply:
     if not arg:
         return Reply([f"your nick is {node.nick or '(none)'}; {usage('nick')}"])
-    if len(arg) > MAX_NICK or for_terminal(arg) != arg or " " in arg:
-        return Reply([f"a nick is 1-{MAX_NICK} printable characters without spaces"])
+    if problem := nick_problem(arg):
+        return Reply([problem])
     node.set_nick(arg)
     return Reply([f"you are now {arg}"])
 
@@ -174,15 +188,28 @@ def _files(node: Node, arg: str) -> Reply:
     return Reply([head, *rows])
 
 
-def _save(node: Node, arg: str) -> Reply:
-    number, _, target = arg.partition(" ")
-    number = number.lstrip("#")
+def _number(text: str) -> int | None:
+    """``N`` or ``#N`` as typed, else None."""
+    text = text.lstrip("#")
     # "²" isdigit() but int() refuses it, as it does over 4,300 digits
-    if not (number.isascii() and number.isdigit()) or len(number) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
+
+
+def _show(node: Node, arg: str) -> Reply:
+    number = _number(arg)
+    return Reply([usage("show")]) if number is None else Reply(show=number)
+
+
+def _save(node: Node, arg: str) -> Reply:
+    text, _, target = arg.partition(" ")
+    number = _number(text)
+    if number is None:
         return Reply([usage("save")])
-    stored = node.files.get(int(number))
+    stored = node.files.get(number)
     if stored is None:
-        return Reply([node.files.missing(int(number))])
+        return Reply([node.files.missing(number)])
     try:
         path = files.save(stored, _unquote(target), node.config.downloads)
     except files.FileError as exc:
@@ -244,6 +271,7 @@ _HANDLERS = {
     "send": _send,
     "files": _files,
     "save": _save,
+    "show": _show,
     "clear": _clear,
     "quit": _quit,
 }

@@ -5,7 +5,8 @@ Rules:
   typed lines through ``commands.execute``, and read-only status (nick, address, peer counts).
 - Typed lines come from key handlers (the asyncio side) through ``TrioToken.run_sync_soon``
   into an unbounded channel (a person types them) and are executed in order on the trio
-  side.  A pasted block of several lines is executed line by line.
+  side.  A pasted block of several lines is executed line by line.  What a reply leaves to
+  the display is done here: ``/clear``, ``/show N``, and the keys after ``/help``.
 - Every ``Delivered`` event is shown, our own included (that is the local echo); nicks heard
   are remembered for completion.  History and files are shown as ``display.py`` says.
   A ``Notice`` goes to the status line and the message area.
@@ -38,7 +39,7 @@ from ..loglimit import RepeatLimit
 from ..node import Node
 from ..subscription import Subscription
 from . import guest
-from .app import ChatUI
+from .app import ChatUI, key_help
 from .completion import ChatCompleter, KnownNicks
 from .history import PersistentHistory, default_path
 from .render import Status
@@ -121,6 +122,10 @@ class Session:
                     self.ui.clear()
                 if reply.lines:
                     self.ui.show_info(reply.lines)
+                if reply.help:
+                    self.ui.show_info(key_help())
+                if reply.show is not None:
+                    self.ui.show_whole(reply.show)
                 if reply.quit:
                     return
 
