@@ -132,10 +132,41 @@ def test_bounds_always_hold(n: int, nbytes: int, adds: list[tuple[int, bool]]) -
         m = msg(f"m{i}", ts=None if not stamped else int(NOW * 1000) + i)
         if b.add(m, size):
             kept.append((m.body, size))
-    assert len(b) <= n and b.nbytes <= nbytes
+    assert len(b) <= 2 * n and b.nbytes <= nbytes
     survivors = [m.body for m in b.replay("x", now=NOW, max_age=1e9)]
+    assert len(survivors) <= n
     assert survivors == [body for body, _ in kept][len(kept) - len(survivors) :]  # newest
     assert b.nbytes == sum(size for body, size in kept if body in survivors)
+
+
+def test_a_returning_peers_own_messages_do_not_count_towards_the_n() -> None:
+    bob, alice, carol = "10.0.0.2:2", "10.0.0.1:1", "10.0.0.3:3"
+    b = backlog(n=50)
+    for i in range(10):
+        b.add(msg(f"alice {i}", addr=alice), 50)
+    for i in range(5):
+        b.add(msg(f"carol {i}", addr=carol), 50)
+    for i in range(60):  # bob pastes 60 lines, then leaves and comes back
+        b.add(msg(f"bob {i}", addr=bob), 50)
+    to_bob = [m.body for m in b.replay(bob, now=NOW, max_age=60)]
+    assert to_bob == [f"alice {i}" for i in range(10)] + [f"carol {i}" for i in range(5)]
+    to_alice = [m.body for m in b.replay(alice, now=NOW, max_age=60)]
+    assert to_alice == [f"bob {i}" for i in range(10, 60)]  # the last 50 that are not hers
+
+
+@given(
+    st.integers(1, 6),
+    st.lists(st.sampled_from(["10.0.0.1:1", "10.0.0.2:2", "10.0.0.3:3", "10.0.0.4:4"])),
+)
+def test_every_peer_is_replayed_the_last_n_messages_not_its_own(n: int, authors: list[str]) -> None:
+    b = backlog(n=n, nbytes=1 << 30)
+    sent = [msg(f"m{i}", addr=a, age=len(authors) - i) for i, a in enumerate(authors)]
+    for m in sent:
+        b.add(m, 10)
+    assert len(b) <= 2 * n
+    for peer in {"10.0.0.1:1", "10.0.0.2:2", "10.0.0.3:3", "10.0.0.4:4"}:
+        expected = [m.body for m in sent if m.addr != peer][-n:]
+        assert [m.body for m in b.replay(peer, now=NOW, max_age=1e9)] == expected
 
 
 # -- display order -----------------------------------------------------------------------
@@ -306,3 +337,29 @@ async def test_backlog_zero_replays_nothing(nursery) -> None:
         node.say("live")
         await s.wait_for(lambda s: bool(s.objects))
     assert s.bodies == ["live"]
+
+
+async def test_a_returning_peer_that_said_much_still_hears_what_others_said(nursery) -> None:
+    node = await start_node(nursery, backlog=BacklogConfig(entries=50))
+    bob = await sink(nursery)  # bob's listening side; he talks to the node on an origin
+    for body in ("one", "two", "three"):
+        node.say(body)
+    conn = await origin(node)
+    heard = await inbox(nursery, node)
+    with trio.fail_after(TIMEOUT):
+        await send(conn, *(wire(f"bob's line {i}", addr=bob.addr) for i in range(60)))
+        await heard.wait_for(lambda bodies: len(bodies) == 60)  # the first: dial bob back
+        await bob.wait_for(lambda s: s.connections == 1 and "three" in s.bodies)
+        node.disconnect(bob.addr)  # bob leaves, and comes back
+        before = len(bob.objects)
+        node.connect(bob.addr)
+        await bob.wait_for(lambda s: s.connections == 2 and "three" in s.bodies[before:])
+        node.say("live")
+        await bob.wait_for(lambda s: "live" in s.bodies[before:])
+    again = bob.objects[before:]
+    assert [(o["Body"], o.get("History")) for o in again] == [
+        ("one", True),
+        ("two", True),
+        ("three", True),
+        ("live", None),
+    ]  # his own 60 lines took no place among the 50 replayed to him

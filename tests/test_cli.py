@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import signal
+import socket
 
+import psutil
 import pytest
 import trio
 
+from whisper.cli import build_parser, config_from_args
+from whisper.conformance.harness import free_port
+from whisper.discovery_policy import DISCOVERY_PORT
 from whisper.headless import read_lines
 
 from .helpers import LOCAL, inbox, origin, send, start_node, wire
@@ -30,12 +37,55 @@ LOOPBACK = ["-host", LOCAL, "-port", "0", "-headless"]
         (["-peer", "host:\u00b2"], "not a number"),
         (["-downloads", "~no-such-user-here"], "no such user"),
         (["-nick"], "expected one argument"),
+        (["-nick", "ev\x1b[31mil"], "printable characters"),  # as /nick refuses it
+        (["-nick", "two words"], "without spaces"),
+        (["-nick", "x" * 33], "1-32"),
+        (["-peer", "a b:1"], "not an IP address or a host name"),  # not retried for ever
+        (["-peer", "127.0.0.1:1", "-peer", "x-.org:1"], "-peer 'x-.org:1'"),
     ],
 )
 async def test_bad_flags_one_line_exit_2(args, words):
     code, _out, err = await run(*args)
     assert code == 2
     assert one_line(err) and words in err and err.startswith("whisper: ")
+
+
+async def test_version():
+    code, out, err = await run("--version")
+    assert code == 0 and re.fullmatch(r"whisper \d+\.\d+\.\d+\S*\n", out), (out, err)
+    assert (await run("-version"))[1] == out
+
+
+@pytest.mark.parametrize(
+    ("args", "port"),
+    [
+        (["-host", "127.0.0.1"], None),  # a private peer here: no UDP discovery at all
+        (["-host", "127.0.0.1", "-discovery-port", "6000"], 6000),  # unless asked for
+        (["-host", "::1"], None),
+        (["-host", "localhost"], None),
+        (["-host", "10.1.2.3"], DISCOVERY_PORT),
+        (["-host", "10.1.2.3", "-discovery-port", "6000"], 6000),
+        (["-host", "10.1.2.3", "-no-discovery"], None),
+    ],
+)
+def test_loopback_takes_part_in_discovery_only_when_asked(args, port):
+    discovery = config_from_args(build_parser().parse_args(args)).discovery
+    assert (discovery and discovery.port) == port
+
+
+async def test_a_loopback_peer_binds_no_udp_port_unless_given_one(nursery):
+    with trio.fail_after(TIMEOUT):
+        private = await Whisper(*LOOPBACK).start(nursery)
+        udp = free_port(socket.SOCK_DGRAM)
+        asked = await Whisper(*LOOPBACK, "-discovery-port", str(udp)).start(nursery)
+    assert udp_ports(private) == []  # did not listen on 0.0.0.0:5555
+    assert udp_ports(asked) == [udp]
+
+
+def udp_ports(peer: Whisper) -> list[int]:
+    assert peer.process is not None
+    sockets = psutil.Process(peer.process.pid).net_connections(kind="udp")
+    return sorted(s.laddr.port for s in sockets)
 
 
 async def test_port_in_use_one_line_exit_1(nursery):
@@ -61,7 +111,7 @@ async def test_two_processes_chat_and_exit_cleanly(nursery):
         await alice.wait_line("stderr", f"connected to {bob.addr}")  # dialled back via Addr
         await alice.type("hi bob", "/me waves")
         await bob.wait_line("stdout", "^alice: hi bob$")
-        await bob.wait_line("stdout", "^alice: /me waves$")
+        await bob.wait_line("stdout", r"^\* alice waves$")  # as the terminal UI shows it
         await bob.type("/peers")
         await bob.wait_line("stderr", f"out {alice.addr}  connected")
         await alice.close_stdin()  # EOF keeps relaying
@@ -118,7 +168,7 @@ async def test_json_output_and_hostile_text_neutralised(nursery):
     assert "\u202e" not in line
     assert line == "m␛[31mallory: ␛[2J␛]0;pwned␇bell\ufffd31m \ufffdevil\ufffd 日本 😀"
     parsed = json.loads(jline)
-    assert parsed == hostile  # every wire field, unchanged
+    assert parsed == {**hostile, "History": False, "File": None}  # every wire field, unchanged
     assert "\x1b" not in jline and "\x9b" not in jline and "\u202e" not in jline
 
 
@@ -194,3 +244,44 @@ async def test_incoming_connection_from_process(nursery):
         await box.wait_for(lambda bodies: "from zed" in bodies)
         await peer.stop()
     assert box.messages[-1].message.nick == "zed"
+
+
+async def test_json_lines_follow_the_documented_schema(nursery):
+    contents = base64.b64encode(b"hello file").decode()
+    go_style = wire("from go", omitempty="gopher")  # the Go peer's nick key
+    nameless = wire("no nick")
+    a_file = wire("[file] a.txt (10 B, text/plain)", nick="filer", FileName="a.txt",
+                  FileType="text/plain", FileContents=contents)  # fmt: skip
+    replayed = wire("said before", nick="old", History=True)
+    with trio.fail_after(TIMEOUT):
+        plain = await Whisper(*LOOPBACK, "-json").start(nursery)
+        full = await Whisper(*LOOPBACK, "-json", "-json-file-contents").start(nursery)
+        for peer in (plain, full):
+            host, port = peer.addr.rsplit(":", 1)
+            conn = await trio.open_tcp_stream(host, int(port))
+            await send(conn, go_style, nameless, a_file, replayed)
+            await peer.wait_line("stdout", "said before")
+    lines = {o["Body"]: o for o in map(json.loads, plain.stdout)}
+    assert lines["from go"] == {**go_style, "Nick": "gopher", "History": False, "File": None}
+    assert lines["no nick"]["Nick"] == ""
+    assert lines["said before"]["History"] is True
+    file_line = lines["[file] a.txt (10 B, text/plain)"]
+    assert file_line["File"] == {"Number": 1, "Name": "a.txt", "Type": "text/plain", "Size": 10}
+    assert "FileContents" not in file_line and file_line["FileName"] == "a.txt"
+    with_contents = [json.loads(line) for line in full.stdout if "FileContents" in line]
+    assert [o["FileContents"] for o in with_contents] == [contents]
+    for line in plain.stdout:
+        assert set(json.loads(line)) >= {"ID", "Addr", "Body", "Nick", "History", "File"}
+
+
+async def test_headless_shows_actions_and_history_as_the_terminal_ui_does(nursery):
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*LOOPBACK).start(nursery)
+        host, port = peer.addr.rsplit(":", 1)
+        conn = await trio.open_tcp_stream(host, int(port))
+        await send(conn, wire("/me waves", nick="alice"), wire("/meow", nick="cat"))
+        await send(conn, wire("/me waved", nick="alice", History=True))
+        await peer.wait_line("stdout", "waved")
+        await peer.wait_line("stdout", "meow")
+    assert "* alice waves" in peer.stdout and "cat: /meow" in peer.stdout
+    assert any(re.fullmatch(r"\[history \d\d:\d\d\] \* alice waved", x) for x in peer.stdout)

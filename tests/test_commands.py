@@ -60,6 +60,10 @@ async def test_help_lists_every_command(nursery):
         ("/nick two words", "without spaces"),
         ("/nick " + "x" * 40, "1-32"),
         ("/nick a\x07", "printable"),
+        ("/nick a\u00a0b", "without spaces"),  # a no-break space is a space too
+        ("/nick a\u202eb", "printable"),  # a bidi override would reorder the line
+        ("/show", "usage: /show N"),
+        ("/show x", "usage: /show N"),
         ("/connect 127.0.0.1:\u00b2", "not a number"),  # str.isdigit() but not int()
         ("/connect 127.0.0.1:\uff15\uff15", "not a number"),  # full-width digits
         ("/disconnect 127.0.0.1:\u00b2", "not a number"),
@@ -73,6 +77,13 @@ async def test_mistakes_get_one_line_hints(nursery, line, words):
     reply = await execute(node, line)
     assert len(reply.lines) == 1 and words in reply.lines[0]
     assert not reply.quit
+
+
+async def test_show_and_help_are_left_to_the_display(nursery):
+    node = await start_node(nursery)
+    assert (await execute(node, "/show 3")).show == 3
+    assert (await execute(node, "/show #4")).show == 4
+    assert (await execute(node, "/help")).help and not (await execute(node, "/peers")).help
 
 
 async def test_nick_quit_clear(nursery):

@@ -9,6 +9,7 @@ is ``{udp}``, a free UDP port per case, so that no two peers share one.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import socket
 import subprocess
@@ -49,7 +50,10 @@ def test_our_peer_passes_every_level(full_run: tuple) -> None:
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == f"{len(all_cases())} passed, 0 failed, 0 skipped", done.stdout
     assert done.returncode == 0, done.stdout + done.stderr
-    assert lines[1].split() == ["case", "level", "result", "detail"]
+    assert lines[1].split() == ["case", "level", "section", "result", "detail"]
+    for case in all_cases():  # each row shows the PROTOCOL.md section the case checks
+        (row,) = [line for line in lines if line.startswith(case.name + " ")]
+        assert row.split()[2] == case.section.replace(", ", ",")
 
 
 @pytest.mark.parametrize("name", [c.name for c in all_cases()])
@@ -102,7 +106,7 @@ def test_target_mode_skips_cases_that_need_a_fresh_process(running_peer: tuple) 
     assert done.returncode == 3
     for case in fresh:
         (row,) = [line for line in lines if line.startswith(case.name + " ")]
-        assert row.split()[2] == "SKIP" and "--cmd" in row
+        assert row.split()[3] == "SKIP" and "--cmd" in row
 
 
 def test_target_mode_runs_discovery_given_the_port(running_peer: tuple) -> None:
@@ -110,7 +114,7 @@ def test_target_mode_runs_discovery_given_the_port(running_peer: tuple) -> None:
     target = ["--target", f"127.0.0.1:{port}", "--level", "discovery"]
     done = conformance(*target, "--discovery-port", str(udp))
     rows = {line.split()[0]: line for line in done.stdout.splitlines()[2:-1]}
-    assert rows["discovery-dial"].split()[2] == "PASS", done.stdout + done.stderr
+    assert rows["discovery-dial"].split()[3] == "PASS", done.stdout + done.stderr
     assert "--cmd" in rows["discovery-garbage"] and "--cmd" in rows["discovery-not-self"]
     assert done.stdout.splitlines()[-1] == "1 passed, 0 failed, 2 skipped"
     done = conformance(*target)
@@ -134,6 +138,45 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     done = conformance(*args)
     assert done.returncode == 2
     assert done.stderr.startswith("whisper-conformance: ")
+
+
+@pytest.mark.parametrize(
+    ("cmd", "words"),
+    [
+        ("no-such-peer-here -port {port}", "cannot run 'no-such-peer-here': No such file"),
+        (f"{PYTHON} -m whisper -bogus -port {{port}}", "exited with status 2"),
+        (f"{PYTHON} -c 'import time; time.sleep(60)' {{port}}", "nothing listened on"),
+    ],
+)
+def test_a_peer_that_cannot_start_is_one_error_not_a_fail_per_case(cmd: str, words: str) -> None:
+    done = conformance("--cmd", cmd, "--startup-timeout", "2")
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.startswith("whisper-conformance: the peer does not start: ")
+    assert words in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
+    """``.venv/bin/whisper-conformance --cmd 'whisper ...'``, venv not activated: the
+    suite finds the ``whisper`` of its own venv, not whatever ``PATH`` holds."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (example,) = [
+        x.strip() for x in readme.splitlines() if x.strip().startswith(".venv/bin/whisper-c")
+    ]
+    argv = shlex.split(example)
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "whisper").exists():
+        pytest.skip("whisper is not installed in this venv (pip install -e .)")
+    decoy = tmp_path / "whisper"  # another program called whisper, earlier on PATH
+    decoy.write_text("#!/bin/sh\nexit 7\n")
+    decoy.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "whisper.conformance", *argv[1:], "--case", "relay"],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"(whisper: {bin_dir / 'whisper'})" in done.stdout.splitlines()[0]
+    assert done.stdout.splitlines()[-1] == "1 passed, 0 failed, 0 skipped"
 
 
 def test_list_and_console_script() -> None:

@@ -42,7 +42,7 @@ def _config(*argv: str):
 
 
 def test_cli_flags():
-    assert _config().discovery == DiscoveryConfig(5555)
+    assert _config().discovery is None  # bound to loopback: only when asked for
     assert _config("-discovery-port", "7000").discovery == DiscoveryConfig(7000)
     assert _config("--discovery-port", "7000", "--no-discovery").discovery is None
     assert _config("-no-discovery").discovery is None

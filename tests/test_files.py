@@ -12,6 +12,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from whisper import files
 from whisper.codec import Limits
 from whisper.commands import execute
 from whisper.display import shown_body
@@ -20,6 +21,8 @@ from whisper.files import (
     AUTOSAVE_MAX_BYTES,
     AUTOSAVE_MIN_FILE_BYTES,
     MAX_NAME_BYTES,
+    MAX_NORMALIZED,
+    MAX_RECEIVED_NAME,
     FileError,
     FilesConfig,
     FileStore,
@@ -33,9 +36,11 @@ from whisper.files_io import prepare, save, save_in
 from whisper.message import Message
 
 from .gopeer import GoPeer
-from .helpers import inbox, origin, send, sink, start_node, wire
+from .helpers import Inbox, Sink, inbox, origin, send, sink, start_node, wire
 
 TIMEOUT = 10
+#: The name that froze a node for 14 s (NFC is quadratic in a run of combining marks).
+MARKS = "a" + "\u0301" * 40_000 + "\u0316" * 40_000 + ".txt"
 DEVICES = {"con", "prn", "aux", "nul", "com1", "lpt1", "conin$"}
 
 
@@ -85,6 +90,29 @@ def test_long_names_are_cut_keeping_the_extension() -> None:
     wide = safe_name("é" * 300 + ".tar.gz")
     assert wide.endswith(".gz") and len(wide.encode()) <= MAX_NAME_BYTES
     wide.encode("utf-8")  # cut on a character boundary
+
+
+def test_a_name_is_cut_before_it_is_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    normalised: list[int] = []
+    normalize = unicodedata.normalize
+
+    def counting(form: str, text: str) -> str:
+        normalised.append(len(text))
+        return normalize(form, text)
+
+    monkeypatch.setattr(files.unicodedata, "normalize", counting)
+    name = safe_name(MARKS)
+    assert normalised and max(normalised) <= MAX_NORMALIZED  # the work is bounded
+    assert name.startswith("\u00e1") and name.endswith(".txt")
+    assert len(name.encode()) <= MAX_NAME_BYTES
+    assert safe_name("x" * 5000 + "/" + MARKS) == name  # the last component is cut, not the path
+
+
+def test_an_absurdly_long_name_rejects_the_file() -> None:
+    got = parse(file_fields(name=MARKS), 1000)
+    assert isinstance(got, RejectedFile) and "longer than 4,096 characters" in got.reason
+    longest = "a" + "\u0301" * (MAX_RECEIVED_NAME - 5) + ".txt"
+    assert parse(file_fields(name=longest), 1000)[0].endswith(".txt")
 
 
 @given(st.text())
@@ -321,22 +349,39 @@ async def test_send_refuses_what_does_not_fit(nursery, tmp_path: Path) -> None:
     assert node.stats.sent == 0
 
 
-async def test_bad_file_messages_still_show_and_relay(nursery) -> None:
+async def _relay_two(nursery: trio.Nursery, first: dict, second: dict) -> tuple[Sink, Inbox]:
+    """Send two messages on one connection to a node; wait until it has shown and relayed both."""
     node = await start_node(nursery)
     box = await inbox(nursery, node)
     s = await sink(nursery)
     node.connect(s.addr)
     conn = await origin(node)
-    bad = wire("[file] x.bin (3 B, application/octet-stream)", **file_fields(contents="***"))
-    hostile = wire("[file] passwd", **file_fields(name="../../etc/passwd"))
     with trio.fail_after(TIMEOUT):
-        await send(conn, bad, hostile)
+        await send(conn, first, second)
         await s.wait_for(lambda s: len(s.objects) == 2)
         await box.wait_for(lambda bodies: len(bodies) == 2)
+    return s, box
+
+
+async def test_bad_file_messages_still_show_and_relay(nursery) -> None:
+    bad = wire("[file] x.bin (3 B, application/octet-stream)", **file_fields(contents="***"))
+    hostile = wire("[file] passwd", **file_fields(name="../../etc/passwd"))
+    s, box = await _relay_two(nursery, bad, hostile)
     assert s.objects == [bad, hostile]  # relayed intact, file keys and all
     first, second = box.messages
     assert isinstance(first.file, RejectedFile) and "not base64" in first.file.reason
     assert isinstance(second.file, StoredFile) and second.file.name == "passwd"
+
+
+async def test_a_file_name_of_combining_marks_does_not_stall_relaying(nursery) -> None:
+    """The node that froze for 91 s on this message (k=100,000) relays what follows it."""
+    name = "a" + "\u0301" * 100_000 + "\u0316" * 100_000 + ".txt"
+    marks = wire("[file] a.txt (2 B, text/plain)", **file_fields(name=name))
+    honest = wire("an honest message after it")
+    s, box = await _relay_two(nursery, marks, honest)
+    assert s.bodies == [marks["Body"], honest["Body"]]
+    rejected = box.messages[0].file
+    assert isinstance(rejected, RejectedFile) and "longer than" in rejected.reason
 
 
 async def test_downloads_dir_saves_as_files_arrive(nursery, tmp_path: Path) -> None:

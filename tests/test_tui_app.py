@@ -24,6 +24,7 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 from whisper import Config, Delivered, Node
 from whisper.tui import Session, guest
 from whisper.tui.history import PersistentHistory
+from whisper.tui.render import plain
 
 LOCAL = "127.0.0.1"
 TIMEOUT = 10
@@ -370,21 +371,106 @@ def test_tab_completes_commands_addresses_and_nicks() -> None:
 # -- the message area --------------------------------------------------------------------
 
 
-def test_page_up_holds_the_view_until_page_down() -> None:
+def top_row(s: Screen) -> str:
+    shown = s.ui.scrollback.shown
+    return plain(shown[0]) if shown else ""
+
+
+def test_every_page_key_press_moves_the_view() -> None:
+    """The message area is 38 rows here (DummyOutput: 40 rows); a page is 36."""
+
     async def script(s: Screen) -> None:
+        await s.until(lambda: "listening on" in s.log())
+        s.ui.clear()
         for n in range(100):
             s.ui.show_info([f"line {n}"])
-        s.type(PAGE_UP)
-        await s.until(lambda: "more below" in s.ui.status_text())
-        held = s.ui.scrollback.view
-        assert held is not None and held < 100
+        await s.until(lambda: top_row(s).endswith("-!- line 62"))
+        s.type(PAGE_UP)  # the first press at the end moves at once
+        await s.until(lambda: top_row(s).endswith("-!- line 26"))
+        assert "more below" in s.ui.status_text()
         s.ui.show_info(["a new line"])
-        assert s.ui.scrollback.view == held
-        while s.ui.scrollback.view is not None:
-            s.type(PAGE_DOWN)
-            await s.until(lambda held=held: s.ui.scrollback.view != held)
-            held = s.ui.scrollback.view
+        await s.until(lambda: plain(s.ui.scrollback.lines[-1]).endswith("a new line"))
+        await s.until(lambda: True)  # one more redraw: the view did not move
+        assert top_row(s).endswith("-!- line 26")
+        s.type(PAGE_UP + PAGE_UP)
+        await s.until(lambda: top_row(s).endswith("-!- line 0"))
+        s.type(PAGE_DOWN)  # the first press at the top moves at once
+        await s.until(lambda: top_row(s).endswith("-!- line 36"))
+        s.type(PAGE_DOWN + PAGE_DOWN)
+        await s.until(lambda: s.ui.scrollback.view is None)
         assert "more below" not in s.ui.status_text()
+        assert plain(s.ui.scrollback.shown[-1]).endswith("a new line")
+        s.type(CTRL_D)
+
+    run_screen(script)
+
+
+class BellOutput(DummyOutput):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bells = 0
+
+    def bell(self) -> None:
+        self.bells += 1
+
+
+def test_a_mention_is_picked_out_rings_once_and_is_counted_while_scrolled_up() -> None:
+    output = BellOutput()
+
+    async def script(s: Screen) -> None:
+        bob = await s.linked_peer()
+        bob.node.say("hey Phil, look")
+        await s.until(lambda: "<bob> hey Phil, look" in s.log())
+        assert output.bells == 1
+        assert ("class:mention", "Phil") in [
+            (style.split()[-1], text) for style, text in s.ui.scrollback.lines[-1]
+        ]
+        for n in range(60):
+            s.ui.show_info([f"filler {n}"])
+        s.type(PAGE_UP)
+        await s.until(lambda: s.ui.scrollback.view is not None)
+        bob.node.say("phil, again")  # within BELL_INTERVAL: no second ring
+        bob.node.say("philosophy is not a mention")
+        await s.until(lambda: "philosophy" in s.log())
+        await s.until(lambda: "2 new, 1 mention of you (PgDn)" in s.ui.status_text())
+        assert output.bells == 1
+        s.type(f"me, phil{ENTER}")  # our own message: no mention; sending follows the end
+        await s.until(lambda: "<phil> me, phil" in s.log() and s.ui.scrollback.view is None)
+        assert output.bells == 1 and "new" not in s.ui.status_text()
+        s.type(CTRL_D)
+
+    run_screen(script, output=output)
+
+
+def test_a_long_message_is_shown_whole_and_a_longer_one_with_show() -> None:
+    async def script(s: Screen) -> None:
+        bob = await s.linked_peer()
+        paste = " ".join(f"w{n:04}" for n in range(500))  # 2,999 characters
+        bob.node.say(paste)
+        await s.until(lambda: f"<bob> {paste}" in s.log())
+        huge = "start " + "y" * 12_000 + " END"
+        bob.node.say(huge)
+        await s.until(lambda: "more characters: /show 1)" in s.log())
+        assert "END" not in s.log()
+        s.type(f"/show 1{ENTER}")
+        await s.until(lambda: s.log().endswith(f"<bob> {huge}"))
+        number = s.ui.scrollback.end - 1
+        assert s.ui.scrollback.view == (number, 0)  # its first row at the top
+        await s.until(lambda: "<bob> start " + "y" * 10 in top_row(s))
+        s.type(f"/show 2{ENTER}")
+        await s.until(lambda: "no message #2 to show" in s.log())
+        s.type(CTRL_D)
+
+    run_screen(script)
+
+
+def test_help_lists_the_keys_too() -> None:
+    async def script(s: Screen) -> None:
+        s.type(f"/help{ENTER}")
+        await s.until(lambda: "keys:" in s.log())
+        log = s.log()
+        assert log.index("/connect HOST:PORT") < log.index("keys:")
+        assert "PgUp / PgDn" in log and "Ctrl-L" in log and "/show N" in log
         s.type(CTRL_D)
 
     run_screen(script)

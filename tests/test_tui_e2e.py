@@ -7,6 +7,7 @@ node's events; no bare sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import shutil
 import signal
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,27 @@ AFTER = (
 )
 
 
+def alice(data: Path, *args: str) -> str:
+    """The shell command running whisper as alice on loopback, her data under ``data``."""
+    argv = [*whisper_command(), "-host", LOCAL, "-port", "0", "-nick", "alice", *args]
+    return f"env XDG_DATA_HOME={shlex.quote(str(data))} {shlex.join(argv)}"
+
+
+@contextlib.asynccontextmanager
+async def alice_and_bob(tmp_path: Path, data: Path, **size: int) -> AsyncIterator[tuple[Tmux, Bob]]:
+    """Alice's whisper in tmux (``size``: width, height), joined to bob, a node here."""
+    async with trio.open_nursery() as nursery:
+        bob = Bob()
+        await bob.run(nursery)
+        tmux = Tmux(tmp_path)
+        try:
+            await tmux.start(f"{alice(data, '-peer', bob.node.addr)}; {AFTER}", **size)
+            yield tmux, bob
+        finally:
+            await tmux.kill()
+            nursery.cancel_scope.cancel()
+
+
 def rows(screen: str) -> list[str]:
     return screen.rstrip("\n").split("\n")
 
@@ -132,76 +154,125 @@ class Bob:
 
 async def test_chat_in_a_real_terminal(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    argv = [*whisper_command(), "-host", LOCAL, "-port", "0", "-nick", "alice"]
-    async with trio.open_nursery() as nursery:
-        bob = Bob()
-        await bob.run(nursery)
-        argv += ["-peer", bob.node.addr]
-        command = f"env XDG_DATA_HOME={shlex.quote(str(data))} {shlex.join(argv)}"
-        tmux = Tmux(tmp_path)
-        try:
-            await tmux.start(f"{command}; {AFTER}")
-            await tmux.until(lambda s: "out 1 in 0" in s, "alice to link to bob")
+    async with alice_and_bob(tmp_path, data) as (tmux, bob):
+        await tmux.until(lambda s: "out 1 in 0" in s, "alice to link to bob")
 
-            await tmux.type("hello from alice")
-            await tmux.keys("Enter")
-            await bob.hears("hello from alice")
-            await tmux.until(lambda s: "out 1 in 1" in s, "bob to dial back")
+        await tmux.type("hello from alice")
+        await tmux.keys("Enter")
+        await bob.hears("hello from alice")
+        await tmux.until(lambda s: "out 1 in 1" in s, "bob to dial back")
 
-            # A message arrives while a line is half typed: it shows above, the line stays.
-            await tmux.type("half typed")
-            bob.node.say("hi alice, 你好 👋 שלום")
-            bob.node.say("/me waves")
-            screen = await tmux.until(lambda s: "* bob waves" in s, "bob's messages")
-            lines = rows(screen)
-            said = next(i for i, row in enumerate(lines) if "<bob> hi alice, 你好 👋 שלום" in row)
-            status = next(i for i, row in enumerate(lines) if row.startswith(" alice "))
-            assert said < status == len(lines) - 2
-            assert re.fullmatch(r"\d\d:\d\d <bob> hi alice, 你好 👋 שלום", lines[said])
-            assert re.search(r"<alice> hello from alice$", screen, re.MULTILINE)
-            assert prompt_row(screen) == "> half typed"
+        # A message arrives while a line is half typed: it shows above, the line stays.
+        await tmux.type("half typed")
+        bob.node.say("hi alice, 你好 👋 שלום")
+        bob.node.say("/me waves")
+        screen = await tmux.until(lambda s: "* bob waves" in s, "bob's messages")
+        lines = rows(screen)
+        said = next(i for i, row in enumerate(lines) if "<bob> hi alice, 你好 👋 שלום" in row)
+        status = next(i for i, row in enumerate(lines) if row.startswith(" alice "))
+        assert said < status == len(lines) - 2
+        assert re.fullmatch(r"\d\d:\d\d <bob> hi alice, 你好 👋 שלום", lines[said])
+        assert re.search(r"<alice> hello from alice$", screen, re.MULTILINE)
+        assert prompt_row(screen) == "> half typed"
 
-            # A peer cannot retitle the terminal or clear it; what it tried is shown inert.
-            bob.node.say("\x1b]2;PWNED\x07\x1b[2J\x1b[Hgotcha")
-            screen = await tmux.until(lambda s: "gotcha" in s, "the hostile message")
-            assert "<bob> ␛]2;PWNED␇␛[2J␛[Hgotcha" in screen
-            assert "hello from alice" in screen
-            assert "PWNED" not in await tmux.tmux("display", "-p", "-t", "t", "#{pane_title}")
+        # A peer cannot retitle the terminal or clear it; what it tried is shown inert.
+        bob.node.say("\x1b]2;PWNED\x07\x1b[2J\x1b[Hgotcha")
+        screen = await tmux.until(lambda s: "gotcha" in s, "the hostile message")
+        assert "<bob> ␛]2;PWNED␇␛[2J␛[Hgotcha" in screen
+        assert "hello from alice" in screen
+        assert "PWNED" not in await tmux.tmux("display", "-p", "-t", "t", "#{pane_title}")
 
-            # Long lines wrap, and a resize redraws everything in the new size.
-            bob.node.say("long " + "word " * 40 + "END")
-            await tmux.until(lambda s: "END" in s, "the long message")
-            await tmux.tmux("resize-window", "-t", "t", "-x", "50", "-y", "16")
-            screen = await tmux.until(
-                lambda s: len(rows(s)) == 16 and "END" in s and rows(s)[-2].startswith(" alice "),
-                "the redraw at 50x16",
-            )
-            assert max(len(row) for row in rows(screen)) <= 50
-            assert prompt_row(screen) == "> half typed"
+        # Long lines wrap, and a resize redraws everything in the new size.
+        bob.node.say("long " + "word " * 40 + "END")
+        await tmux.until(lambda s: "END" in s, "the long message")
+        await tmux.tmux("resize-window", "-t", "t", "-x", "50", "-y", "16")
+        screen = await tmux.until(
+            lambda s: len(rows(s)) == 16 and "END" in s and rows(s)[-2].startswith(" alice "),
+            "the redraw at 50x16",
+        )
+        assert max(len(row) for row in rows(screen)) <= 50
+        assert prompt_row(screen) == "> half typed"
 
-            # Ctrl-C clears the line, Ctrl-D at the empty line leaves: status 0, terminal sane.
-            await tmux.keys("C-c")
-            await tmux.until(lambda s: prompt_row(s) == ">", "Ctrl-C to clear the line")
-            await tmux.keys("C-d")
-            screen = await tmux.exited()
-            assert "exit status 0\nisig icanon echo" in screen
-            with trio.fail_after(TIMEOUT):  # alice closed her link to bob
-                while any(not p.outgoing for p in bob.node.peers()):
-                    await trio.sleep(POLL)
-        finally:
-            await tmux.kill()
-            nursery.cancel_scope.cancel()
+        # Ctrl-C clears the line, Ctrl-D at the empty line leaves: status 0, terminal sane.
+        await tmux.keys("C-c")
+        await tmux.until(lambda s: prompt_row(s) == ">", "Ctrl-C to clear the line")
+        await tmux.keys("C-d")
+        screen = await tmux.exited()
+        assert "exit status 0\nisig icanon echo" in screen
+        with trio.fail_after(TIMEOUT):  # alice closed her link to bob
+            while any(not p.outgoing for p in bob.node.peers()):
+                await trio.sleep(POLL)
 
     history = data / "whisper-p2p" / "history"
     assert [json.loads(line) for line in history.read_text().splitlines()] == ["hello from alice"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "tmux.conf"]
 
 
+async def test_a_narrow_terminal_wraps_scrolls_mentions_and_shows_long_messages(
+    tmp_path: Path,
+) -> None:
+    """At 40 columns: word wrap under the nick, the status line, PgUp/PgDn, a mention
+    (picked out, the bell, counted while scrolled up), a 3,000-character paste read whole,
+    /show for a longer one, and /help with the keys."""
+    async with alice_and_bob(tmp_path, tmp_path, width=40, height=16) as (tmux, bob):
+        await tmux.type("hi")
+        await tmux.keys("Enter")
+        screen = await tmux.until(lambda s: "out 1 in 1" in s, "bob to dial back")
+        status = rows(screen)[-2]
+        assert status.startswith(" alice  out 1 in 1  ") and len(status) <= 40, status
+
+        words = "the quick brown fox jumps over the lazy dog again and again"
+        bob.node.say(words)
+        screen = await tmux.until(
+            lambda s: words in " ".join(row.strip() for row in rows(s)), "the sentence"
+        )
+        first = next(i for i, row in enumerate(rows(screen)) if "<bob> the quick" in row)
+        wrapped = rows(screen)[first : first + 3]
+        assert wrapped[0].endswith("<bob> the quick brown fox jumps")  # "over": no room
+        assert wrapped[1:] == [" " * 12 + "over the lazy dog again and", " " * 12 + "again"]
+
+        bell = "#{window_bell_flag}"
+        assert (await tmux.tmux("display", "-p", "-t", "t", bell)).strip() == "0"
+        bob.node.say("ALICE: ping")
+        await tmux.until(lambda s: "ALICE: ping" in s, "the mention")
+        coloured = await tmux.tmux("capture-pane", "-p", "-e", "-t", "t")
+        assert re.search(r"\x1b\[[0-9;]*7[0-9;]*mALICE", coloured), coloured
+        assert (await tmux.tmux("display", "-p", "-t", "t", bell)).strip() == "1"
+
+        paste = " ".join(f"w{n:04}" for n in range(500))  # 2,999 characters
+        bob.node.say(paste)
+        screen = await tmux.until(lambda s: "w0498 w0499" in s, "the end of the paste")
+        assert "more characters" not in screen
+        await tmux.keys("PPage")  # the first press moves
+        screen = await tmux.until(lambda s: "[PgDn]" in s, "the view to move up")
+        assert "w0499" not in screen
+        bob.node.say("alice, again")
+        await tmux.until(lambda s: "[1 new, @1 PgDn]" in s, "the unread count")
+        for _ in range(3):
+            await tmux.keys("NPage")
+        screen = await tmux.until(lambda s: "alice, again" in s, "the end again")
+        assert "PgDn" not in rows(screen)[-2]
+
+        bob.node.say("BEGIN " + "x" * 12_000 + " FINISH")
+        await tmux.until(lambda s: "/show 1)" in s, "the long message, cut")
+        await tmux.type("/show 1")
+        await tmux.keys("Enter")
+        screen = await tmux.until(lambda s: "<bob> BEGIN" in rows(s)[0], "it, whole")
+        assert "[PgDn]" in rows(screen)[-2]
+
+        await tmux.type("/help")
+        await tmux.keys("Enter")
+        screen = await tmux.until(lambda s: "Ctrl-L       redraw" in s, "the keys")
+        assert "PgUp / PgDn" in screen
+        assert max(len(row) for row in rows(screen)) <= 40
+        await tmux.keys("C-d")
+        assert "exit status 0\nisig icanon echo" in await tmux.exited()
+
+
 async def test_sigterm_leaves_cleanly(tmp_path: Path) -> None:
     if not Path("/proc/self/task").exists():
         pytest.skip("finding the whisper process needs /proc")
-    argv = [*whisper_command(), "-host", LOCAL, "-port", "0", "-nick", "alice"]
-    command = f"env XDG_DATA_HOME={shlex.quote(str(tmp_path))} {shlex.join(argv)}"
+    command = alice(tmp_path)
     tmux = Tmux(tmp_path)
     try:
         await tmux.start(f"{command}; {AFTER}")
@@ -220,10 +291,9 @@ async def test_sigterm_leaves_cleanly(tmp_path: Path) -> None:
 
 
 async def test_closing_the_terminal_leaves_cleanly(tmp_path: Path) -> None:
-    argv = [*whisper_command(), "-host", LOCAL, "-port", "0", "-nick", "alice"]
     status, errors = tmp_path / "status", tmp_path / "stderr"
     command = (
-        f"trap '' HUP; env XDG_DATA_HOME={shlex.quote(str(tmp_path))} {shlex.join(argv)}"
+        f"trap '' HUP; {alice(tmp_path)}"
         f" 2>{shlex.quote(str(errors))}; echo $? >{shlex.quote(str(status))}"
     )  # the shell outlives the terminal to tell how whisper ended
     tmux = Tmux(tmp_path)

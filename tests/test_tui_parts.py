@@ -14,6 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
+from prompt_toolkit.layout import FormattedTextControl, Window
+from prompt_toolkit.layout.mouse_handlers import MouseHandlers
+from prompt_toolkit.layout.screen import Screen, WritePosition
 
 from whisper import Message, cli
 from whisper.commands import COMMANDS
@@ -22,9 +25,11 @@ from whisper.tui import session as session_module
 from whisper.tui.completion import MAX_NICK_CHARS, MAX_NICKS, ChatCompleter, KnownNicks
 from whisper.tui.history import PersistentHistory
 from whisper.tui.render import (
-    BODY_CHARS,
+    FULL_CHARS,
+    MAX_ZERO_WIDTH,
     NICK_WIDTH,
     PALETTE,
+    PREVIEW_CHARS,
     Status,
     clean,
     info_line,
@@ -73,10 +78,32 @@ def test_a_nick_keeps_its_colour_and_our_own_is_bold() -> None:
     assert nick_colour("carol") in PALETTE
 
 
-def test_long_nicks_and_bodies_are_cut_for_display() -> None:
-    line = plain(message_line(msg("x" * (BODY_CHARS + 50), nick="n" * 100), own=False, when=NOON))
+def test_long_nicks_are_cut_and_long_bodies_shown_whole_up_to_a_limit() -> None:
+    line = plain(message_line(msg("x" * 3000, nick="n" * 100), own=False, when=NOON))
     assert f"<{'n' * (NICK_WIDTH - 1)}\u2026> " in line
-    assert line.endswith("x\u2026 (50 more characters)")
+    assert line.endswith("> " + "x" * 3000)  # a 3,000-character paste is shown whole
+    assert plain(message_line(msg("y" * FULL_CHARS), own=False, when=NOON)).endswith("y" * 20)
+    long = msg("z" * (FULL_CHARS + 1))
+    cut = plain(message_line(long, own=False, when=NOON, number=7))
+    more = f"{FULL_CHARS + 1 - PREVIEW_CHARS:,} more characters"
+    assert cut.endswith("z" * PREVIEW_CHARS + f"\u2026 ({more}: /show 7)")
+    assert plain(message_line(long, own=False, when=NOON, full=True)).endswith("z" * 9000)
+
+
+def test_a_run_of_combining_marks_is_cut_so_no_screen_cell_holds_more() -> None:
+    """prompt_toolkit merges each zero-width character into the cell before it by string
+    concatenation: 2,000 marks after one letter took 0.13 s a redraw, on the node's thread."""
+    zalgo = "a" + "\u0301" * 40_000 + "\u0316" * 40_000 + ".txt"
+    line = message_line(msg(zalgo, nick=zalgo), own=False, when=NOON)
+    text = plain(line)
+    kept = "a" + "\u0301" * MAX_ZERO_WIDTH
+    assert text == f"12:34 <{kept}\u2026> {kept}\u2026 (78,005 more characters)"
+    screen = Screen()
+    Window(FormattedTextControl(line), wrap_lines=True).write_to_screen(
+        screen, MouseHandlers(), WritePosition(0, 0, 80, 24), "", erase_bg=False, z_index=None
+    )
+    cells = [cell.char for row in screen.data_buffer.values() for cell in row.values()]
+    assert max(len(c) for c in cells) == 1 + MAX_ZERO_WIDTH
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 Rules:
 - ``HOST:PORT`` with a port in 1..65535 (0 is allowed only where we listen); an IPv6 host is
-  written in brackets, ``[::1]:55555``.
+  written in brackets, ``[::1]:55555``.  ``check_host`` tells a HOST that could never be
+  dialled (``a b``) from a name that does not resolve today.
 - Addresses learned from messages are dialled only if the host is an IP literal (without an
   IPv6 ``%scope``): a peer's message never makes us resolve a name.  They are dialled, and
   links kept, under their canonical spelling (``dialable``), however the message spelt them.
@@ -13,7 +14,10 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 class AddressError(ValueError):
@@ -35,6 +39,22 @@ def parse_hostport(text: str, *, allow_port_zero: bool = False) -> tuple[str, in
     if not (0 if allow_port_zero else 1) <= port <= 65535:
         raise AddressError(f"{text!r}: port must be 1-65535")
     return host, port
+
+
+def check_host(host: str) -> None:
+    """Raise ``AddressError`` unless ``host`` is an IP address or could be a host name
+    (dot-separated labels of letters, digits, ``-`` and ``_``; an IDN name in any script)."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii").removesuffix(".")
+    except UnicodeError:
+        name = ""
+    if not (0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))):
+        raise AddressError(f"{host!r} is not an IP address or a host name")
 
 
 def format_hostport(host: str, port: int) -> str:

@@ -2,10 +2,15 @@
 
 Rules (PROTOCOL.md §7.3 is normative):
 
-- ``Backlog`` keeps the last ``max_entries`` chat messages we accepted or originated, and at
-  most ``max_bytes`` of them (encoded size); past either bound the oldest go.  Only messages
-  with a Timestamp are kept: one without could be replayed from peer to peer for ever,
-  since nothing ever makes it stale.  ``max_entries == 0`` turns the backlog off.
+- A replay holds at most ``max_entries`` (N) messages: the last N that are not the peer's
+  own, so a returning peer that said much is still told what the others said.  To have
+  them, ``Backlog`` keeps the chat messages we accepted or originated with at most N per
+  ``Addr`` (an author's oldest go first) and 2N in all (the oldest go first): then the last
+  N messages not by any one author P are always kept (an entry older than 2N others is
+  older than N that are not P's, since P has at most N), bounds on bytes permitting.  At
+  most ``max_bytes`` are kept (encoded size), the oldest going first.  Only messages with a
+  Timestamp are kept: one without could be replayed from peer to peer for ever, since
+  nothing ever makes it stale.  ``max_entries == 0`` turns the backlog off.
 - Every kept message gets a sequence number.  A link's ``LinkReplay`` holds a *mark*, the
   next number at the time the link was created or last lost its connection: the messages
   after the mark went into the link's own queue, so a connection is replayed only the
@@ -14,9 +19,10 @@ Rules (PROTOCOL.md §7.3 is normative):
   that comes back is most often a peer that restarted and remembers nothing); the receiver's
   seen cache drops what it already has.
 - A replay is oldest first (by Timestamp), never holds a message whose ``Addr`` is the
-  peer's own, and only messages at most ``replay_age`` old at the moment of the replay:
-  ``REPLAY_MAX_AGE`` (8 minutes), less if our own acceptance window has shrunk, so that the
-  receiver (whose window is at least as wide, PROTOCOL.md §4.2) never counts one as stale.
+  peer's own (nor counts one towards the N), and only messages at most ``replay_age`` old
+  at the moment of the replay: ``REPLAY_MAX_AGE`` (8 minutes), less if our own acceptance
+  window has shrunk, so that the receiver (whose window is at least as wide, PROTOCOL.md
+  §4.2) never counts one as stale.
 - Each replayed message carries ``"History": true`` (an extension key: the ID, which covers
   only Addr, Body and Timestamp, still matches).  ``is_history`` tells a receiver what to
   show as history: the key, or a Timestamp older than ``HISTORY_AGE`` on arrival (what is
@@ -28,7 +34,7 @@ Pure state: clocks and limits are injected; no trio.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -102,7 +108,8 @@ class Backlog:
         self._clock = clock
         self._max_age = max_age
         self._max_size = max_size
-        self._entries: deque[Entry] = deque()
+        self._entries: OrderedDict[int, Entry] = OrderedDict()  # by seq: arrival order
+        self._by_author: dict[str, deque[int]] = {}  # Addr -> its entries' seqs, oldest first
         self._bytes = 0
         self.next_seq = 0
 
@@ -117,43 +124,54 @@ class Backlog:
         """Keep a message (``size``: its encoded length).  False if it is not kept."""
         if not self.max_entries or message.timestamp_ms is None or size > self.max_bytes:
             return False
-        self._entries.append(Entry(self.next_seq, message, size))
+        seq = self.next_seq
         self.next_seq += 1
+        self._entries[seq] = Entry(seq, message, size)
         self._bytes += size
-        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-            self._bytes -= self._entries.popleft().size
+        own = self._by_author.get(message.addr)
+        if own is None:
+            own = self._by_author[message.addr] = deque()
+        own.append(seq)
+        if len(own) > self.max_entries:
+            self._drop(self._entries[own[0]])
+        while len(self._entries) > 2 * self.max_entries or self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries.values())))
         return True
 
     def extend(self, items: Sequence[tuple[Message, int]]) -> None:
-        """``add`` each of ``items`` (message, encoded size) in order, the same in effect,
-        but only the newest that can stay are stored: a batch of 400 costs 50 appends."""
-        if not self.max_entries:
-            return
-        picked: list[tuple[Message, int]] = []
-        total = 0
-        for message, size in reversed(items):
-            if message.timestamp_ms is None or size > self.max_bytes:
-                continue  # add() would not keep it
-            if len(picked) == self.max_entries or total + size > self.max_bytes:
-                break  # it would go again before this call returns
-            picked.append((message, size))
-            total += size
-        for message, size in reversed(picked):
-            self.add(message, size)
+        """``add`` each of ``items`` (message, encoded size), in order."""
+        add = self.add
+        for message, size in items:
+            add(message, size)
+
+    def _drop(self, entry: Entry) -> None:
+        """Forget an entry that is the oldest of its author (every bound drops those)."""
+        del self._entries[entry.seq]
+        self._bytes -= entry.size
+        own = self._by_author[entry.message.addr]
+        own.popleft()
+        if not own:
+            del self._by_author[entry.message.addr]
 
     def replay(
         self, peer: str, *, before: int | None = None, now: float, max_age: float
     ) -> list[Message]:
-        """What to replay to ``peer``: entries numbered below ``before``, oldest first."""
+        """What to replay to ``peer``: of the entries numbered below ``before``, the last
+        ``max_entries`` fresh ones not by ``peer``, oldest first."""
         limit = self.next_seq if before is None else before
-        picked = [
-            e.message
-            for e in self._entries
-            if e.seq < limit
-            and e.message.addr != peer
-            and dialable(e.message.addr) != peer  # its author, whatever its spelling
-            and now - e.message.timestamp_ms / 1000.0 <= max_age  # type: ignore[operator]
-        ]
+        picked = []
+        for e in reversed(self._entries.values()):  # newest first
+            if len(picked) >= self.max_entries:
+                break
+            m = e.message
+            if (
+                e.seq < limit
+                and m.addr != peer
+                and dialable(m.addr) != peer  # its author, whatever its spelling
+                and now - m.timestamp_ms / 1000.0 <= max_age  # type: ignore[operator]
+            ):
+                picked.append(m)
+        picked.reverse()
         picked.sort(key=lambda m: m.timestamp_ms or 0)  # stable: arrival order on ties
         return picked
 

@@ -3,10 +3,15 @@
 Rules:
 - Flags are the Go reference peer's (``-nick``, ``-peer``, ``-port``) plus what scripting
   needs; ``--nick`` style is accepted too.
-- Bad flags, an unparsable ``-peer`` or a port in use print one line to stderr and exit 2
-  (usage) or 1 (could not start), never a traceback.  An unreachable peer is only a warning.
+- Bad flags, an unparsable ``-peer`` (``a b:1`` too: no host is called that), a ``-nick``
+  that ``/nick`` would refuse, or a port in use print one line to stderr and exit 2 (usage)
+  or 1 (could not start), never a traceback.  An unreachable peer is only a warning.
+- A peer bound to loopback (``-host 127.0.0.1``) takes no part in UDP discovery unless
+  ``-discovery-port`` is given.
 - ``listening on IP:PORT`` goes to stderr once the port is bound; so do log lines, which may
-  quote peers, neutralised for the terminal (``sanitize.for_terminal``).
+  quote peers, neutralised for the terminal (``sanitize.for_terminal``), and rate-limited per
+  log call with a count of what was left out (``loglimit.py``): a flood of bad input must not
+  fill the disk with stderr.
 - SIGINT and SIGTERM close every connection and exit 0.
 - With a terminal on stdin and stdout the terminal UI runs (``whisper.tui``); ``-headless``,
   ``-json`` or a pipe select the headless front end.
@@ -16,23 +21,28 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import TypeVar
 
 import trio
 
-from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
+from .addr import AddressError, check_host, format_hostport, outward_ipv4, parse_hostport
 from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG, BacklogConfig
 from .codec import Limits
+from .commands import nick_problem
 from .config import Config
 from .discovery_policy import DISCOVERY_PORT, DiscoveryConfig
 from .files import FileError, FilesConfig
 from .files_io import user_path
 from .flood import FloodConfig
+from .loglimit import RepeatLimit
 from .node import Node
 from .sanitize import for_terminal
 
@@ -77,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-json", "--json", action="store_true", help="headless: print JSON lines")
     p.add_argument(
+        "-json-file-contents",
+        "--json-file-contents",
+        action="store_true",
+        help="with -json: keep a file message's FileContents (base64) in its line",
+    )
+    p.add_argument(
         "-random-ids",
         "--random-ids",
         action="store_true",
@@ -94,9 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-discovery-port",
         "--discovery-port",
         type=int,
-        default=DISCOVERY_PORT,
+        default=None,
         metavar="N",
-        help=f"UDP port for LAN discovery announcements (default {DISCOVERY_PORT})",
+        help=f"UDP port for LAN discovery announcements (default {DISCOVERY_PORT}; a peer"
+        " bound to loopback takes part in discovery only when this is given)",
     )
     p.add_argument(
         "-no-discovery",
@@ -122,15 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood.py)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    p.add_argument("-version", "--version", action="version", version=f"whisper {_version()}")
     return p
+
+
+def _version() -> str:
+    try:
+        return package_version("whisper-p2p")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     if not 0 <= args.port <= 65535:
         raise AddressError(f"-port {args.port}: must be 0-65535")
+    if args.nick and (problem := nick_problem(args.nick)):
+        raise AddressError(f"-nick {args.nick!r}: {problem}")
     peers = []
     for text in args.peer:
         host, port = parse_hostport(text)
+        try:
+            check_host(host)
+        except AddressError as exc:
+            raise AddressError(f"-peer {text!r}: {exc}") from None
         peers.append(format_hostport(host, port))
     config = Config(
         host=args.host or outward_ipv4(),
@@ -139,9 +170,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         peers=peers,
         hashed_ids=not args.random_ids,
     )
-    if not 1 <= args.discovery_port <= 65535:
+    if args.discovery_port is not None and not 1 <= args.discovery_port <= 65535:
         raise AddressError(f"-discovery-port {args.discovery_port}: must be 1-65535")
-    config.discovery = None if args.no_discovery else DiscoveryConfig(args.discovery_port)
+    if args.no_discovery or (args.discovery_port is None and _loopback(config.host)):
+        config.discovery = None
+    else:
+        config.discovery = DiscoveryConfig(args.discovery_port or DISCOVERY_PORT)
     if not 0 <= args.backlog <= MAX_BACKLOG:
         raise AddressError(f"-backlog {args.backlog}: must be 0-{MAX_BACKLOG}")
     config.backlog = BacklogConfig(entries=args.backlog)
@@ -162,6 +196,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
     except ValueError as exc:
         raise AddressError(str(exc)) from None
     return config
+
+
+def _loopback(host: str) -> bool:
+    """A private peer on this machine: it hears no announcements and dials none unless
+    asked (``-discovery-port``); else it would join whatever any process here announced."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower().removesuffix(".") == "localhost"
 
 
 # -- flood control (flood.py) ---------------------------------------------------------------
@@ -277,7 +320,7 @@ async def _run(node: Node, args: argparse.Namespace) -> None:
         addr = await nursery.start(node.run)
         print(f"listening on {addr}", file=sys.stderr, flush=True)
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-        await run_headless(node, json_output=args.json)
+        await run_headless(node, json_output=args.json, file_contents=args.json_file_contents)
         nursery.cancel_scope.cancel()
 
 
@@ -312,6 +355,7 @@ def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose >= 2 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(RepeatLimit())
     root = logging.getLogger("whisper")
     root.addHandler(handler)
     root.setLevel(level)

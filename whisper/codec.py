@@ -19,6 +19,14 @@ Rules (PROTOCOL.md §1 is normative):
   ``max_size + 2 * SLICE`` bytes is always refused (the bound is conservative by at most a
   slice on each side).
 - Floats are Python floats; duplicate keys: the last one wins.
+- An escaped lone UTF-16 surrogate (a ``\\uD800``-``\\uDFFF`` escape that is not a high one
+  followed at once by a low one) decodes as U+FFFD, and what follows it decodes on its own:
+  ``"\\ud800\\u0041"`` is U+FFFD then ``A``, as Go's encoding/json reads it (PROTOCOL.md
+  §1.3).  ``SurrogateEscapes`` rewrites each such escape to ``\\ufffd`` (as many bytes) before
+  the parser sees it, so both ijson backends agree: left to yajl, that one is U+10041, a lone
+  high at the end of a string ``?`` and a lone low invalid UTF-8; the Python backend keeps the
+  surrogate.  Only slices holding ``\\uD8``-``\\uDF`` are rewritten (one regex pass); a
+  slice keeps back at most 11 bytes that may be half of a surrogate pair.
 - Encoding is compact JSON (UTF-8, no ASCII escaping) followed by ``\\n``, and always valid
   UTF-8: a lone surrogate in a string is written as U+FFFD (``well_formed``).  Raw it would be
   invalid UTF-8, and escaped (``\\udce9``) yajl finds invalid too: either way a violation
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +77,62 @@ class Violation:
     reason: str
 
 
+_HIGH = rb"[dD][89abAB][0-9a-fA-F]{2}"
+_LOW = rb"[dD][c-fC-F][0-9a-fA-F]{2}"
+#: Where a slice may hold a surrogate escape at all (the fast path skips the others).
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+#: An escaped lone surrogate: group 1 is what comes before its ``uXXXX`` and is kept.  Each
+#: branch starts at the first backslash of a run (none before it), whose length says which
+#: backslashes begin escapes: an odd run ends with one.  Linear: a run is tried from its start.
+_LONE_SURROGATE = re.compile(
+    rb"(\\(?<!\\\\)(?:"
+    rb"(?:\\\\)*(?=u" + _HIGH + rb"(?!\\u" + _LOW + rb"))"  # a high no low follows
+    rb"|(?:\\\\)+(?=u" + _LOW + rb")"  # a low after escaped backslashes
+    rb"|(?<!\\u" + _HIGH + rb"\\)(?=u" + _LOW + rb")"  # a low after no high
+    rb"|\\(?:\\\\)*u" + _HIGH + rb"\\(?=u" + _LOW + rb")"  # a low after "\\uD800" as text
+    rb"))u[0-9a-fA-F]{4}"
+)
+#: The end of a slice that may be the first half of what _LONE_SURROGATE must see whole.
+_PARTIAL = re.compile(
+    rb"\\(?:u(?:[dD](?:[89a-fA-F][0-9a-fA-F]?)?)?)?\Z"
+    rb"|\\u" + _HIGH + rb"(?:\\(?:u(?:[dD](?:[c-fC-F][0-9a-fA-F]?)?)?)?)?\Z"
+)
+
+
+class SurrogateEscapes:
+    """Rewrites escaped lone surrogates to ``\\ufffd`` in a byte stream (module rules)."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes that may go to the parser now, rewritten; the rest is kept for later."""
+        if self._held:
+            data, self._held = self._held + data, b""
+        hint = _SURROGATE_HINT.search(data)
+        if b"\\" in data[-12:]:
+            cut = self._partial(data)
+            data, self._held = data[:cut], data[cut:]
+        return _LONE_SURROGATE.sub(rb"\1ufffd", data) if hint else data
+
+    def flush(self) -> bytes:
+        """What was kept back, at the end of the stream."""
+        held, self._held = self._held, b""
+        return _LONE_SURROGATE.sub(rb"\1ufffd", held)
+
+    @staticmethod
+    def _partial(data: bytes) -> int:
+        """Where a possibly unfinished surrogate escape (or pair) at the end starts."""
+        found = _PARTIAL.search(data, max(0, len(data) - 12))
+        while found:
+            start = found.start()
+            before = data[: start + 1]
+            if (len(before) - len(before.rstrip(b"\\"))) % 2:  # an odd run: it begins an escape
+                return start
+            found = _PARTIAL.search(data, start + 1)
+        return len(data)
+
+
 class Decoder:
     """Incremental decoder for one connection's byte stream."""
 
@@ -90,6 +155,7 @@ class Decoder:
         self._stack: list[Any] = []  # open containers, outermost first
         self._keys: list[str | None] = []  # pending key per open container (None for lists)
         self._values = 0
+        self._escapes = SurrogateEscapes()
         # Upper bound on the bytes of the message in progress (see module docstring).
         self._pending = 0
 
@@ -107,14 +173,8 @@ class Decoder:
         for start in range(0, len(view), SLICE):
             piece = view[start : start + SLICE]
             done_before = len(out)
-            try:
-                self._coro.send(bytes(piece))
-            except _PARSE_ERRORS as exc:
-                self._build(out)  # objects completed before the error still count
-                return self._fail(out, f"malformed JSON: {_short(exc)}")
-            violation = self._build(out)
-            if violation:
-                return self._fail(out, violation)
+            if self._parse(self._escapes.feed(bytes(piece)), out):
+                return out
             self._pending = len(piece) if len(out) > done_before else self._pending + len(piece)
             if self._pending > self.max_size + SLICE:
                 return self._fail(out, f"message larger than {self.max_size} bytes")
@@ -124,11 +184,14 @@ class Decoder:
         """The connection ended.  Returns a Violation if it ended inside a message."""
         if self._dead:
             return []
+        out: list[dict[str, Any] | Violation] = []
+        if self._parse(self._escapes.flush(), out):
+            return out
         truncated = bool(self._stack)
         self.close()
         if truncated:
-            return [Violation("connection closed in the middle of a message")]
-        return []
+            out.append(Violation("connection closed in the middle of a message"))
+        return out
 
     def close(self) -> None:
         """Release the parser.  Idempotent; call it when the connection goes away."""
@@ -138,6 +201,22 @@ class Decoder:
             self._coro.close()
 
     # -- internals ---------------------------------------------------------------------
+
+    def _parse(self, data: bytes, out: list[dict[str, Any] | Violation]) -> bool:
+        """Parse ``data`` into ``out``; True when that ended in a violation (then in ``out``)."""
+        if not data:
+            return False
+        try:
+            self._coro.send(data)
+        except _PARSE_ERRORS as exc:
+            self._build(out)  # objects completed before the error still count
+            self._fail(out, f"malformed JSON: {_short(exc)}")
+            return True
+        violation = self._build(out)
+        if violation:
+            self._fail(out, violation)
+            return True
+        return False
 
     def _fail(self, out: list[dict[str, Any] | Violation], reason: str) -> list:
         self.close()

@@ -11,7 +11,7 @@ Rules:
   quote what a peer or the user wrote; each front end cleans them its own way), the typed
   result in ``data`` (a ``Dialled``, ``PeerInfo`` rows, blacklist entries, files ...) for
   front ends that render it themselves (the JSON API), and what only concerns a display
-  (``clear``, ``quit``) for the front end to act on.
+  (``clear``, ``quit``, ``/show N``, and the keys ``/help`` adds) for the front end to act on.
 - ``/send``, ``/files`` and ``/save`` are file transfer (extension 10, ``files.py``): reading
   and writing the file (``files_io.py``) run in a worker thread, off the event loop.
 - ``/blacklist`` and ``/unblock`` are flood control (extension 12, ``flood.py``).
@@ -30,7 +30,6 @@ from . import files, files_io
 from .addr import AddressError
 from .node import Node
 from .peers import Dialled
-from .sanitize import for_terminal
 
 MAX_NICK = 32
 
@@ -41,6 +40,8 @@ class Reply:
     quit: bool = False
     clear: bool = False
     data: Any = None
+    show: int | None = None  # /show N: the number of a message the display cut short
+    help: bool = False  # /help: a front end adds its own keys
 
 
 #: name -> (arguments, description), in the order /help lists them.
@@ -56,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("PATH", "send a file (up to about 766 KiB: a message is at most 1 MiB)"),
     "files": ("", "list the files received (kept in memory, not written anywhere)"),
     "save": ("N [PATH]", "write received file N to PATH (a new file or a directory)"),
+    "show": ("N", "show message N whole, where the terminal UI cut it short"),
     "clear": ("", "clear the message area"),
     "quit": ("", "leave (Ctrl-D works too)"),
 }
@@ -89,14 +91,25 @@ def _say(node: Node, text: str, extra: dict[str, str] | None = None) -> Reply:
 def _help(node: Node, arg: str) -> Reply:
     width = max(len(f"/{n} {a}") for n, (a, _) in COMMANDS.items())
     lines = [f"{f'/{n} {a}'.rstrip():<{width}}  {d}" for n, (a, d) in COMMANDS.items()]
-    return Reply(["commands:", *lines, "anything else is sent as a message; //text sends /text"])
+    return Reply(
+        ["commands:", *lines, "anything else is sent as a message; //text sends /text"], help=True
+    )
+
+
+def nick_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a nick (``/nick``, ``-nick``), or None if it can."""
+    # isprintable(): no control, format (bidi ...), separator or unassigned characters, no
+    # space but " ", which is refused too
+    if not name or len(name) > MAX_NICK or not name.isprintable() or " " in name:
+        return f"a nick is 1-{MAX_NICK} printable characters without spaces"
+    return None
 
 
 def _nick(node: Node, arg: str) -> Reply:
     if not arg:
         return Reply([f"your nick is {node.nick or '(none)'}; {usage('nick')}"])
-    if len(arg) > MAX_NICK or for_terminal(arg) != arg or " " in arg:
-        return Reply([f"a nick is 1-{MAX_NICK} printable characters without spaces"])
+    if problem := nick_problem(arg):
+        return Reply([problem])
     node.set_nick(arg)
     return Reply([f"you are now {arg}"])
 
@@ -181,13 +194,26 @@ def _files(node: Node, arg: str) -> Reply:
     return Reply([head, *rows], data=kept)
 
 
-async def _save(node: Node, arg: str) -> Reply:
-    number, _, target = arg.partition(" ")
-    number = number.lstrip("#")
+def _number(text: str) -> int | None:
+    """``N`` or ``#N`` as typed, else None."""
+    text = text.lstrip("#")
     # "²" isdigit() but int() refuses it, as it does over 4,300 digits
-    if not (number.isascii() and number.isdigit()) or len(number) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
+
+
+def _show(node: Node, arg: str) -> Reply:
+    number = _number(arg)
+    return Reply([usage("show")]) if number is None else Reply(show=number)
+
+
+async def _save(node: Node, arg: str) -> Reply:
+    text, _, target = arg.partition(" ")
+    number = _number(text)
+    if number is None:
         return Reply([usage("save")])
-    stored = node.file(int(number))
+    stored = node.file(number)
     if isinstance(stored, str):
         return Reply([stored])
     downloads = node.config.files.downloads
@@ -248,6 +274,7 @@ _HANDLERS: dict[str, Callable[[Node, str], Reply | Awaitable[Reply]]] = {
     "send": _send,
     "files": _files,
     "save": _save,
+    "show": _show,
     "clear": _clear,
     "quit": _quit,
 }

@@ -17,6 +17,10 @@ Rules (PROTOCOL.md §7.2 is normative):
   or separator characters, no leading dot (hidden file) or dash, no Windows device name
   (``con``, ``nul.txt`` ...), at most ``MAX_NAME_BYTES`` of UTF-8 keeping the extension,
   ``file`` plus an extension for the MIME type when nothing is left.
+- The work on a name is bounded, since it runs on the event loop for every file message: a
+  ``FileName`` of more than ``MAX_RECEIVED_NAME`` characters rejects the file, and a name is
+  cut to ``MAX_NORMALIZED`` characters (keeping the extension) *before* it is normalised to
+  NFC, which is quadratic in a run of combining marks (80,000 of them took 14 s).
 - No disk I/O here: reading a file to send and saving one are ``files_io.py``.
 """
 
@@ -50,6 +54,11 @@ AUTOSAVE_MAX_BYTES = 256 * 1024 * 1024
 AUTOSAVE_MIN_FILE_BYTES = 4096
 MAX_NAME_BYTES = 128
 MAX_EXTENSION = 16
+#: A longer ``FileName`` is absurd (a whole path is at most 4,096 bytes): the file is rejected.
+MAX_RECEIVED_NAME = 4096
+#: A name is cut to this many characters before NFC: enough for MAX_NAME_BYTES however the
+#: marks compose, and short enough that NFC's quadratic reordering costs under a millisecond.
+MAX_NORMALIZED = 4 * MAX_NAME_BYTES
 MAX_TYPE = 255
 #: Room left in a message for everything but FileContents when sizing what fits.
 MESSAGE_OVERHEAD = 2048
@@ -124,14 +133,29 @@ def _cut_utf8(text: str, limit: int) -> str:
     return data[:limit].decode("utf-8", "ignore")
 
 
+def _last_component(name: str) -> str:
+    return name[max(name.rfind("/"), name.rfind("\\")) + 1 :]
+
+
 def extension_for(mime: str) -> str:
     return mimetypes.guess_extension(mime.split(";")[0].strip().lower()) or ""
 
 
+def _split_extension(name: str) -> tuple[str, str]:
+    """(stem, ``.ext``) when the name has an extension worth keeping, else (name, "")."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > MAX_EXTENSION:
+        return name, ""
+    return stem, f".{ext}"
+
+
 def safe_name(name: str, mime: str = DEFAULT_TYPE) -> str:
     """A name that is safe to create in a directory (see the module rules)."""
+    name = _last_component(name)
+    if len(name) > MAX_NORMALIZED:  # before NFC, which is quadratic in combining marks
+        stem, suffix = _split_extension(name)
+        name = stem[: MAX_NORMALIZED - len(suffix)] + suffix
     name = unicodedata.normalize("NFC", name)
-    name = re.split(r"[/\\]", name)[-1]
     name = "".join("_" if _unsafe(c) else c for c in name)
     name = name.lstrip(" .").rstrip(" .")
     if name.startswith("-"):
@@ -139,10 +163,7 @@ def safe_name(name: str, mime: str = DEFAULT_TYPE) -> str:
     if name.split(".")[0].rstrip(" ").lower() in _DEVICES:
         name = "_" + name
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        stem, dot, ext = name.rpartition(".")
-        if not dot or not stem or len(ext) > MAX_EXTENSION:
-            stem, ext = name, ""
-        suffix = f".{ext}" if ext else ""
+        stem, suffix = _split_extension(name)
         name = _cut_utf8(stem, MAX_NAME_BYTES - len(suffix.encode("utf-8"))).rstrip(" .") + suffix
     if not name.strip("._ "):
         name = "file" + extension_for(mime)
@@ -227,6 +248,8 @@ def parse(fields: Mapping[str, Any], max_size: int) -> tuple[str, str, bytes] | 
         return RejectedFile(f"{TYPE_KEY} is not a MIME type")
     if not isinstance(name, str):
         return RejectedFile(f"{NAME_KEY} is not a string")
+    if len(name) > MAX_RECEIVED_NAME:
+        return RejectedFile(f"{NAME_KEY} is longer than {MAX_RECEIVED_NAME:,} characters")
     if len(contents) > (max_size + 2) // 3 * 4:
         return RejectedFile(f"larger than {human_size(max_size)}")
     raw = contents.encode("ascii", "replace")

@@ -5,9 +5,12 @@ Rules:
   ``/quit`` ... work as in the terminal UI); command replies go to stderr, neutralised for
   the terminal.
 - Each message received from the network is written to stdout as one ``nick: body`` line
-  (``Addr`` when there is no nick), neutralised for the terminal, and flushed; with
-  ``json_output`` one JSON object per line instead, holding every wire field.  Our own
-  messages are not echoed.
+  (``Addr`` when there is no nick), an action (``/me waves``) as ``* nick waves`` as the
+  terminal UI shows it, neutralised for the terminal, and flushed.  With ``json_output``
+  one JSON object per line instead (``json_fields``; README.md documents it): every wire
+  key, and ``Nick`` (whichever key the wire used), ``History`` and ``File`` always; a
+  file's base64 ``FileContents`` only with ``file_contents``.  Our own messages are not
+  echoed.
 - History (a backlog replay, ``display.py``) is written in timestamp order, each line
   starting ``[history HH:MM] ``; in JSON it has ``"History": true``.  A file message shows
   ``[file #N] name (size, type)  /save N`` as its body (the JSON line has the file keys).
@@ -26,6 +29,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import trio
 
@@ -33,30 +37,57 @@ from .backlog import HISTORY_KEY
 from .commands import execute
 from .display import history_stamp, shown_body, take_batch
 from .events import Delivered
+from .files import CONTENTS_KEY, RejectedFile, StoredFile
 from .node import Node
 from .sanitize import for_json, for_terminal
 from .subscription import Subscription
 
 READ_BYTES = 65536
+ACTION_PREFIX = "/me "
 
 log = logging.getLogger("whisper.headless")
 
 
-def format_line(event: Delivered, json_output: bool) -> str:
-    message = event.message
+def format_line(event: Delivered, json_output: bool, *, file_contents: bool = False) -> str:
     if json_output:
-        fields = dict(message.fields)
-        if event.history:
-            fields[HISTORY_KEY] = True
+        fields = json_fields(event, file_contents=file_contents)
         return for_json(json.dumps(fields, ensure_ascii=False)) + "\n"
+    message = event.message
     mark = f"[history {history_stamp(message)}] " if event.history else ""
-    return f"{mark}{for_terminal(message.sender)}: {for_terminal(shown_body(event))}\n"
+    sender, body = for_terminal(message.sender), for_terminal(shown_body(event))
+    if event.file is None and body.startswith(ACTION_PREFIX):
+        return f"{mark}* {sender} {body[len(ACTION_PREFIX) :]}\n"
+    return f"{mark}{sender}: {body}\n"
+
+
+def json_fields(event: Delivered, *, file_contents: bool = False) -> dict[str, Any]:
+    """One ``-json`` line's object (the schema is in README.md, "-json lines")."""
+    message = event.message
+    fields = dict(message.fields)
+    fields["Nick"] = message.nick  # whichever key the wire used (omitempty from the Go peer)
+    fields[HISTORY_KEY] = event.history
+    file = event.file
+    if isinstance(file, StoredFile):
+        fields["File"] = {
+            "Number": file.number,
+            "Name": file.name,
+            "Type": file.mime,
+            "Size": file.size,
+        }
+    elif isinstance(file, RejectedFile):
+        fields["File"] = {"Rejected": file.reason}
+    else:
+        fields["File"] = None
+    if not file_contents:
+        fields.pop(CONTENTS_KEY, None)
+    return fields
 
 
 async def run_headless(
     node: Node,
     *,
     json_output: bool = False,
+    file_contents: bool = False,
     stdin_fd: int = 0,
     stdout_fd: int = 1,
     stderr: Callable[[str], None] | None = None,
@@ -65,11 +96,13 @@ async def run_headless(
     say = stderr or _print_err
     with node.subscribe() as events:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_print_messages, events, stdout_fd, json_output)
+            nursery.start_soon(_print_messages, events, stdout_fd, json_output, file_contents)
             async for line in read_lines(stdin_fd):
                 reply = await execute(node, line)
                 for text in reply.lines:
                     say(for_terminal(text))
+                if reply.show is not None:
+                    say("/show is for the terminal UI: headless prints every message whole")
                 if reply.quit:
                     nursery.cancel_scope.cancel()
                     return
@@ -95,7 +128,9 @@ async def read_lines(fd: int) -> AsyncIterator[str]:
         yield pending.decode("utf-8", "replace").rstrip("\r")
 
 
-async def _print_messages(events: Subscription, stdout_fd: int, json_output: bool) -> None:
+async def _print_messages(
+    events: Subscription, stdout_fd: int, json_output: bool, file_contents: bool
+) -> None:
     async for event in events:
         batch = [event]
         while True:
@@ -105,7 +140,9 @@ async def _print_messages(events: Subscription, stdout_fd: int, json_output: boo
                 break
         batch = await take_batch(events, batch)  # history: wait out the burst, then in order
         text = "".join(
-            format_line(e, json_output) for e in batch if type(e) is Delivered and not e.own
+            format_line(e, json_output, file_contents=file_contents)
+            for e in batch
+            if type(e) is Delivered and not e.own
         )
         if not text:
             continue

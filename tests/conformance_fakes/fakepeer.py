@@ -21,6 +21,7 @@ import re
 import socket
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ BUGS = {
     "no-hash-check": "relays hashed IDs without checking them",
     "seen-before-check": "marks an ID seen before checking its hash",
     "hash-unknown-strict": "drops IDs of hash functions it does not know",
+    "json-surrogates": "reads with Python's json, which keeps an escaped lone surrogate as is",
     "seconds-as-ms": "reads every Timestamp as milliseconds",
     "no-freshness": "accepts any Timestamp",
     "require-timestamp": "drops messages without a Timestamp",
@@ -60,6 +62,7 @@ BUGS = {
     "crash-on-file": "exits on a message with FileContents",
     "drop-bad-file": "drops file messages whose file keys are not valid",
     "crash-on-file-name": "exits on a FileName with a path separator",
+    "normalize-whole-name": "normalises a FileName to NFC whole (quadratic in combining marks)",
     "no-backlog": "replays nothing to a peer it dials",
     "backlog-newest-first": "replays its backlog newest first",
     "backlog-unmarked": 'replays without "History": true',
@@ -156,8 +159,8 @@ class FakePeer:
         return bool(admission)
 
     async def read(self, stream: trio.SocketStream, conn: Connection | None, remote: str) -> None:
-        if "newline-framed" in self.bugs:
-            await self.read_lines(stream)
+        if "newline-framed" in self.bugs or "json-surrogates" in self.bugs:
+            await self.read_lines(stream)  # the suite writes one object a line
         elif "chunk-parse" in self.bugs:
             await self.read_chunks(stream)
         else:
@@ -268,6 +271,8 @@ class FakePeer:
             os._exit(4)
         if "crash-on-file-name" in self.bugs and isinstance(name, str) and "/" in name:
             os._exit(5)
+        if "normalize-whole-name" in self.bugs and isinstance(name, str):
+            unicodedata.normalize("NFC", name)  # the bug: on the event loop, however long
         if "drop-bad-file" in self.bugs and any(k in obj for k in FILE_KEYS):
             try:
                 base64.b64decode(contents, validate=True)  # type: ignore[arg-type]

@@ -5,11 +5,14 @@ Rules:
   running peer; cases that need a fresh process are skipped), unless ``--list``.
 - Discovery cases need the peer's UDP discovery port: ``{udp}`` in the template, or
   ``--discovery-port N`` (with ``--cmd`` it is then fixed, and cases run one at a time).
-- Output: one table row per case (case, level, PASS/FAIL/SKIP, what was seen), printed in
-  case order as results arrive, then the summary line ``N passed, N failed, N skipped``.
+- A ``--cmd`` peer is started once before the cases (``start_problem``): one that cannot
+  run, or exits or never listens, is one line on stderr and exit 2, and no case is run.
+- Output: a header naming the target (and the program a ``--cmd`` resolved to), one table
+  row per case (case, level, PROTOCOL.md section, PASS/FAIL/SKIP, what was seen), printed
+  in case order as results arrive, then the summary line ``N passed, N failed, N skipped``.
   ``--json FILE`` writes the same results for machines.
 - Exit status: 0 if every selected case passed, 1 if any failed, 3 if none failed but some
-  were skipped, 2 for a usage error.
+  were skipped, 2 for a usage error or a peer that cannot start.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from collections.abc import Sequence
 import trio
 
 from ..addr import AddressError, parse_hostport
-from .harness import LOCALHOST, Target
+from .harness import LOCALHOST, Target, program_of
 from .registry import LEVELS, Case, select
-from .runner import FAIL, PASS, SKIP, Result, run_cases
+from .runner import FAIL, PASS, SKIP, Result, run_cases, start_problem
 
 NAME_WIDTH = 22
 LEVEL_WIDTH = 13
+SECTION_WIDTH = 10
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,8 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return 0
     target = _target(parser, args)
-    print(f"whisper-conformance: {len(cases)} cases against {target.describe()}", flush=True)
-    print(_row("case", "level", "result", "detail"), flush=True)
+    problem = trio.run(start_problem, target, args.startup_timeout)
+    if problem:
+        print(f"whisper-conformance: the peer does not start: {problem}", file=sys.stderr)
+        return 2
+    print(f"whisper-conformance: {len(cases)} cases against {_describe(target)}", flush=True)
+    print(_row("case", "level", "section", "result", "detail"), flush=True)
     results = trio.run(_run, cases, target, args)
     summary = {s: sum(1 for r in results if r.result == s) for s in (PASS, FAIL, SKIP)}
     line = f"{summary[PASS]} passed, {summary[FAIL]} failed, {summary[SKIP]} skipped"
@@ -138,7 +146,7 @@ def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Target
 async def _run(cases: list[Case], target: Target, args: argparse.Namespace) -> list[Result]:
     def show(result: Result) -> None:
         detail = f"{result.detail} ({result.seconds:.1f}s)"
-        print(_row(result.case, result.level, result.result, detail), flush=True)
+        print(_row(result.case, result.level, result.section, result.result, detail), flush=True)
 
     return await run_cases(
         cases,
@@ -150,8 +158,19 @@ async def _run(cases: list[Case], target: Target, args: argparse.Namespace) -> l
     )
 
 
-def _row(name: str, level: str, result: str, detail: str) -> str:
-    return f"{name:<{NAME_WIDTH}} {level:<{LEVEL_WIDTH}} {result:<6} {detail}"
+def _row(name: str, level: str, section: str, result: str, detail: str) -> str:
+    section = section.replace(", ", ",")  # one word per column, for those who split rows
+    head = f"{name:<{NAME_WIDTH}} {level:<{LEVEL_WIDTH}} {section:<{SECTION_WIDTH}}"
+    return f"{head} {result:<6} {detail}"
+
+
+def _describe(target: Target) -> str:
+    text = target.describe()
+    if target.cmd:
+        name, program = program_of(target.cmd)
+        if program != name:
+            text += f"  ({name}: {program})"
+    return text
 
 
 def _write_json(path: str, target: Target, results: list[Result], summary: dict) -> None:

@@ -145,18 +145,26 @@ class CaseContext:
 
     @contextlib.asynccontextmanager
     async def background(self, fn: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
-        """Run ``fn`` while the block runs (it must not raise)."""
+        """Run ``fn`` while the block runs (it must not raise).  Leaving the block cancels
+        ``fn`` and waits for it to end, so that nothing it was writing is still being written
+        when the case goes on (two writers on one stream: ``BusyResourceError``)."""
         scope = trio.CancelScope()
+        finished = trio.Event()
 
         async def run() -> None:
-            with scope:
-                await fn()
+            try:
+                with scope:
+                    await fn()
+            finally:
+                finished.set()
 
         self.nursery.start_soon(run)
         try:
             yield
         finally:
             scope.cancel()
+            with trio.CancelScope(shield=True):
+                await finished.wait()
 
     # -- messages ---------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ Rules:
   Discovery datagrams for one peer must reach that peer alone: peers sharing a port with
   ``SO_REUSEPORT`` would each get only some of the unicast datagrams sent to it.
   The result is split like a shell would (``shlex``) and executed directly, without a shell.
+- A bare program name (no ``/``) is looked up first beside the Python running the suite (its
+  virtualenv's ``bin``: ``.venv/bin/whisper-conformance --cmd 'whisper ...'`` tests that
+  venv's ``whisper``, activated or not, and not another ``whisper`` on ``PATH``), then on
+  ``PATH`` (``resolve_program``).
 - A fresh process per case, in its own session (process group), with stdin an open pipe that
   is never written (some peers exit on end of input), stdout discarded and stderr kept in a
   temporary file (quoted in a detail only when the peer exits on its own).
@@ -26,9 +30,11 @@ import os
 import random
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -134,7 +140,27 @@ def fill_template(template: str, udp: int | None = None) -> tuple[list[str], int
     argv = shlex.split(filled)
     if not argv:
         raise PeerStartError("the --cmd template is empty")
-    return argv, ports["1"], udp
+    return [resolve_program(argv[0]), *argv[1:]], ports["1"], udp
+
+
+def resolve_program(name: str) -> str:
+    """The program a ``--cmd`` runs (see the module rules); ``name`` unchanged when it has
+    a directory part or is found nowhere (starting it then fails with a clear error)."""
+    if os.sep in name or (os.altsep and os.altsep in name):
+        return name
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name) or name
+
+
+def program_of(template: str) -> tuple[str, str]:
+    """The template's program as written and as resolved, for the report's header."""
+    try:
+        argv = shlex.split(template)
+    except ValueError:
+        argv = []
+    return (argv[0], resolve_program(argv[0])) if argv else ("", "")
 
 
 class PeerUnderTest:
@@ -218,18 +244,22 @@ async def open_peer(target: Target, startup_timeout: float) -> AsyncIterator[Pee
                 start_new_session=True,
             )
         except OSError as exc:
-            raise PeerStartError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+            looked = "" if os.sep in argv[0] else f" (not in {Path(sys.executable).parent} or PATH)"
+            raise PeerStartError(f"cannot run {argv[0]!r}: {exc.strerror or exc}{looked}") from None
         peer = PeerUnderTest(target.host, port, process, udp)
         peer.stderr_path = err.name
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_exit, peer)
             try:
-                await _wait_listening(peer, startup_timeout)
-                yield peer
+                problem = await _listening_problem(peer, startup_timeout)
+                if problem is None:
+                    yield peer
             finally:
                 with trio.CancelScope(shield=True):
                     await _stop(peer)
                 nursery.cancel_scope.cancel()
+        if problem is not None:  # raised out here, not wrapped in the nursery's group
+            raise PeerStartError(problem)
 
 
 async def _watch_exit(peer: PeerUnderTest) -> None:
@@ -238,7 +268,8 @@ async def _watch_exit(peer: PeerUnderTest) -> None:
     peer.exited.set()
 
 
-async def _wait_listening(peer: PeerUnderTest, timeout: float) -> None:
+async def _listening_problem(peer: PeerUnderTest, timeout: float) -> str | None:
+    """Wait until the peer listens: None, or why it never did."""
     where = f"{peer.host}:{peer.port}"
     with trio.move_on_after(timeout):
         while not peer.exited.is_set():
@@ -248,9 +279,9 @@ async def _wait_listening(peer: PeerUnderTest, timeout: float) -> None:
                 await trio.sleep(POLL_INTERVAL)
                 continue
             await stream.aclose()
-            return
-        raise PeerStartError(f"{peer.exit_detail()} before listening on {where}")
-    raise PeerStartError(f"nothing listened on {where} within {timeout:.0f}s")
+            return None
+        return f"{peer.exit_detail()} before listening on {where}"
+    return f"nothing listened on {where} within {timeout:.0f}s"
 
 
 async def _stop(peer: PeerUnderTest) -> None:

@@ -10,6 +10,8 @@ Rules:
 - With ``--cmd`` and a fixed ``--discovery-port``, every peer started binds that UDP port,
   so cases run one at a time (``parallel_jobs``).
 - ``run_cases`` runs up to ``jobs`` cases at a time and reports results in case order.
+- ``start_problem`` starts a ``--cmd`` peer once before the cases: one that cannot start is
+  a start-up error (exit 2), not a FAIL per case.
 """
 
 from __future__ import annotations
@@ -102,6 +104,18 @@ async def run_cases(
         for index, case in enumerate(cases):
             nursery.start_soon(one, index, case)
     return [r for r in results if r is not None]
+
+
+async def start_problem(target: Target, startup_timeout: float) -> str | None:
+    """Start a ``--cmd`` peer once, before any case: why it cannot start, or None.  A
+    command that cannot run is then one error, not a FAIL per case."""
+    if not target.can_spawn:
+        return None
+    try:
+        async with open_peer(target, startup_timeout):
+            return None
+    except PeerStartError as exc:
+        return str(exc)
 
 
 def parallel_jobs(target: Target, jobs: int) -> int:

@@ -1,6 +1,7 @@
 """The terminal UI: a prompt_toolkit chat screen with trio running as a guest on its loop.
 
-Modules: ``render`` (display lines, all peer text cleaned), ``app`` (screen and keys),
+Modules: ``render`` (display lines, all peer text cleaned), ``wrap`` (lines laid out on
+the width), ``scrollback`` (the message area and its view), ``app`` (screen and keys),
 ``completion``, ``history`` (persisted input history), ``guest`` (trio on asyncio) and
 ``session`` (the node joined to the screen; ``run_tui`` is the entry point).
 """

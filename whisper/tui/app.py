@@ -7,27 +7,36 @@ Rules:
   (a typed line, called from a key handler), ``status`` (read each time the screen is drawn)
   and a completer; the session (``session.py``) feeds it display lines.
 - Only ``render`` builds what is shown, so every peer-controlled string is cleaned there.
-- The message area keeps the last ``scrollback`` lines.  It follows new lines until the user
-  scrolls up (PgUp); then new lines do not move it, and PgDn back to the bottom follows again.
+- The message area (``scrollback.py``) keeps the last ``scrollback`` lines, wrapped at word
+  boundaries under the nick.  It follows new lines until the user scrolls up (PgUp); then
+  new lines do not move it, the status line counts them, and PgDn back to the bottom (or
+  sending a line) follows again.
+- A message that mentions our nick (``render.mentions``; not our own, not history) has the
+  nick picked out, rings the terminal bell (at most once per ``BELL_INTERVAL``: a flood of
+  mentions is one ring) and, while scrolled up, is counted in the status line.
+- A message too long to show whole (``render.too_long``) gets a number, and the last
+  ``LONG_KEPT`` of them are kept whole: ``show_whole(N)`` (``/show N``) adds it in full and
+  puts its first row at the top of the view.
 - Incoming lines never touch the input line: a half-typed line stays as it was.
-- Keys: Enter sends; Tab completes (a single match at once, else the common part, then a
-  menu that Tab / Shift-Tab walk and Enter takes); Up/Down walk the history; Ctrl-C clears
-  a non-empty line and exits at an empty one; Ctrl-D deletes under the cursor and exits at
-  an empty line (as shells do); PgUp/PgDn scroll; Ctrl-L redraws.  Exiting only asks the
-  ``Application`` to exit; whoever runs it cleans up.
+- Keys (``KEYS``, which ``/help`` lists too): Enter sends; Tab completes (a single match at
+  once, else the common part, then a menu that Tab / Shift-Tab walk and Enter takes);
+  Up/Down walk the history; Ctrl-C clears a non-empty line and exits at an empty one;
+  Ctrl-D deletes under the cursor and exits at an empty line (as shells do); PgUp/PgDn
+  scroll by a page; Ctrl-L redraws.  Exiting only asks the ``Application`` to exit; whoever
+  runs it cleans up.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import Completer
-from prompt_toolkit.data_structures import Point
 from prompt_toolkit.filters import completion_is_selected, has_completions
-from prompt_toolkit.formatted_text import fragment_list_len
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
@@ -35,7 +44,6 @@ from prompt_toolkit.layout import (
     BufferControl,
     Float,
     FloatContainer,
-    FormattedTextControl,
     HSplit,
     Layout,
     UIContent,
@@ -51,12 +59,33 @@ from prompt_toolkit.styles import Style
 from ..message import Message
 from . import render
 from .render import Line, Status
+from .scrollback import Scrollback
 
 SCROLLBACK = 5000
+SCROLLBACK_CHARS = 4_000_000
+LONG_KEPT = 20
+BELL_INTERVAL = 5.0
 MAX_INPUT_ROWS = 5
 REFRESH_INTERVAL = 1.0  # redraw at least this often, so the status counts stay current
 MIN_REDRAW_INTERVAL = 0.05  # a flood of messages redraws at most 20 times a second
 PROMPT = "> "
+
+#: The keys, as /help lists them (README.md has the same table).
+KEYS = (
+    ("Enter", "send the line; a line starting with / is a command, //text sends /text"),
+    ("Tab", "complete a command, a nick, or a peer address after /connect and /disconnect"),
+    ("Up / Down", "walk the input history, kept across runs"),
+    ("PgUp / PgDn", "scroll the messages by a page; back at the bottom, new ones show again"),
+    ("Ctrl-C", "clear the line; at an empty line, leave"),
+    ("Ctrl-D", "leave (at an empty line; otherwise delete under the cursor)"),
+    ("Ctrl-L", "redraw the screen"),
+)
+
+
+def key_help() -> list[str]:
+    width = max(len(key) for key, _ in KEYS)
+    return ["keys:", *(f"{key:<{width}}  {what}" for key, what in KEYS)]
+
 
 STYLE = Style.from_dict(
     {
@@ -72,52 +101,35 @@ STYLE = Style.from_dict(
         "status.notice": "reverse",
         "status.warning": "reverse ansiyellow",
         "status.more": "reverse bold",
+        "mention": "reverse bold",
+        "more": "ansibrightblack",
     }
 )
 
 
-class _Scrollback(UIControl):
-    """The message area: a list of display lines and where the view is."""
+class _Fitted(UIControl):
+    """A one-row control drawn for its width (the status line)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.lines: list[Line] = []
-        self.view: int | None = None  # index of the line kept in view; None: follow the end
-
-    def append(self, line: Line) -> None:
-        self.lines.append(line)
-        extra = len(self.lines) - self.limit
-        if extra >= max(1, self.limit // 10):  # trim in chunks: one copy per 10% of the limit
-            del self.lines[:extra]
-            if self.view is not None:
-                self.view = max(0, self.view - extra)
-
-    def clear(self) -> None:
-        self.lines.clear()
-        self.view = None
-
-    def scroll(self, rows: int) -> None:
-        last = len(self.lines) - 1
-        current = last if self.view is None else self.view
-        target = max(0, current + rows)
-        self.view = None if target >= last else target
+    def __init__(self, line: Callable[[int], Line]) -> None:
+        self.line = line
 
     def is_focusable(self) -> bool:
         return False
 
     def create_content(self, width: int, height: int) -> UIContent:
-        lines = self.lines
-        if not lines:
-            return UIContent(line_count=0, show_cursor=False)
-        y = len(lines) - 1 if self.view is None else min(self.view, len(lines) - 1)
-        # The "cursor" sits at the end of the line to keep in view, so a wrapped last line is
-        # shown whole.
-        return UIContent(
-            get_line=lines.__getitem__,
-            line_count=len(lines),
-            cursor_position=Point(x=fragment_list_len(lines[y]), y=y),
-            show_cursor=False,
-        )
+        row = self.line(width)
+        return UIContent(get_line=lambda i: row, line_count=1, show_cursor=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Long:
+    """A message cut short, kept whole for ``/show``."""
+
+    message: Message
+    own: bool
+    history: bool
+    body: str | None
+    when: float
 
 
 class ChatUI:
@@ -137,7 +149,10 @@ class ChatUI:
         self._status = status
         self._clock = clock
         self._notice = ("", False)
-        self.scrollback = _Scrollback(scrollback)
+        self._rang = -BELL_INTERVAL
+        self._long: OrderedDict[int, _Long] = OrderedDict()
+        self._long_count = 0
+        self.scrollback = Scrollback(scrollback, SCROLLBACK_CHARS)
         self.input = Buffer(
             multiline=False,
             completer=completer,
@@ -145,11 +160,10 @@ class ChatUI:
             history=history or InMemoryHistory(),
             accept_handler=self._accept,
         )
-        self._log_window = Window(self.scrollback, wrap_lines=True)
         body = HSplit(
             [
-                self._log_window,
-                Window(FormattedTextControl(self._status_line), height=1, style="class:status"),
+                Window(self.scrollback),
+                Window(_Fitted(self._status_line), height=1, style="class:status"),
                 Window(
                     BufferControl(
                         self.input, input_processors=[BeforeInput(PROMPT, style="class:prompt")]
@@ -187,7 +201,41 @@ class ChatUI:
         when = self._clock()
         if history and message.timestamp_ms is not None:
             when = message.timestamp_ms / 1000.0
-        self._show(render.message_line(message, own=own, when=when, history=history, body=body))
+        text = message.body if body is None else body
+        me = self._status().nick
+        mention = not own and render.mentions(text, me)
+        number = None
+        if render.too_long(text):
+            number = self._keep_long(_Long(message, own, history, body, when))
+        line = render.message_line(
+            message, own=own, when=when, history=history, body=body, me=me, number=number
+        )
+        self.scrollback.append(line, message=True, mention=mention)
+        if mention and not history:
+            self._ring()
+        self.app.invalidate()
+
+    def show_whole(self, number: int) -> None:
+        """``/show N``: message N in full, its first row at the top of the view."""
+        kept = self._long.get(number)
+        if kept is None:
+            if 1 <= number <= self._long_count:
+                why = f"only the last {LONG_KEPT} long messages are kept"
+            else:
+                why = "a message cut short ends in '/show N'"
+            self.show_info([f"no message #{number} to show: {why}"], warning=True)
+            return
+        line = render.message_line(
+            kept.message,
+            own=kept.own,
+            when=kept.when,
+            history=kept.history,
+            body=kept.body,
+            me=self._status().nick,
+            full=True,
+        )
+        self.scrollback.hold_at(self.scrollback.append(line))
+        self.app.invalidate()
 
     def show_info(self, lines: list[str], *, warning: bool = False) -> None:
         when = self._clock()
@@ -213,30 +261,42 @@ class ChatUI:
     def log_text(self) -> list[str]:
         return render.plain_lines(self.scrollback.lines)
 
-    def status_text(self) -> str:
-        return render.plain(self._status_line())
+    def status_text(self, width: int = 1000) -> str:
+        return render.plain(self._status_line(width))
 
     # -- internals ---------------------------------------------------------------------
 
-    def _show(self, line: Line) -> None:
-        self.scrollback.append(line)
-        self.app.invalidate()
+    def _keep_long(self, kept: _Long) -> int:
+        self._long_count += 1
+        self._long[self._long_count] = kept
+        while len(self._long) > LONG_KEPT:
+            self._long.popitem(last=False)
+        return self._long_count
 
-    def _status_line(self) -> Line:
+    def _ring(self) -> None:
+        now = self._clock()
+        if now - self._rang >= BELL_INTERVAL:
+            self._rang = now
+            self.app.output.bell()
+
+    def _status_line(self, width: int) -> Line:
         text, warning = self._notice
+        scrollback = self.scrollback
         return render.status_line(
-            self._status(), text, warning=warning, scrolled=self.scrollback.view is not None
+            self._status(),
+            text,
+            warning=warning,
+            scrolled=scrollback.view is not None,
+            unread=scrollback.unread,
+            mentioned=scrollback.mentioned,
+            width=width,
         )
 
     def _accept(self, buffer: Buffer) -> bool:
-        self.scrollback.view = None  # sending something brings the view back to the end
+        self.scrollback.follow()  # sending something brings the view back to the end
         if buffer.text:
             self._submit(buffer.text)
         return False  # clear the line (it is in the history)
-
-    def _page(self) -> int:
-        info = self._log_window.render_info
-        return max(1, (info.window_height if info else 10) - 2)
 
     def _key_bindings(self) -> KeyBindings:
         kb = KeyBindings()
@@ -272,11 +332,11 @@ class ChatUI:
 
         @kb.add("pageup")
         def _up(event: KeyPressEvent) -> None:
-            self.scrollback.scroll(-self._page())
+            self.scrollback.scroll(-self.scrollback.page())
 
         @kb.add("pagedown")
         def _down(event: KeyPressEvent) -> None:
-            self.scrollback.scroll(self._page())
+            self.scrollback.scroll(self.scrollback.page())
 
         @kb.add("c-l")
         def _redraw(event: KeyPressEvent) -> None:

@@ -5,7 +5,8 @@ Rules:
   typed lines through ``commands.execute``, and snapshots (nick, address, ``peers()``).
 - Typed lines come from key handlers (the asyncio side) through ``TrioToken.run_sync_soon``
   into an unbounded channel (a person types them) and are executed in order on the trio
-  side.  A pasted block of several lines is executed line by line.
+  side.  A pasted block of several lines is executed line by line.  What a reply leaves to
+  the display is done here: ``/clear``, ``/show N``, and the keys after ``/help``.
 - Every ``Delivered`` event is shown, our own included (that is the local echo); nicks heard
   are remembered for completion.  History and files are shown as ``display.py`` says.
   Any other event (a notice, a peer linked or lost ...) goes, as its ``text``, to the
@@ -14,7 +15,8 @@ Rules:
   failing ends it with the node's error.
 - ``run_tui`` is the entry point: while the screen is up, the ``whisper`` loggers do not
   write to the terminal (it would corrupt the screen).  With ``show_log`` their records are
-  shown in the message area; otherwise notices tell the user what matters.
+  shown in the message area (rate-limited as on stderr, ``loglimit.py``); otherwise notices
+  tell the user what matters.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from prompt_toolkit.output import Output
 from ..commands import execute
 from ..display import shown_body, take_batch
 from ..events import Delivered, Event
+from ..loglimit import RepeatLimit
 from ..node import Node
 from ..subscription import Subscription
 from . import guest
-from .app import ChatUI
+from .app import ChatUI, key_help
 from .completion import ChatCompleter, KnownNicks
 from .history import PersistentHistory, default_path
 from .render import Status
@@ -122,6 +125,10 @@ class Session:
                     self.ui.clear()
                 if reply.lines:
                     self.ui.show_info(reply.lines)
+                if reply.help:
+                    self.ui.show_info(key_help())
+                if reply.show is not None:
+                    self.ui.show_whole(reply.show)
                 if reply.quit:
                     return
 
@@ -158,6 +165,7 @@ class _ScreenHandler(logging.Handler):
     def __init__(self, ui: ChatUI) -> None:
         super().__init__()
         self.ui = ui
+        self.addFilter(RepeatLimit())
 
     def emit(self, record: logging.LogRecord) -> None:
         self.ui.show_info([self.format(record)], warning=record.levelno >= logging.WARNING)

@@ -5,6 +5,8 @@ Rules for every case here:
   ``FileContents`` (standard base64); a peer relays it like any other, its keys intact.
 - A file message whose file keys are wrong (bad base64, no ``FileType``, wrong types, a
   hostile ``FileName``) is still a chat message: it is relayed, and the peer survives it.
+- What a peer does to a ``FileName`` takes bounded time: a message sent after a name of
+  200,000 combining marks (NFC on it whole takes a minute) is relayed within ``PROMPTLY``.
 - Each case ends by checking that a new connection is still relayed.
 """
 
@@ -13,10 +15,14 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import trio
+
 from ..context import CaseContext, CaseFailed
 from ..registry import case
 
 FILE_KEYS = ("FileName", "FileType", "FileContents")
+MARKS = 100_000  # of each of two marks: a 400 KB message
+PROMPTLY = 2.0  # seconds; parsing 400 KB takes milliseconds
 GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 
 
@@ -100,3 +106,38 @@ async def file_bad(ctx: CaseContext) -> str:
         raise CaseFailed(f"dropped file messages with {'; '.join(dropped)}")
     await ctx.check_alive(sink, "after bad file messages")
     return f"relayed all {len(BAD)} as chat messages and kept serving"
+
+
+@case(
+    "files",
+    "file-name-marks",
+    "§7.2",
+    f"a message sent after a FileName of {2 * MARKS:,} combining marks is relayed within"
+    f" {PROMPTLY:g}s: the peer does not normalise the name whole",
+    fresh=True,
+)
+async def file_name_marks(ctx: CaseContext) -> str:
+    (sink,) = await ctx.sinks(1)
+    conn = await ctx.connect()
+    name = "a" + "\u0301" * MARKS + "\u0316" * MARKS + ".txt"
+    what = f"a FileName of {2 * MARKS:,} combining marks"
+    marks = _file(
+        ctx,
+        "[file] a.txt (2 B, text/plain)",
+        FileName=name,
+        FileType="text/plain",
+        FileContents="aGk=",
+    )
+    after = ctx.message(f"files: an honest message after {what}")
+    await conn.send_obj(marks, after)
+    sent = trio.current_time()
+    with trio.move_on_after(PROMPTLY):
+        await ctx.until(lambda: bool(sink.got(after)), f"the message sent after {what}")
+    took = trio.current_time() - sent
+    if not sink.got(after):
+        raise CaseFailed(
+            f"the message sent after {what} was not relayed within {PROMPTLY:g}s: the name"
+            " stalls the peer (and every peer it relays to)"
+        )
+    await ctx.check_alive(sink, f"after {what}")
+    return f"relayed the message sent after {what} in {took:.2f}s"

@@ -35,6 +35,7 @@ BLOCK_RATE = 1000.0  # ... at 50 x RATE (paced, so that no link queue overflows)
 FLOOD_RATE = 2000.0  # flooder-cut-off, relay-not-blamed: 100 x RATE ...
 FLOOD_FOR = 5.0  # ... for at most this long: §7.4 cuts it off long before
 TICK = 0.05
+RELAY_STOP = 5.0  # relay-not-blamed: how long the relay may take to finish its last write
 RETRY = 0.5  # markers and probes are repeated, for peers that drop on a busy link (§5.3)
 
 
@@ -189,10 +190,16 @@ async def relay_not_blamed(ctx: CaseContext) -> str:
     flood_ids: list[str] = []
     carried: list[dict[str, Any]] = []  # the flooded origin's, on the relay's connection
     chat: list[dict[str, Any]] = []  # other origins', on the relay's connection
-    done, drained = trio.Event(), trio.Event()
+    done, drained, finished = trio.Event(), trio.Event(), trio.Event()
 
     async def forward() -> None:
         """What a conforming relay may send: the origin's burst, then its rate; others'."""
+        try:
+            await relay_traffic()
+        finally:
+            finished.set()
+
+    async def relay_traffic() -> None:
         await drained.wait()  # sent into the flood, when the origin's budget is spent
         batch = [ctx.message(f"relayed {i}") for i in range(BURST)]
         carried.extend(batch)
@@ -214,6 +221,8 @@ async def relay_not_blamed(ctx: CaseContext) -> str:
             while relay.closed is None:
                 await ctx.observer.changed()
         done.set()
+        with trio.move_on_after(RELAY_STOP):  # let it finish the write it is in: cancelling
+            await finished.wait()  # a write halfway would leave half a message on the wire
     if relay.closed is None:
         await _retry(ctx, relay, sink, others[0], "a marker on the relay's connection")
     if relay.closed is not None:

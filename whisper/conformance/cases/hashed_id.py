@@ -6,6 +6,8 @@ Rules:
 - A forged copy (a valid-looking ID over a different Body) is sent BEFORE the real message:
   a peer must drop the forgery and still relay the real one (§3.3: check before marking
   the ID seen).
+- An escaped lone surrogate means U+FFFD (§1.3): a message whose ``Body`` holds one is sent
+  with its ID hashed over U+FFFD, and must be relayed, its ``Body`` read as U+FFFD.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from __future__ import annotations
 import secrets
 
 from ..context import CaseContext, CaseFailed, hashed_id
+from ..fakes import encode
 from ..registry import case
+
+#: What an escaped lone surrogate means (§1.3): as written on the wire -> as read.
+LONE_SURROGATES = {
+    "\\ud800\\u0041": (rb"\ud800\u0041", "\ufffdA"),  # yajl alone reads U+10041
+    "\\udce9": (rb"\udce9", "\ufffd"),  # yajl alone reads invalid UTF-8
+}
 
 
 @case(
@@ -90,3 +99,33 @@ async def hash_unknown_function(ctx: CaseContext) -> str:
     if dropped:
         raise CaseFailed(f"dropped messages whose ID uses hash function {', '.join(dropped)}")
     return "relayed hash:sha512:... and hash:blake3:... IDs as opaque IDs"
+
+
+@case(
+    "hashed-id",
+    "hash-lone-surrogate",
+    "§1.3, §3.2",
+    "messages with escaped lone surrogates, \\ud800\\u0041 and \\udce9, hashed over U+FFFD,"
+    " are relayed with U+FFFD in their Body",
+)
+async def hash_lone_surrogate(ctx: CaseContext) -> str:
+    (sink,) = await ctx.sinks(1)
+    conn = await ctx.connect()
+    messages, data = {}, b""
+    for written, (escaped, read) in LONE_SURROGATES.items():
+        message = messages[written] = ctx.message(f"hashed: [{read}] was written [{written}]")
+        message["ID"] = hashed_id(message["Addr"], message["Body"], message["Timestamp"])
+        data += encode(message).replace(f"[{read}]".encode(), b"[" + escaped + b"]", 1)
+    await conn.send(data)
+    await ctx.settle(conn, sink, "messages with escaped lone surrogates")
+    dropped = [written for written, m in messages.items() if not sink.got(m)]
+    if dropped:
+        raise CaseFailed(
+            f"dropped the message(s) with {', '.join(dropped)} whose ID is hashed over U+FFFD:"
+            " an escaped lone surrogate was not read as U+FFFD"
+        )
+    for written, message in messages.items():
+        got = sink.first(message) or {}
+        if got.get("Body") != message["Body"]:
+            raise CaseFailed(f"relayed the message with {written} as {got.get('Body')!r}")
+    return f"relayed both ({', '.join(messages)}) with U+FFFD in their Body"
