@@ -41,14 +41,13 @@ from typing import NamedTuple
 
 from .addr import dialable
 from .codec import encode_object
+from .freshness import HISTORY_AGE
 from .message import Message
 
 DEFAULT_BACKLOG = 50
 MAX_BACKLOG = 10_000
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 HISTORY_KEY = "History"
-#: A message whose Timestamp is older than this on arrival is history (twice the allowed skew).
-HISTORY_AGE = 120.0
 #: Never replay a message older than this (PROTOCOL.md §7.3).
 REPLAY_MAX_AGE = 480.0
 #: Replay only what the receiver will still accept for this long after we decided.

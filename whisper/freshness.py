@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from .seen import DEFAULT_SKEW
 
+#: A message whose Timestamp is older than this on arrival is history (twice the allowed skew).
+HISTORY_AGE = 120.0
+
 
 def check_fresh(
     timestamp_ms: int | None, *, now: float, memory: float, skew: float = DEFAULT_SKEW
@@ -38,3 +41,21 @@ def check_fresh(
     if age > limit:
         return f"timestamp {age:.0f}s old (window {limit:.0f}s)"
     return None
+
+
+class Window:
+    """The window at one moment, in milliseconds, for a batch of messages: inside ``low``
+    .. ``high`` a message is fresh without a call; at the edges ``check`` decides (and says
+    why).  ``history``: a message written before it is shown as history on arrival."""
+
+    __slots__ = ("high", "history", "low", "memory", "skew", "wall")
+
+    def __init__(self, wall: float, memory: float, skew: float = DEFAULT_SKEW) -> None:
+        self.wall, self.memory, self.skew = wall, memory, skew
+        limit = max(memory - skew, memory / 2)
+        self.low = (wall - limit) * 1000 + 1  # a millisecond inside: no rounding at the edges
+        self.high = (wall + skew) * 1000 - 1
+        self.history = (wall - HISTORY_AGE) * 1000
+
+    def check(self, timestamp_ms: int) -> str | None:
+        return check_fresh(timestamp_ms, now=self.wall, memory=self.memory, skew=self.skew)

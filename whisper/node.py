@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -41,6 +41,7 @@ from .peers import Dialled, Peer
 from .subscription import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Subscription
 
 RECEIVE_BYTES = 64 * 1024
+T = TypeVar("T")
 
 log = logging.getLogger("whisper.node")
 
@@ -104,27 +105,19 @@ class Node:
 
     def say(self, body: str, extra: Mapping[str, Any] | None = None) -> Message:
         """Send a chat message (``extra``: extension keys).  Raises ValueError for the user."""
-        message, actions = self.engine.say(body, extra, now=trio.current_time())
-        self._apply(actions)
-        return message
+        return self._done(self.engine.say(body, extra, now=trio.current_time()))
 
     def connect(self, addr: str) -> Dialled:
         """Open an outgoing link (true if dialling, else why not).  Raises ``AddressError``."""
-        verdict, actions = self.engine.connect(addr, trio.current_time())
-        self._apply(actions)
-        return verdict
+        return self._done(self.engine.connect(addr, trio.current_time()))
 
     def disconnect(self, addr: str) -> bool:
         """Close an outgoing link (False: there is none); not redialled for a while."""
-        done, actions = self.engine.disconnect(addr, trio.current_time())
-        self._apply(actions)
-        return done
+        return self._done(self.engine.disconnect(addr, trio.current_time()))
 
     def learned(self, addr: str) -> bool:
         """Dial an address heard of other than in a message (discovery), as for ``Addr``."""
-        started, actions = self.engine.learned(addr, trio.current_time())
-        self._apply(actions)
-        return started
+        return self._done(self.engine.learned(addr, trio.current_time()))
 
     def set_nick(self, nick: str) -> None:
         self.engine.nick = nick
@@ -206,6 +199,12 @@ class Node:
                 return
 
     # -- carrying out the engine's actions -----------------------------------------------
+
+    def _done(self, outcome: tuple[T, list[Action]]) -> T:
+        """Carry out what an engine command asks; its result."""
+        result, actions = outcome
+        self._apply(actions)
+        return result
 
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:

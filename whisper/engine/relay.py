@@ -27,13 +27,13 @@ from typing import Any
 
 from .. import codec
 from ..addr import dialable, format_hostport, parse_hostport
-from ..backlog import HISTORY_AGE, HISTORY_KEY, Backlog, replay_age
+from ..backlog import HISTORY_KEY, Backlog, replay_age
 from ..codec import Violation, encode_object
 from ..config import Config
 from ..events import Blacklisted, Delivered, Dropped
 from ..files import FileStore
 from ..flood import Entry, FloodControl, FloodCut
-from ..freshness import check_fresh
+from ..freshness import Window
 from ..ids import HASH_PREFIX, IdCheck, check_id, hashed_id, random_id
 from ..message import SECONDS_CUTOFF, InvalidMessage, Message, NotChat
 from ..peers import Dialled, Peer, PeerTable
@@ -139,7 +139,7 @@ class Engine:
         if conn.closed is not None:
             return []
         seen, outgoing, checks, views = self.seen, self.table.outgoing, self.checks, self.views
-        window = _Window(self.config.wall_clock(), seen.span(now), self.config.seen.skew)
+        window = Window(self.config.wall_clock(), seen.span(now), self.config.seen.skew)
         events = self.out.events
         batch = Batch(conn)
         counted = dropped = 0
@@ -389,20 +389,3 @@ class Engine:
 
     def _replay_age(self) -> float:
         return replay_age(self.seen.span(self.now), self.config.seen.skew)
-
-
-class _Window:
-    """The timestamp window of one batch (``freshness.py``), in milliseconds: inside
-    ``low``..``high`` a message is fresh without a call; at the edges ``check`` decides."""
-
-    __slots__ = ("high", "history", "low", "memory", "skew", "wall")
-
-    def __init__(self, wall: float, memory: float, skew: float) -> None:
-        self.wall, self.memory, self.skew = wall, memory, skew
-        limit = max(memory - skew, memory / 2)
-        self.low = (wall - limit) * 1000 + 1  # a millisecond inside: no rounding at the edges
-        self.high = (wall + skew) * 1000 - 1
-        self.history = (wall - HISTORY_AGE) * 1000  # older on arrival: shown as history
-
-    def check(self, ms: int) -> str | None:
-        return check_fresh(ms, now=self.wall, memory=self.memory, skew=self.skew)
