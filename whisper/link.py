@@ -6,7 +6,9 @@ Rules (the decisions are the engine's, ``engine/links.py``; this is the I/O arou
   node) to report to, nothing else: not the peer table, not the other links.
 - It dials (``connect_timeout``), sets ``TCP_NODELAY``, reports ``link_connected``, then
   writes whatever ``data_to_send`` hands it (the backlog replay first, then queued
-  batches), sleeping until ``wake`` when there is nothing.
+  batches), sleeping until ``wake`` when there is nothing.  Nothing is written before
+  ``link_connected``: a capability exchange (reading the peer's banner) plugs in just
+  before it and reports what the peer speaks (``caps``); what was queued meanwhile waits.
 - A write that makes no progress (not one ``SEND_CHUNK``) for ``stall_timeout`` means the
   peer has stalled: the link is dropped and retried later like any failure.  A slow peer
   that keeps reading is not stalled, however long a batch or a backlog replay takes it.
@@ -34,7 +36,7 @@ log = logging.getLogger("whisper.link")
 
 
 class LinkHost(Protocol):
-    def link_connected(self, link: Peer) -> None: ...
+    def link_connected(self, link: Peer, caps: frozenset[str] = ...) -> None: ...
     def data_to_send(self, link: Peer) -> bytes: ...
     def link_failed(self, link: Peer, error: str) -> None: ...
     def link_redial(self, link: Peer) -> None: ...

@@ -152,8 +152,8 @@ class Node:
 
     # -- what the links' tasks report (link.LinkHost) -----------------------------------
 
-    def link_connected(self, link: Peer) -> None:
-        self._apply(self.engine.link_connected(link, trio.current_time()))
+    def link_connected(self, link: Peer, caps: frozenset[str] = frozenset()) -> None:
+        self._apply(self.engine.link_connected(link, trio.current_time(), caps))
 
     def data_to_send(self, link: Peer) -> bytes:
         return self.engine.data_to_send(link)

@@ -16,13 +16,19 @@ point (``stages.py``) plugs in::
     ID hash (ids.py), freshness (freshness.py),
       [Check] (signatures)                            reason    -> invalid: penalty
     flood admit (flood.py, when on)                   over      -> dropped (or cut)
-    mark seen
-    [Keeper] (backlog.py; a history store)            every new message, ours too
+    mark seen, encode once
     event -> [View] (files.py; channel filter,
       decryption) -> Deliver to front ends            relaying is not affected
+  then for the batch (up to a message whose Addr is new, and again after it):
+    [Keeper] (backlog.py; a history store)            every new message, ours too
     [Router] (FloodRouter: every link but the
-      author's) -> each link's queue, once a batch
-    dial Addr if it is new (links.py)
+      author's) -> each link's queue, one entry
+    dial the new Addr (links.py; connmgr.py may make a quiet link give way)
+
+Capabilities: each link's ``Peer.caps`` is what its peer announced (``link_connected``); a
+payload routed with ``Engine.send(data, now, needs=...)`` goes only to links that have it
+(the Go peer crashes on a payload without ``Body``), and ``Engine.greeting`` is written
+first on every accepted connection.  Our own messages (``say``) enter at "mark seen".
 
 Modules: ``relay.py`` (the ``Engine``), ``links.py`` (outgoing links' lifecycle),
 ``incoming.py`` (an incoming connection's handle), ``stages.py`` (extension points and the

@@ -7,8 +7,8 @@ Rules:
   and the count of invalid messages it sent (the first ``LOGGED_PER_CONNECTION`` logged).
 - ``closed`` is set, with the reason, once the engine has decided to drop it; from then on
   whatever else arrives on it is discarded, and the shell stops reading.
-- ``greeting``: bytes the shell writes once when the connection is accepted (empty today:
-  a capability banner plugs in here).
+- ``greeting``: bytes the shell writes once when the connection is accepted
+  (``Engine.greeting``, empty today: a capability banner plugs in there).
 """
 
 from __future__ import annotations

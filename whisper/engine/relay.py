@@ -84,6 +84,7 @@ class Engine:
             FilesView(self.files, self.out, autosave=cfg.files.downloads is not None)
         ]
         self.router: Router = FloodRouter()
+        self.greeting = b""  # written first on every accepted connection (a capability banner)
         self.now = 0.0  # the time of the last input (or of the one being handled)
 
     # -- lifetime ----------------------------------------------------------------------
@@ -110,6 +111,7 @@ class Engine:
                 log.info("refused %s: blacklisted by flood control", remote)
                 return "blacklisted by flood control", []
         conn = Incoming(remote, self.config.limits.decoder(), flood)
+        conn.greeting = self.greeting
         admission = self.table.admit(remote, now, lambda: self._close(conn, "gave way"))
         if not admission:
             log.warning("refused %s: %s", remote, admission.refused)
