@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from whisper import Config, Delivered, Node
+from whisper import Config, Delivered, Node, Notice
 from whisper.codec import Decoder, Violation, encode_object
 from whisper.ids import hashed_id, random_id
 
@@ -70,6 +70,21 @@ async def inbox(nursery: trio.Nursery, node: Node) -> Inbox:
     box = Inbox()
     await nursery.start(box.collect, node)
     return box
+
+
+async def notices(nursery: trio.Nursery, node: Node) -> list[str]:
+    """The texts of the node's notices, as they come (a list the caller watches)."""
+    texts: list[str] = []
+
+    async def watch(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with node.subscribe() as events:
+            task_status.started()
+            async for event in events:
+                if isinstance(event, Notice):
+                    texts.append(event.text)
+
+    await nursery.start(watch)
+    return texts
 
 
 class Sink:

@@ -12,7 +12,19 @@ from whisper.events import Notice
 from whisper.link import OutgoingLink
 from whisper.peers import PeerTable
 
-from .helpers import LOCAL, dumps, hashed, inbox, now_ms, origin, send, sink, start_node, wire
+from .helpers import (
+    LOCAL,
+    dumps,
+    hashed,
+    inbox,
+    notices,
+    now_ms,
+    origin,
+    send,
+    sink,
+    start_node,
+    wire,
+)
 
 TIMEOUT = 20  # generous: the machine is small and shared; nothing here waits this long
 
@@ -319,16 +331,7 @@ def filled(s) -> int:
 async def test_stalled_peer_is_disconnected_after_stall_timeout(nursery, autojump_clock):
     node = await start_node(nursery, queue_bytes=256 * 1024, stall_timeout=5)
     box = await inbox(nursery, node)
-    notices = []
-
-    async def watch(task_status=trio.TASK_STATUS_IGNORED):
-        with node.subscribe() as events:
-            task_status.started()
-            async for event in events:
-                if isinstance(event, Notice):
-                    notices.append(event.text)
-
-    await nursery.start(watch)
+    texts = await notices(nursery, node)
     stalled = await sink(nursery, read=False, rcvbuf=4096)
     conn = await origin(node)
     await send(conn, wire("hello", addr=stalled.addr))
@@ -337,9 +340,9 @@ async def test_stalled_peer_is_disconnected_after_stall_timeout(nursery, autojum
         for i in range(2000):
             await send(conn, wire(f"{i} " + "x" * 2000))
         await box.wait_for(lambda bodies: len(bodies) == 2001)
-        while not any("stalled" in n for n in notices):
+        while not any("stalled" in n for n in texts):
             await trio.sleep(1)  # virtual time: the autojump clock skips ahead
-    assert any(n.startswith(f"lost {stalled.addr}: stalled") for n in notices)
+    assert any(n.startswith(f"lost {stalled.addr}: stalled") for n in texts)
 
 
 async def test_a_slow_peer_that_keeps_reading_is_not_stalled(autojump_clock):

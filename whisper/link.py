@@ -1,19 +1,24 @@
 """One outgoing link: the single TCP stream on which we send messages to one peer.
 
 Rules:
-- The link owns a bounded ``SendQueue``.  ``enqueue`` never blocks: when the queue is full
-  the message is dropped for this peer only, and the first drop of each overflow is logged.
+- The link owns a bounded ``SendQueue`` (all queues share the node's ``SendBudget``).
+  ``enqueue`` never blocks: when the queue is full, or the budget is spent and this queue is
+  among the longest, the message is dropped for this peer only; each overflow episode is
+  logged once.
 - One task per link.  It dials (``CONNECT_TIMEOUT``), sets ``TCP_NODELAY``, then sends
   queued messages in batches.  A write that makes no progress (not one ``SEND_CHUNK``) for
   ``SEND_STALL_TIMEOUT`` means the peer has stalled: the link is dropped and retried later
-  like any failure.  A slow peer that keeps reading is not stalled, however long a batch or
-  a backlog replay takes it.
+  like any failure, and counts as one however long the link was up (``PeerTable.failed``):
+  a peer that keeps stalling is given up on.  A slow peer that keeps reading is not stalled,
+  however long a batch or a backlog replay takes it.
 - Whispernet connections are one-way: anything the peer sends back is read and discarded,
   and its EOF tells us the link is gone.
-- After a failure the link waits as the ``PeerTable`` says, or gives up (the task returns).
-  The queue is kept across reconnects, so what was queued during a short outage is sent.
+- After a failure the link waits as the ``PeerTable`` says, or gives up (the task returns,
+  and its queue is emptied).  The queue is kept across reconnects, so what was queued during
+  a short outage is sent.
 - On each connection the backlog replay the node attached (``replay``, extension 11) is
-  written first, before anything queued.
+  written first, before anything queued, one message at a time from the backlog's own
+  ``bytes`` (encoded once for every link).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import trio
 
 from .addr import parse_hostport
 from .peers import PeerTable
-from .sendqueue import SendQueue
+from .sendqueue import SendQueue, Shared
 
 if TYPE_CHECKING:
     from .backlog import LinkReplay
@@ -59,17 +64,19 @@ class OutgoingLink:
         self._stall_timeout = stall_timeout
         self._wake: trio.Event | None = None
         self._cancel = trio.CancelScope()
+        self._stalled = False  # the last connection ended in a stall
+        self._overflows_logged = 0
         self.batches_sent = 0
         #: Set by the node: the backlog to write first on each connection (extension 11).
         self.replay: LinkReplay | None = None
 
-    def enqueue(self, data: bytes, now: float) -> None:
-        was_overflowing = self.queue.overflowing_since is not None
-        if not self.queue.put(data, now):
-            if not was_overflowing:
-                log.warning("queue for %s is full: dropping messages for this peer", self.addr)
-            return
-        if self._wake is not None:
+    def enqueue(self, data: bytes | Shared, now: float) -> None:
+        queue = self.queue
+        queued = queue.put(data, now)
+        if queue.overflows != self._overflows_logged:  # this one, or a cut by the budget
+            self._overflows_logged = queue.overflows
+            log.warning("dropping messages for %s: %s", self.addr, queue.overflow)
+        if queued and self._wake is not None:
             self._wake.set()
 
     def close(self) -> None:
@@ -77,26 +84,33 @@ class OutgoingLink:
 
     async def run(self) -> None:
         """Dial, send, redial; return when given up or closed."""
-        with self._cancel:
-            while True:
-                error = await self._connect_and_pump()
-                delay = self._table.failed(self.addr, trio.current_time(), error)
-                if delay is None:
-                    self.queue.clear()
-                    self._notice(f"gave up on {self.addr}: {error}", True)
-                    return
-                first = self._table.outgoing[self.addr].failures == 1
-                log.log(
-                    logging.WARNING if first else logging.INFO,
-                    "cannot reach %s: %s; retrying in %.1fs",
-                    self.addr,
-                    error,
-                    delay,
-                )
-                await trio.sleep(delay)
-                self._table.connecting(self.addr, trio.current_time())
+        try:
+            with self._cancel:
+                await self._redial()
+        finally:
+            self.queue.close()  # and out of the send budget
+
+    async def _redial(self) -> None:
+        while True:
+            error = await self._connect_and_pump()
+            now = trio.current_time()
+            delay = self._table.failed(self.addr, now, error, stalled=self._stalled)
+            if delay is None:
+                self._notice(f"gave up on {self.addr}: {error}", True)
+                return
+            first = self._table.outgoing[self.addr].failures == 1
+            log.log(
+                logging.WARNING if first else logging.INFO,
+                "cannot reach %s: %s; retrying in %.1fs",
+                self.addr,
+                error,
+                delay,
+            )
+            await trio.sleep(delay)
+            self._table.connecting(self.addr, trio.current_time())
 
     async def _connect_and_pump(self) -> str:
+        self._stalled = False
         host, port = parse_hostport(self.addr)
         try:
             with trio.fail_after(self._connect_timeout):
@@ -141,8 +155,11 @@ class OutgoingLink:
 
     async def _send_replay(self, stream: trio.SocketStream) -> str | None:
         """Write the backlog owed to this connection before anything queued; why it failed."""
-        data = self.replay.connected() if self.replay is not None else b""
-        return await self._send(stream, data) if data else None
+        for data in self.replay.connected() if self.replay is not None else ():
+            error = await self._send(stream, data)
+            if error:
+                return error
+        return None
 
     async def _pump(self, stream: trio.SocketStream) -> str:
         queue = self.queue
@@ -170,5 +187,6 @@ class OutgoingLink:
             except (trio.BrokenResourceError, OSError) as exc:
                 return str(exc.__cause__ or exc) or "connection broken"
         if scope.cancelled_caught:
+            self._stalled = True
             return f"stalled: nothing could be sent for {self._stall_timeout:.0f}s"
         return None

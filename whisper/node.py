@@ -12,6 +12,11 @@ Rules (PROTOCOL.md §5 is normative):
 - Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
   messages (wrong types, hash mismatch, outside the window) are dropped and counted against
   the connection; the first ``LOGGED_PER_CONNECTION`` of them are logged.
+- Memory is budgeted across connections (PROTOCOL.md §5.3): the unfinished messages of all
+  incoming connections together (``receive_budget``, charged at what the decoder holds, not
+  at wire bytes; over it, the connection holding the most is dropped) and all send queues
+  together (``send_budget``: each message is encoded once and shared by every queue; over
+  it, the longest queues lose their newest messages).
 - Our own messages are marked seen before they are sent: peers that echo them (the Go
   reference does) are ignored.
 - Every new message, ours or accepted, goes into the backlog (``backlog.py``), which each
@@ -42,6 +47,7 @@ from . import codec
 from .addr import dialable, format_hostport, outward_ipv4, parse_hostport
 from .backlog import DEFAULT_BACKLOG, Backlog, is_history, replay_age
 from .backlog import DEFAULT_MAX_BYTES as BACKLOG_BYTES
+from .budget import Budget
 from .connmgr import DEFAULT_ACTIVE_FOR, DEFAULT_GRACE, idle_for
 from .discovery import run_discovery
 from .discovery_policy import ANNOUNCE_INTERVAL, DISCOVERY_PORT
@@ -64,10 +70,13 @@ from .peers import (
     PeerTable,
 )
 from .seen import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, SeenCache
-from .sendqueue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, SendQueue
+from .sendqueue import DEFAULT_BUDGET as SEND_BUDGET
+from .sendqueue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, SendBudget, SendQueue, Shared
 from .subscription import DEFAULT_MAX_EVENTS, Subscription
 
 RECEIVE_BYTES = 64 * 1024
+#: What the unfinished messages of all incoming connections may hold together (bytes).
+RECEIVE_BUDGET = 128 * 1024 * 1024
 MAX_INCOMING = DEFAULT_MAX_INCOMING
 MAX_INCOMING_PER_HOST = DEFAULT_MAX_PER_HOST
 LOGGED_PER_CONNECTION = 10
@@ -93,6 +102,8 @@ class Config:
     skew: float = DEFAULT_SKEW
     queue_bytes: int = DEFAULT_MAX_BYTES
     queue_items: int = DEFAULT_MAX_ITEMS
+    send_budget: int = SEND_BUDGET  # all send queues together (sendqueue.py)
+    receive_budget: int = RECEIVE_BUDGET  # all unfinished incoming messages together
     max_incoming: int = MAX_INCOMING
     max_incoming_per_host: int = MAX_INCOMING_PER_HOST  # per connmgr.network; loopback exempt
     max_outgoing: int = DEFAULT_MAX_OUTGOING
@@ -121,14 +132,16 @@ class Stats:
     ignored: int = 0  # payloads without Body
     invalid: int = 0  # wrong types, hash mismatch, outside the window
     violations: int = 0  # connections dropped for malformed input
+    over_budget: int = 0  # connections dropped: the receive budget was spent
     sent: int = 0  # messages we originated
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: a key of the receive budget
 class _Incoming:
     remote: str
     invalid: int = 0
     flood: FloodConnection | None = None
+    reading: trio.CancelScope = field(default_factory=trio.CancelScope)  # dropped: cancelled
 
 
 class Node:
@@ -148,6 +161,8 @@ class Node:
             active_for=self.config.slot_active_for,
         )
         self.links: dict[str, OutgoingLink] = {}
+        self.receive_budget: Budget[_Incoming] = Budget(self.config.receive_budget)
+        self.send_budget = SendBudget(self.config.send_budget)
         self.flood = FloodControl(self.config.flood) if self.config.flood else None
         self.backlog = Backlog(
             self.config.backlog,
@@ -295,11 +310,13 @@ class Node:
             max_size=cfg.max_message_size, max_depth=cfg.max_depth, max_values=cfg.max_values
         )
         try:
-            await self._read_into(stream, decoder, conn)
+            with conn.reading:
+                await self._read_into(stream, decoder, conn)
         except FloodCut as cut:
             self._flood_cut(conn, cut)
         finally:
             decoder.close()
+            self.receive_budget.release(conn)
 
     async def _read_into(
         self, stream: trio.SocketStream, decoder: codec.Decoder, conn: _Incoming
@@ -317,8 +334,29 @@ class Node:
                     self._notice(f"dropped {conn.remote}: {item.reason}", warning=True)
                     return
                 self._receive(item, conn)
-            if not data:
+            if not data or not self._hold(conn, decoder.held):
                 return
+
+    def _hold(self, conn: _Incoming, held: int) -> bool:
+        """Charge what ``conn``'s unfinished message holds; while the receive budget is
+        spent, drop the connection holding the most.  False if that was ``conn``."""
+        budget = self.receive_budget
+        budget.hold(conn, held)
+        while budget.over():
+            victim = budget.biggest()
+            assert victim is not None
+            self.stats.over_budget += 1
+            self._notice(
+                f"dropped {victim.remote}: the receive budget ({_mib(budget.limit)} for all "
+                f"connections) is spent, and its unfinished message holds the most "
+                f"({_mib(budget.held(victim))})",
+                warning=True,
+            )
+            budget.release(victim)
+            if victim is conn:
+                return False
+            victim.reading.cancel()
+        return True
 
     def _receive(self, obj: dict, conn: _Incoming) -> None:
         self.stats.received += 1
@@ -395,9 +433,10 @@ class Node:
     # -- sending -----------------------------------------------------------------------
 
     def _forward(self, data: bytes, except_addr: str | None, now: float) -> None:
+        shared = Shared(data)  # one message, whichever queues hold it (the send budget)
         for addr, link in self.links.items():
             if addr != except_addr:
-                link.enqueue(data, now)
+                link.enqueue(shared, now)
 
     def _dial(self, addr: str, *, by_user: bool, spoke: bool = False) -> bool:
         if self._nursery is None:
@@ -414,7 +453,7 @@ class Node:
             addr,
             self.table,
             self._notice,
-            SendQueue(self.config.queue_bytes, self.config.queue_items),
+            SendQueue(self.config.queue_bytes, self.config.queue_items, budget=self.send_budget),
             connect_timeout=self.config.connect_timeout,
             stall_timeout=self.config.stall_timeout,
         )
@@ -453,3 +492,7 @@ class Node:
     def _notice(self, text: str, warning: bool = False) -> None:
         log.log(logging.WARNING if warning else logging.INFO, "%s", text)
         self._publish(Notice(text, warning), len(text))
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / (1024 * 1024):.1f} MiB"

@@ -8,7 +8,8 @@ Rules:
   seconds after the n-th consecutive failure, capped at ``backoff_max``, with +-25% jitter.
   A link counts as a success only once it has stayed up ``stable_after`` seconds: a peer
   that accepts and hangs up at once keeps failing (otherwise it would be redialled, and
-  sent our backlog, twice a second for ever).
+  sent our backlog, twice a second for ever).  A link that *stalled* is never a success,
+  however long it was up: a peer that accepts and stops reading is given up on too.
   After ``max_failures`` consecutive failures we give up on the address; an address given up
   on is not dialled again because a message mentions it until ``give_up_for`` has passed
   (the user's ``/connect`` always dials), and is forgotten after that.
@@ -159,12 +160,13 @@ class PeerTable:
         if peer:
             peer.last_error = ""
 
-    def failed(self, addr: str, now: float, error: str) -> float | None:
-        """Record a failure; return the delay before the next try, or None to give up."""
+    def failed(self, addr: str, now: float, error: str, *, stalled: bool = False) -> float | None:
+        """Record a failure (``stalled``: the link stopped making progress); return the delay
+        before the next try, or None to give up."""
         peer = self.outgoing.get(addr)
         if peer is None:
             return None
-        if peer.state is State.CONNECTED and now - peer.since >= self.stable_after:
+        if not stalled and peer.state is State.CONNECTED and now - peer.since >= self.stable_after:
             peer.failures = 0  # it had been working: this is a fresh run of failures
         peer.failures += 1
         peer.last_error = error
