@@ -23,8 +23,10 @@ What it measures (numbers only; nothing is asserted):
    still accepted the message when input ran out.
 
 How to read it: the decode rate bounds how many messages per second one core can take in;
-the memory table times ``node.MAX_INCOMING`` (128) is the worst case a flood of hostile
-connections can pin.  Run ``.venv/bin/python bench/bench_codec.py --help`` for options.
+the memory table times ``node.MAX_INCOMING`` (128) is what a flood of hostile connections
+could pin but for the receive budget (``node.RECEIVE_BUDGET``, 128 MiB for all of them,
+charged at ``Decoder.held``; ``bench_attacks.py`` measures it on a real peer).
+Run ``.venv/bin/python bench/bench_codec.py --help`` for options.
 """
 
 from __future__ import annotations

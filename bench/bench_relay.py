@@ -33,7 +33,7 @@ Phases, each printed as it ends, then a summary table:
 
 The peer's VmRSS is sampled every 0.25 s throughout; printed: after start-up, after
 ``--messages`` unique messages, and every 100k messages of the sustain phase.  Warnings the
-peer logs (e.g. "queue ... is full") are counted.  ``--peer-cmd`` runs another build of the
+peer logs (e.g. "dropping messages for ...") are counted.  ``--peer-cmd`` runs another build of the
 peer (e.g. a scratch copy: ``"env PYTHONPATH=/tmp/whisper-exp .venv/bin/python -m whisper"``).
 
 ``--go PATH`` then runs the same phases, with fresh sinks, on the Go reference peer at PATH (a

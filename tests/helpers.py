@@ -98,6 +98,22 @@ async def inbox(nursery: trio.Nursery, node: Node) -> Inbox:
     return box
 
 
+async def notices(nursery: trio.Nursery, node: Node) -> list[str]:
+    """The texts of the node's status events (everything but messages), as they come (a
+    list the caller watches)."""
+    texts: list[str] = []
+
+    async def watch(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with node.subscribe() as events:
+            task_status.started()
+            async for event in events:
+                if not isinstance(event, Delivered):
+                    texts.append(event.text)
+
+    await nursery.start(watch)
+    return texts
+
+
 class Sink:
     """A fake peer's listening side: records every object the node sends to it."""
 

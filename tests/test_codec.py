@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tracemalloc
 
 import ijson
 import pytest
@@ -10,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from whisper.codec import (
+    RENEW_AFTER,
     SLICE,
     Decoder,
     Violation,
@@ -292,3 +296,110 @@ def test_values_counted_once_each():
 
 def test_duplicate_keys_last_wins():
     assert decode_all(b'{"a":1,"a":2}') == [{"a": 2}]
+
+
+# -- what a message in progress holds (the receive budget) -----------------------------------
+
+EMOJI_STRING = "x" * 1_000_000 + "\U0001f600"  # Python holds it at 4 bytes a character
+
+
+def test_held_counts_decoded_size_not_wire_bytes(parser):
+    """An unfinished message whose ~1 MB string has one emoji: 1 MB on the wire, 4 MB in
+    memory.  126 such connections held 665 MB."""
+    unfinished = ('{"ID":"x","Body":"' + EMOJI_STRING + '"').encode()
+    decoder = Decoder(backend=parser)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert decoder.feed(unfinished) == []
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert decoder.in_message
+    assert decoder.held >= sys.getsizeof(EMOJI_STRING) + len(unfinished) > 5_000_000
+    assert decoder.held >= grown  # an upper bound on what Python holds for it
+    decoder.close()
+
+
+def test_held_of_plain_text_is_not_charged_four_times(parser):
+    unfinished = b'{"ID":"x","Body":"' + b"x" * 1_000_000 + b'"'
+    decoder = Decoder(backend=parser)
+    decoder.feed(unfinished)
+    # the string, and the bytes in the parser (2x for yajl, 8x for the pure-Python backend)
+    assert decoder.held < (decoder.buffer_cost + 1.5) * len(unfinished)
+    decoder.close()
+
+
+def test_held_mid_string_counts_the_bytes_in_the_parser(parser):
+    decoder = Decoder(backend=parser)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        decoder.feed(b'{"Body":"' + "\U0001f600".encode() * 125_000)  # no string yet
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert decoder.held >= max(500_000, grown)  # the bytes in yajl; decoded text in Python's
+    decoder.close()
+
+
+def test_nothing_is_held_once_the_message_is_complete(parser):
+    decoder = Decoder(backend=parser)
+    out = decoder.feed(('{"Body":"' + EMOJI_STRING + '"}\n').encode())
+    assert out == [{"Body": EMOJI_STRING}]
+    assert decoder.held <= 6 * SLICE  # the parser was renewed; what the last slice could hold
+    decoder.close()
+    assert decoder.held == 0
+
+
+BIG = {"ID": "big", "Body": "y" * (RENEW_AFTER + 3 * SLICE)}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=2 * (len(SAMPLE) + RENEW_AFTER)), max_size=8))
+def test_renewing_the_parser_after_a_big_message_changes_nothing(name, cuts):
+    """The parser is replaced after each big message (its buffers never shrink); however the
+    input is cut, the same objects come out."""
+    big = encode_object(BIG)
+    data = big + SAMPLE + big.rstrip(b"\n") + SAMPLE
+    decoded = feed_chunks(data, [c for c in cuts if c <= len(data)], backend=backend(name))
+    assert decoded == [BIG, *EXPECTED, BIG, *EXPECTED]
+
+
+@pytest.mark.parametrize(
+    ("head", "tail"),
+    [(b' "te', b'xt" '), (b" 4", b"2 "), (b" tr", b"ue "), (b" [", b"1] "), (b' "a}', b'" ')],
+)
+def test_a_top_level_value_after_a_big_message_is_still_a_violation(parser, head, tail):
+    """Where the parser would be renewed it is inside a top-level value that is not an
+    object: that is the violation it was going to be, not a fresh start."""
+    decoder = Decoder(backend=parser)
+    events = decoder.feed(encode_object(BIG).rstrip(b"\n") + head)
+    if not events or not isinstance(events[-1], Violation):
+        events += decoder.feed(tail + b'{"ID":"after","Body":"x"}') + decoder.feed_eof()
+    assert events[0] == BIG and isinstance(events[-1], Violation)
+    assert {"ID": "after", "Body": "x"} not in events
+
+
+def test_an_idle_connection_keeps_no_parser_buffer_after_a_big_message():
+    """yajl's buffers keep the capacity of the longest token they held: 50 connections that
+    each sent a 1 MB message kept 50 MB.  Measured in a fresh process (RSS)."""
+    script = """
+import gc
+from whisper.codec import Decoder, encode_object
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+data = encode_object({"Body": "x" * 1_000_000})
+decoders = []
+base = rss()
+for _ in range(50):
+    decoders.append(Decoder())
+    assert len(decoders[-1].feed(data)) == 1
+gc.collect()
+print(rss() - base)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert int(out.stdout) < 10_000_000  # was about 50 MB: 1 MB a connection

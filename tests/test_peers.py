@@ -63,6 +63,22 @@ def test_a_peer_that_hangs_up_at_once_keeps_failing():
     assert t.given_up() == ["a:1"]
 
 
+def test_a_peer_that_keeps_stalling_is_given_up_on_however_long_each_link_lasted():
+    """A stall ends a link only after 10 s without progress, so a link that stalls has
+    always been up 10 s: that reset the count, and a listener that never reads was redialled
+    (and replayed our backlog) every 10.5 s for ever."""
+    t = table(max_failures=3, stable_after=10)
+    t.should_dial("a:1", 0)
+    now = 0.0
+    for _ in range(2):
+        t.connected("a:1", now)
+        now += 60
+        assert t.failed("a:1", now, "stalled", stalled=True) is not None
+    t.connected("a:1", now)
+    assert t.failed("a:1", now + 60, "stalled", stalled=True) is None
+    assert t.given_up() == ["a:1"]
+
+
 def test_given_up_not_redialled_by_messages_for_a_while_but_by_user():
     t = table(max_failures=1, give_up_for=100)
     t.should_dial("a:1", 0)

@@ -23,6 +23,11 @@ Rules (PROTOCOL.md §7.3 is normative):
   at the moment of the replay: ``REPLAY_MAX_AGE`` (8 minutes), less if our own acceptance
   window has shrunk, so that the receiver (whose window is at least as wide, PROTOCOL.md
   §4.2) never counts one as stale.
+- A replay is encoded once: an entry's replay bytes are made the first time it is replayed
+  and kept while the entry is (at most ``max_bytes`` more), and every connection is written
+  those same ``bytes`` objects.  A link takes them one at a time as it writes, so a link
+  stalled in its replay holds one message, not a copy of the backlog; an entry dropped from
+  the backlog before a link gets to it is not replayed to it.
 - Each replayed message carries ``"History": true`` (an extension key: the ID, which covers
   only Addr, Body and Timestamp, still matches).  ``is_history`` tells a receiver what to
   show as history: the key, or a Timestamp older than ``HISTORY_AGE`` on arrival (what is
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -109,6 +114,7 @@ class Backlog:
         self._max_size = max_size
         self._entries: OrderedDict[int, Entry] = OrderedDict()  # by seq: arrival order
         self._by_author: dict[str, deque[int]] = {}  # Addr -> its entries' seqs, oldest first
+        self._encoded: dict[int, bytes | None] = {}  # seq -> replay bytes (None: too big)
         self._bytes = 0
         self.next_seq = 0
 
@@ -147,6 +153,7 @@ class Backlog:
         """Forget an entry that is the oldest of its author (every bound drops those)."""
         del self._entries[entry.seq]
         self._bytes -= entry.size
+        self._encoded.pop(entry.seq, None)
         own = self._by_author[entry.message.addr]
         own.popleft()
         if not own:
@@ -157,8 +164,11 @@ class Backlog:
     ) -> list[Message]:
         """What to replay to ``peer``: of the entries numbered below ``before``, the last
         ``max_entries`` fresh ones not by ``peer``, oldest first."""
+        return [e.message for e in self._picked(peer, before, now, max_age)]
+
+    def _picked(self, peer: str, before: int | None, now: float, max_age: float) -> list[Entry]:
         limit = self.next_seq if before is None else before
-        picked = []
+        picked: list[Entry] = []
         for e in reversed(self._entries.values()):  # newest first
             if len(picked) >= self.max_entries:
                 break
@@ -169,26 +179,43 @@ class Backlog:
                 and dialable(m.addr) != peer  # its author, whatever its spelling
                 and now - m.timestamp_ms / 1000.0 <= max_age  # type: ignore[operator]
             ):
-                picked.append(m)
+                picked.append(e)
         picked.reverse()
-        picked.sort(key=lambda m: m.timestamp_ms or 0)  # stable: arrival order on ties
+        picked.sort(key=lambda e: e.message.timestamp_ms or 0)  # stable: arrival order on ties
         return picked
 
     def for_link(self, peer: str) -> LinkReplay:
         return LinkReplay(self, peer)
 
-    def encoded_replay(self, peer: str, before: int) -> bytes:
+    def replay_seqs(self, peer: str, before: int) -> list[int]:
+        """The entries to replay to ``peer`` now (``replay``), by number."""
         if not self._entries:
-            return b""
-        messages = self.replay(peer, before=before, now=self._clock(), max_age=self._max_age())
-        chunks = (encode_object(marked(m)) for m in messages)
-        return b"".join(c for c in chunks if len(c) <= self._max_size)
+            return []
+        return [e.seq for e in self._picked(peer, before, self._clock(), self._max_age())]
+
+    def encoded(self, seqs: Iterable[int]) -> Iterator[bytes]:
+        """The replay bytes of these entries, each made when it is reached and the same
+        object for every link; an entry the backlog has dropped since is skipped."""
+        entries, encoded = self._entries, self._encoded
+        for seq in seqs:
+            if seq not in encoded:
+                entry = entries.get(seq)
+                if entry is None:
+                    continue  # dropped meanwhile
+                data = encode_object(marked(entry.message))
+                encoded[seq] = data if len(data) <= self._max_size else None
+            data = encoded[seq]
+            if data is not None:
+                yield data
+
+    def encoded_replay(self, peer: str, before: int) -> Iterator[bytes]:
+        return self.encoded(self.replay_seqs(peer, before))
 
 
 class LinkReplay:
     """The replay one outgoing link is owed.  The link calls ``connected`` once its TCP
-    connection is up (and writes what it returns before anything queued), ``lost`` when
-    the connection ends."""
+    connection is up (and writes the messages it returns before anything queued), ``lost``
+    when the connection ends."""
 
     def __init__(self, backlog: Backlog, peer: str) -> None:
         self._backlog = backlog
@@ -196,11 +223,11 @@ class LinkReplay:
         self.mark = backlog.next_seq
         self.replays = 0
 
-    def connected(self) -> bytes:
-        data = self._backlog.encoded_replay(self.peer, self.mark)
-        if data:
+    def connected(self) -> Iterator[bytes]:
+        seqs = self._backlog.replay_seqs(self.peer, self.mark)
+        if seqs:
             self.replays += 1
-        return data
+        return self._backlog.encoded(seqs)
 
     def lost(self) -> None:
         self.mark = self._backlog.next_seq

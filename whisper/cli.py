@@ -15,6 +15,10 @@ Rules:
 - SIGINT and SIGTERM close every connection and exit 0.
 - With a terminal on stdin and stdout the terminal UI runs (``whisper.tui``); ``-headless``,
   ``-json`` or a pipe select the headless front end.
+- ``-http HOST:PORT`` also serves the web interface and API (``whisper.web``) from the node's
+  nursery, beside either front end; ``web: http://...?token=...`` goes to stderr once it
+  listens (with the terminal UI: before the screen opens, so it is there again on leaving).
+  SIGINT and SIGTERM shut it down gracefully (feeds closed with 1001) before the node.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -46,7 +52,12 @@ from .loglimit import RepeatLimit
 from .node import Node
 from .sanitize import for_terminal
 
+if TYPE_CHECKING:
+    from .web import WebServer
+
 E = TypeVar("E", bound=BaseException)
+#: After SIGINT/SIGTERM, how long the web server may take to close before the node goes.
+WEB_STOP_WAIT = 2.0
 
 log = logging.getLogger("whisper")
 
@@ -138,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="save received files into DIR as they arrive (default: only when you /save)",
     )
     add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood.py)
+    p.add_argument(
+        "-http",
+        "--http",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve the web interface and JSON API there (port 0: any free one); "
+        "the token is random, or $WHISPER_HTTP_TOKEN",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     p.add_argument("-version", "--version", action="version", version=f"whisper {_version()}")
     return p
@@ -264,22 +283,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AddressError as exc:
         print(f"whisper: {exc} (see whisper -h)", file=sys.stderr)
         return 2
+    try:
+        http = None if args.http is None else parse_hostport(args.http, allow_port_zero=True)
+    except AddressError as exc:
+        print(f"whisper: -http {exc} (see whisper -h)", file=sys.stderr)
+        return 2
     _setup_logging(args.verbose)
     node = Node(config)
+    web = None
+    if http is not None:
+        from .web import WebServer
+
+        web = WebServer(node, *http)
     try:
         if _use_tui(args):
             from .tui import run_tui
 
+            if web is not None:  # the terminal UI starts node.run in its nursery
+                node.run = partial(_run_with_web, node.run, web)  # type: ignore[method-assign]
             run_tui(node, show_log=args.verbose > 0)
         else:
-            trio.run(_run, node, args)
+            trio.run(_run, node, args, web)
     except BaseException as exc:
         if _find(exc, KeyboardInterrupt):
             return 0
+        bind_error = _find(exc, WebBindError)
+        if bind_error is not None and http is not None:
+            print(f"whisper: {_explain(bind_error.error, *http, '-http')}", file=sys.stderr)
+            return 1
         error = _find(exc, OSError)
         if error is None:
             raise
-        print(f"whisper: {_explain(error, config)}", file=sys.stderr)
+        print(f"whisper: {_explain(error, config.host, config.port)}", file=sys.stderr)
         return 1
     return 0
 
@@ -313,31 +348,72 @@ def _use_tui(args: argparse.Namespace) -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-async def _run(node: Node, args: argparse.Namespace) -> None:
+async def _run(node: Node, args: argparse.Namespace, web: WebServer | None) -> None:
     from .headless import run_headless
 
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(node.run)
         print(f"listening on {addr}", file=sys.stderr, flush=True)
-        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        if web is not None:
+            await _start_web(nursery, web)
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope, web)
         await run_headless(node, json_output=args.json, file_contents=args.json_file_contents)
         nursery.cancel_scope.cancel()
 
 
-async def _stop_on_signal(scope: trio.CancelScope) -> None:
+async def _run_with_web(
+    run_node: Callable[..., Awaitable[None]],
+    web: WebServer,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``node.run`` and the web server in one nursery (for the terminal UI)."""
+    async with trio.open_nursery() as nursery:
+        addr = await nursery.start(run_node)
+        await _start_web(nursery, web)
+        task_status.started(addr)
+
+
+async def _start_web(nursery: trio.Nursery, web: WebServer) -> None:
+    try:
+        url = await nursery.start(web.run)
+    except OSError as exc:
+        raise WebBindError(exc) from None
+    if web.warning:
+        print(f"whisper: warning: {web.warning}", file=sys.stderr, flush=True)
+    print(f"web: {url}", file=sys.stderr, flush=True)
+
+
+class WebBindError(Exception):
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _stop_on_signal(scope: trio.CancelScope, web: WebServer | None = None) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             log.info("%s: closing connections", signal.Signals(signum).name)
+            if web is not None:
+                web.stop()  # feeds closed with 1001, requests finished: GRACEFUL_TIMEOUT
+                with trio.move_on_after(WEB_STOP_WAIT):
+                    await web.stopped.wait()
             scope.cancel()
             return
 
 
-def _explain(exc: OSError, config: Config) -> str:
-    where = format_hostport(config.host, config.port)
+def _explain(exc: OSError, host: str, port: int, flag: str = "") -> str:
+    where = format_hostport(host, port)
     if exc.errno == errno.EADDRINUSE:
-        return f"cannot listen on {where}: the port is in use (pick another with -port, or -port 0)"
+        pick = f"{flag} HOST:0" if flag else "-port 0"
+        return (
+            f"cannot listen on {where}: the port is in use "
+            f"(pick another with {flag or '-port'}, or {pick})"
+        )
     if exc.errno == errno.EADDRNOTAVAIL:
-        return f"cannot listen on {where}: no such address here (check -host)"
+        return f"cannot listen on {where}: no such address here (check {flag or '-host'})"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: {exc.strerror or exc} (check {flag or '-host'})"
     if exc.errno == errno.EACCES:
         return f"cannot listen on {where}: permission denied (use a port above 1023)"
     return f"cannot listen on {where}: {exc.strerror or exc}"

@@ -18,6 +18,17 @@ Rules (PROTOCOL.md §1 is normative):
   each, so a message of up to ``max_size`` bytes is always accepted and one of more than
   ``max_size + 2 * SLICE`` bytes is always refused (the bound is conservative by at most a
   slice on each side).
+- ``held`` bounds the memory the message in progress holds, for the node's receive budget
+  (``budget.py``).  Not its wire bytes: a string of ASCII and one emoji costs 4 bytes a
+  character in Python.  It counts the parser's buffers at ``buffer_cost`` times the most
+  bytes pending since the parser was made (yajl's double as a token grows and never shrink:
+  2; the pure-Python backend holds decoded text twice: 8), ``VALUE_COST`` a value, and the
+  strings and keys: 4 bytes a byte for a message's first ``EXACT_AFTER`` bytes, then each
+  one's ``sys.getsizeof`` (sizing every string slows decoding by a third).
+- After a message of more than ``RENEW_AFTER`` bytes the parser is replaced at the first
+  slice that ends between messages, so that an idle connection does not keep its buffers
+  (1 MiB after a 1 MiB message).  A parser that is not between messages then is inside a
+  top-level value that is not an object: a violation, reported there and then.
 - Floats are Python floats; duplicate keys: the last one wins.
 - An escaped lone UTF-16 surrogate (a ``\\uD800``-``\\uDFFF`` escape that is not a high one
   followed at once by a low one) decodes as U+FFFD, and what follows it decodes on its own:
@@ -38,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +63,12 @@ DEFAULT_MAX_SIZE = 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
 DEFAULT_MAX_VALUES = 4096
 SLICE = 16 * 1024
+#: Memory charged for a value that is not a string: the object and its slot in a container.
+VALUE_COST = 384
+#: After a message this big the parser (and its buffers) is replaced once it is between messages.
+RENEW_AFTER = 64 * 1024
+#: Strings are sized one by one only in messages past this many bytes; before, 4 bytes a byte.
+EXACT_AFTER = 64 * 1024
 
 #: Name of the ijson backend in use (``yajl2_c`` when the C extension is available).
 BACKEND: str = ijson.backend_name if hasattr(ijson, "backend_name") else str(ijson.backend)
@@ -148,8 +166,10 @@ class Decoder:
         self.max_depth = max_depth
         self.max_values = max_values
         self._events = sendable_list()
-        parser = backend or ijson
-        self._coro = parser.basic_parse_coro(self._events, multiple_values=True, use_float=True)
+        self._parser = backend or ijson
+        self._coro = self._new_coro()
+        name = getattr(self._parser, "backend_name", "")
+        self.buffer_cost = 2 if name.startswith("yajl") else 8
         self._dead = False
         # Builder state for the value in progress.
         self._stack: list[Any] = []  # open containers, outermost first
@@ -158,11 +178,22 @@ class Decoder:
         self._escapes = SurrogateEscapes()
         # Upper bound on the bytes of the message in progress (see module docstring).
         self._pending = 0
+        self._strings = 0  # sys.getsizeof of the strings and keys of the message in progress
+        self._peak = 0  # the most bytes pending since the parser was made: its buffers
+
+    def _new_coro(self) -> Any:
+        return self._parser.basic_parse_coro(self._events, multiple_values=True, use_float=True)
 
     @property
     def in_message(self) -> bool:
         """True while a top-level object has been opened and not yet closed."""
         return bool(self._stack)
+
+    @property
+    def held(self) -> int:
+        """Bytes of memory the message in progress may hold (an upper bound, module docstring)."""
+        small = 4 * min(self._pending, EXACT_AFTER)
+        return self.buffer_cost * self._peak + small + self._strings + self._values * VALUE_COST
 
     def feed(self, data: bytes) -> list[dict[str, Any] | Violation]:
         """Feed bytes; return the complete objects they finish (and maybe a final Violation)."""
@@ -173,11 +204,18 @@ class Decoder:
         for start in range(0, len(view), SLICE):
             piece = view[start : start + SLICE]
             done_before = len(out)
-            if self._parse(self._escapes.feed(bytes(piece)), out):
+            exact = self._pending + len(piece) > EXACT_AFTER
+            if self._parse(self._escapes.feed(bytes(piece)), out, exact):
                 return out
             self._pending = len(piece) if len(out) > done_before else self._pending + len(piece)
             if self._pending > self.max_size + SLICE:
                 return self._fail(out, f"message larger than {self.max_size} bytes")
+            if self._pending > self._peak:
+                self._peak = self._pending
+            elif self._peak > RENEW_AFTER and not self._stack:
+                violation = self._renew()
+                if violation:
+                    return self._fail(out, violation)
         return out
 
     def feed_eof(self) -> list[dict[str, Any] | Violation]:
@@ -185,7 +223,7 @@ class Decoder:
         if self._dead:
             return []
         out: list[dict[str, Any] | Violation] = []
-        if self._parse(self._escapes.flush(), out):
+        if self._parse(self._escapes.flush(), out, False):
             return out
         truncated = bool(self._stack)
         self.close()
@@ -197,33 +235,56 @@ class Decoder:
         """Release the parser.  Idempotent; call it when the connection goes away."""
         self._dead = True
         self._stack.clear()
+        self._values = self._strings = self._peak = self._pending = 0
         with contextlib.suppress(*_PARSE_ERRORS):  # an incomplete document: already reported
             self._coro.close()
 
     # -- internals ---------------------------------------------------------------------
 
-    def _parse(self, data: bytes, out: list[dict[str, Any] | Violation]) -> bool:
+    def _parse(self, data: bytes, out: list[dict[str, Any] | Violation], exact: bool) -> bool:
         """Parse ``data`` into ``out``; True when that ended in a violation (then in ``out``)."""
         if not data:
             return False
         try:
             self._coro.send(data)
         except _PARSE_ERRORS as exc:
-            self._build(out)  # objects completed before the error still count
+            self._build(out, False)  # objects completed before the error still count
             self._fail(out, f"malformed JSON: {_short(exc)}")
             return True
-        violation = self._build(out)
+        violation = self._build(out, exact)
         if violation:
             self._fail(out, violation)
             return True
         return False
+
+    def _renew(self) -> str | None:
+        """Replace the parser, if it is between messages; else the violation it is in.
+
+        Probed with ``{``: only a parser between top-level values answers with exactly a
+        ``start_map``; one inside a top-level string, number or literal (a violation to come,
+        since a top-level value must be an object) answers otherwise.  The probed parser is
+        thrown away either way."""
+        try:
+            self._coro.send(b"{")
+        except _PARSE_ERRORS as exc:
+            return f"malformed JSON: {_short(exc)}"
+        events = self._events
+        between = len(events) == 1 and events[0][0] == "start_map"
+        del events[:]
+        if not between:
+            return "top-level value is not an object"
+        with contextlib.suppress(*_PARSE_ERRORS):  # the probe left it inside an object
+            self._coro.close()
+        self._coro = self._new_coro()
+        self._peak = self._pending
+        return None
 
     def _fail(self, out: list[dict[str, Any] | Violation], reason: str) -> list:
         self.close()
         out.append(Violation(reason))
         return out
 
-    def _build(self, out: list[dict[str, Any] | Violation]) -> str | None:
+    def _build(self, out: list[dict[str, Any] | Violation], exact: bool) -> str | None:
         """Turn parser events into objects; return a violation reason or None.
 
         Each value (a scalar, or a container when it opens) counts once against max_values.
@@ -232,18 +293,21 @@ class Decoder:
         stack = self._stack
         keys = self._keys
         values = self._values
+        strings = self._strings
         max_values = self.max_values
         try:
             for event, value in events:
                 if event == "map_key":
                     keys[-1] = value
+                    if exact:
+                        strings += _sizeof(value)
                     continue
                 if event == "end_map" or event == "end_array":
                     value = stack.pop()
                     keys.pop()
                     if not stack:
                         out.append(value)
-                        values = 0
+                        values = strings = 0
                         continue
                 else:
                     values += 1
@@ -259,7 +323,9 @@ class Decoder:
                         continue
                     if not stack:
                         return "top-level value is not an object"
-                    if event == "number" and (
+                    if exact and event == "string":
+                        strings += _sizeof(value)
+                    elif event == "number" and (
                         value in _INFINITIES
                         or value != value
                         or (type(value) is int and not _INT64_MIN <= value <= _INT64_MAX)
@@ -273,9 +339,11 @@ class Decoder:
             return None
         finally:
             self._values = values
+            self._strings = strings
             del events[:]
 
 
+_sizeof = sys.getsizeof
 _INFINITIES = (float("inf"), float("-inf"))
 # yajl (ijson's C backend) refuses -2**63 as an overflow; the pure backend must agree.
 _INT64_MIN, _INT64_MAX = -(2**63 - 1), 2**63 - 1

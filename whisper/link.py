@@ -10,7 +10,8 @@ Rules (the decisions are the engine's, ``engine/links.py``; this is the I/O arou
   ``link_connected``: a capability exchange (reading the peer's banner) plugs in just
   before it and reports what the peer speaks (``caps``); what was queued meanwhile waits.
 - A write that makes no progress (not one ``SEND_CHUNK``) for ``stall_timeout`` means the
-  peer has stalled: the link is dropped and retried later like any failure.  A slow peer
+  peer has stalled: the link is dropped and retried later like any failure, reported as a
+  stall (a peer that keeps stalling is given up on, ``PeerTable.failed``).  A slow peer
   that keeps reading is not stalled, however long a batch or a backlog replay takes it.
 - Whispernet connections are one-way: anything the peer sends back is read and discarded,
   and its EOF tells us the link is gone.
@@ -38,8 +39,12 @@ log = logging.getLogger("whisper.link")
 class LinkHost(Protocol):
     def link_connected(self, link: Peer, caps: frozenset[str] = ...) -> None: ...
     def data_to_send(self, link: Peer) -> bytes: ...
-    def link_failed(self, link: Peer, error: str) -> None: ...
+    def link_failed(self, link: Peer, error: str, *, stalled: bool) -> None: ...
     def link_redial(self, link: Peer) -> None: ...
+
+
+class Stalled(str):
+    """Why a write failed, when it was a stall (no progress for the stall timeout)."""
 
 
 class OutgoingLink:
@@ -74,7 +79,7 @@ class OutgoingLink:
             while True:
                 error = await self._connect_and_pump()
                 self.retry_at = None
-                self._host.link_failed(self.link, error)
+                self._host.link_failed(self.link, error, stalled=isinstance(error, Stalled))
                 if self.retry_at is None:
                     return
                 await trio.sleep_until(self.retry_at)
@@ -144,5 +149,5 @@ async def send_all(stream: trio.abc.SendStream, data: bytes, stall_timeout: floa
         except (trio.BrokenResourceError, OSError) as exc:
             return str(exc.__cause__ or exc) or "connection broken"
     if scope.cancelled_caught:
-        return f"stalled: nothing could be sent for {stall_timeout:.0f}s"
+        return Stalled(f"stalled: nothing could be sent for {stall_timeout:.0f}s")
     return None

@@ -158,8 +158,8 @@ class Node:
     def data_to_send(self, link: Peer) -> bytes:
         return self.engine.data_to_send(link)
 
-    def link_failed(self, link: Peer, error: str) -> None:
-        self._apply(self.engine.link_failed(link, error, trio.current_time()))
+    def link_failed(self, link: Peer, error: str, *, stalled: bool = False) -> None:
+        self._apply(self.engine.link_failed(link, error, trio.current_time(), stalled=stalled))
 
     def link_redial(self, link: Peer) -> None:
         self.engine.link_redial(link, trio.current_time())

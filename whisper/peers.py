@@ -8,7 +8,8 @@ Rules:
   seconds after the n-th consecutive failure, capped at ``backoff_max``, with +-25% jitter.
   A link counts as a success only once it has stayed up ``stable_after`` seconds: a peer
   that accepts and hangs up at once keeps failing (otherwise it would be redialled, and
-  sent our backlog, twice a second for ever).
+  sent our backlog, twice a second for ever).  A link that *stalled* is never a success,
+  however long it was up: a peer that accepts and stops reading is given up on too.
   After ``max_failures`` consecutive failures we give up on the address; an address given up
   on is not dialled again because a message mentions it until ``give_up_for`` has passed
   (the user's ``/connect`` always dials), and is forgotten after that.
@@ -36,7 +37,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -74,8 +75,10 @@ class ConnectionConfig:
     slot_active_for: float = DEFAULT_ACTIVE_FOR  # ... nor one that produced within this
     connect_timeout: float = CONNECT_TIMEOUT
     stall_timeout: float = SEND_STALL_TIMEOUT
-    queue_bytes: int = 8 * 1024 * 1024
+    queue_bytes: int = 8 * 1024 * 1024  # one link's queue
     queue_items: int = 20_000
+    send_budget: int = 64 * 1024 * 1024  # all the queues together (sendqueue.py)
+    receive_budget: int = 128 * 1024 * 1024  # all unfinished incoming messages (budget.py)
 
 
 class State(enum.Enum):
@@ -115,7 +118,8 @@ class Peer:
     queue: SendQueue | None = None
     replay: LinkReplay | None = None
     caps: frozenset[str] = field(default_factory=frozenset)
-    pending: bytes = b""  # written before anything queued: this connection's replay
+    pending: Iterator[bytes] = field(default_factory=lambda: iter(()))  # replay, then queue
+    overflows_logged: int = 0  # the queue's overflow episodes logged so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,12 +228,13 @@ class PeerTable:
         if peer:
             peer.last_error = ""
 
-    def failed(self, addr: str, now: float, error: str) -> float | None:
-        """Record a failure; return the delay before the next try, or None to give up."""
+    def failed(self, addr: str, now: float, error: str, *, stalled: bool = False) -> float | None:
+        """Record a failure (``stalled``: the link stopped making progress); return the delay
+        before the next try, or None to give up."""
         peer = self.outgoing.get(addr)
         if peer is None:
             return None
-        if peer.state is State.CONNECTED and now - peer.since >= self.stable_after:
+        if not stalled and peer.state is State.CONNECTED and now - peer.since >= self.stable_after:
             peer.failures = 0  # it had been working: this is a fresh run of failures
         peer.failures += 1
         peer.last_error = error

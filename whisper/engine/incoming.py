@@ -7,12 +7,16 @@ Rules:
   and the count of invalid messages it sent (the first ``LOGGED_PER_CONNECTION`` logged).
 - ``closed`` is set, with the reason, once the engine has decided to drop it; from then on
   whatever else arrives on it is discarded, and the shell stops reading.
+- What the unfinished messages of all connections hold together is bounded by one receive
+  budget (``budget.py``, PROTOCOL.md §5.3): ``over_budget`` charges a connection after each
+  chunk and names those to drop while it is spent, the one holding the most first.
 - ``greeting``: bytes the shell writes once when the connection is accepted
   (``Engine.greeting``, empty today: a capability banner plugs in there).
 """
 
 from __future__ import annotations
 
+from ..budget import Budget
 from ..codec import Decoder
 from ..flood import Connection as FloodConnection
 
@@ -32,3 +36,23 @@ class Incoming:
 
     def __repr__(self) -> str:
         return f"<Incoming {self.remote}{' closed' if self.closed else ''}>"
+
+
+def over_budget(budget: Budget[Incoming], conn: Incoming) -> list[tuple[Incoming, str]]:
+    """Charge what ``conn``'s decoder holds; the connections to drop, and why."""
+    budget.hold(conn, conn.decoder.held)
+    victims = []
+    while budget.over():
+        victim = budget.biggest()
+        assert victim is not None
+        reason = (
+            f"the receive budget ({_mib(budget.limit)} for all connections) is spent, "
+            f"and its unfinished message holds the most ({_mib(budget.held(victim))})"
+        )
+        budget.release(victim)
+        victims.append((victim, reason))
+    return victims
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / (1024 * 1024):.1f} MiB"

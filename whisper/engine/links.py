@@ -11,21 +11,26 @@ Rules (PROTOCOL.md §5.2):
   what its queue does not hold.  The queue is kept across reconnections.
 - A failure waits as the table says (``Retry``), or gives up: the queue is emptied, the front
   ends told (``GaveUp``) and the task stopped (``CloseLink``).
-- ``put`` never blocks: a queue that is full drops the message for that peer only, and the
-  first drop of each overflow is logged.
+- ``route`` puts a batch on the links the router picks; the links that get the same list of
+  messages get one ``Shared`` of them, joined once and counted once by the send budget.
+- ``put`` never blocks: a queue that is full, or among the longest when all of them are at
+  the send budget, drops messages for that peer only; each overflow episode is logged once.
+- A link's replay is the backlog's own ``bytes``, handed out a message at a time.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from ..backlog import Backlog
 from ..connmgr import idle_for
 from ..events import Disconnected, GaveUp, PeerLinked, PeerLost
 from ..flood import FloodControl
 from ..peers import ConnectionConfig, Dialled, Peer, PeerTable, State
-from ..sendqueue import SendQueue
+from ..sendqueue import SendBudget, SendQueue, Shared
 from .actions import CloseLink, Dial, Outbox, Retry
+from .stages import Batch, Router
 
 log = logging.getLogger("whisper.engine")
 
@@ -44,6 +49,7 @@ class Links:
         self.flood = flood
         self.out = outbox
         self.config = config
+        self.send_budget = SendBudget(config.send_budget)  # every link's queue together
 
     def dial(self, addr: str, now: float, *, by_user: bool, spoke: bool = False) -> Dialled:
         """Open a link to ``addr`` (canonical ``IP:PORT``) unless it is refused; when the
@@ -57,7 +63,8 @@ class Links:
         if admission.replaces is not None:
             self.give_way(admission.replaces, addr, now)
         link = self.table.outgoing[addr]
-        link.queue = SendQueue(self.config.queue_bytes, self.config.queue_items)
+        cfg = self.config
+        link.queue = SendQueue(cfg.queue_bytes, cfg.queue_items, budget=self.send_budget)
         link.replay = self.backlog.for_link(addr)
         self.out.actions.append(Dial(link))
         return Dialled.STARTED
@@ -74,27 +81,27 @@ class Links:
     def connected(self, link: Peer, now: float, caps: frozenset[str]) -> None:
         self.table.connected(link.addr, now)
         link.caps = caps
-        link.pending = link.replay.connected() if link.replay is not None else b""
+        link.pending = link.replay.connected() if link.replay is not None else iter(())
         self.out.emit(PeerLinked(link.addr))
 
     def data_to_send(self, link: Peer) -> bytes:
-        if link.pending:
-            data, link.pending = link.pending, b""
-            return data
+        replayed = next(link.pending, None)  # the backlog's own bytes, a message at a time
+        if replayed is not None:
+            return replayed
         return link.queue.take() if link.queue is not None else b""
 
-    def failed(self, link: Peer, error: str, now: float) -> None:
+    def failed(self, link: Peer, error: str, now: float, *, stalled: bool = False) -> None:
         if self.table.outgoing.get(link.addr) is not link:
             return
         if link.state is State.CONNECTED:
             if link.replay is not None:
                 link.replay.lost()
-            link.pending = b""
+            link.pending = iter(())
             self.out.emit(PeerLost(link.addr, error))
-        delay = self.table.failed(link.addr, now, error)
+        delay = self.table.failed(link.addr, now, error, stalled=stalled)
         if delay is None:
             if link.queue is not None:
-                link.queue.clear()
+                link.queue.close()  # and out of the send budget
             self.out.emit(GaveUp(link.addr, error))
             self.out.actions.append(CloseLink(link, f"gave up: {error}"))
             return
@@ -109,6 +116,8 @@ class Links:
         """The link's task is over, whatever the reason."""
         if self.table.outgoing.get(link.addr) is link:
             self.table.remove(link.addr)
+        if link.queue is not None:
+            link.queue.close()  # and out of the send budget
 
     def close(self, addr: str, reason: str) -> Peer | None:
         """Close the link to ``addr`` if there is one (flood control cut its peer ...)."""
@@ -127,11 +136,37 @@ class Links:
         self.out.emit(Disconnected(addr))
         return True
 
-    def put(self, link: Peer, parts: list[bytes], data: bytes, now: float) -> None:
+    def route(self, router: Router, batch: Batch, now: float) -> None:
+        """Queue a batch on the links the router picks; each list of parts joined once."""
+        links = self.table.outgoing
+        if not batch.data or not links:
+            return
+        joined: dict[int, tuple[Sequence[bytes], Shared]] = {}  # id(parts) -> (parts, batch)
+        for link, parts in router.route(batch, links):
+            if not parts:
+                continue
+            hit = joined.get(id(parts))
+            if hit is None:
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                shared = Shared(data, len(parts))  # counted once by the send budget
+                joined[id(parts)] = (parts, shared)  # parts kept alive: its id stays its own
+            else:
+                shared = hit[1]
+            self.put(link, parts, shared, now)
+
+    def put(self, link: Peer, parts: Sequence[bytes], batch: Shared, now: float) -> None:
         queue = link.queue
         if queue is None:
             return
-        overflowing = queue.overflowing_since is not None
-        if queue.put_batch(parts, data, now) and not overflowing:
-            log.warning("queue for %s is full: dropping messages for this peer", link.addr)
+        queue.put_batch(parts, batch, now)
         self.out.woken[link.addr] = link
+        if queue.overflows != link.overflows_logged:  # this batch, or a cut by the budget
+            self.log_overflows()
+
+    def log_overflows(self) -> None:
+        """Log each overflow episode of each link once (the budget may cut other links)."""
+        for link in self.table.outgoing.values():
+            queue = link.queue
+            if queue is not None and queue.overflows != link.overflows_logged:
+                link.overflows_logged = queue.overflows
+                log.warning("dropping messages for %s: %s", link.addr, queue.overflow)

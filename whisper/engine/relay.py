@@ -22,12 +22,13 @@ Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import codec
 from ..addr import dialable, format_hostport, parse_hostport
 from ..backlog import HISTORY_KEY, Backlog, replay_age
+from ..budget import Budget
 from ..codec import Violation, encode_object
 from ..config import Config
 from ..events import Blacklisted, Delivered, Dropped
@@ -39,7 +40,7 @@ from ..message import SECONDS_CUTOFF, InvalidMessage, Message, NotChat
 from ..peers import Dialled, Peer, PeerTable
 from ..seen import SeenCache
 from .actions import Action, CloseIncoming, Outbox
-from .incoming import LOGGED_PER_CONNECTION, Incoming
+from .incoming import LOGGED_PER_CONNECTION, Incoming, over_budget
 from .links import Links
 from .snapshots import BlacklistEntry, PeerInfo, Stats, blacklist_entries, peer_infos
 from .stages import (
@@ -75,6 +76,7 @@ class Engine:
         )
         self.files = FileStore(cfg.files.max_files, cfg.files.max_bytes, clock=cfg.wall_clock)
         self.out = Outbox()
+        self.receive_budget: Budget[Incoming] = Budget(cfg.connections.receive_budget)
         self.links = Links(self.table, self.backlog, self.flood, self.out, cfg.connections)
         # -- extension points (stages.py) --
         self.checks: list[Check] = []
@@ -124,6 +126,7 @@ class Engine:
 
     def closed_incoming(self, conn: Incoming) -> None:
         self.table.closed(conn.remote)
+        self.receive_budget.release(conn)
         conn.decoder.close()
 
     def receive_data(self, conn: Incoming, data: bytes, now: float) -> list[Action]:
@@ -131,7 +134,20 @@ class Engine:
         if conn.closed is not None:
             return []
         items = conn.decoder.feed(data) if data else conn.decoder.feed_eof()
-        return self.received(conn, items, now) if items else []
+        actions = self.received(conn, items, now) if items else []
+        if conn.closed is not None or not self._hold(conn):
+            return actions
+        return actions + self.out.take()
+
+    def _hold(self, conn: Incoming) -> bool:
+        """Charge what ``conn``'s unfinished message holds (PROTOCOL.md §5.3); while the
+        receive budget is spent, drop the connection holding the most.  False: nothing was."""
+        victims = over_budget(self.receive_budget, conn)
+        for victim, reason in victims:
+            self.stats.over_budget += 1
+            self.out.emit(Dropped(victim.remote, reason))
+            self._close(victim, reason)
+        return bool(victims)
 
     def received(
         self, conn: Incoming, items: Iterable[dict[str, Any] | Violation], now: float
@@ -220,7 +236,7 @@ class Engine:
         kept = batch.kept()
         for keeper in self.keepers:
             keeper.keep(kept, batch.source is None, now)
-        self._route(batch, now)
+        self.links.route(self.router, batch, now)
 
     def _violation(self, conn: Incoming, reason: str) -> None:
         self.stats.violations += 1
@@ -268,29 +284,12 @@ class Engine:
 
     # -- routing -----------------------------------------------------------------------
 
-    def _route(self, batch: Batch, now: float) -> None:
-        """Queue a batch on the links the router picks; each list of parts joined once."""
-        links = self.table.outgoing
-        if not batch.data or not links:
-            return
-        joined: dict[int, tuple[Sequence[bytes], bytes]] = {}  # id(parts) -> (parts, bytes)
-        for link, parts in self.router.route(batch, links):
-            if not parts:
-                continue
-            hit = joined.get(id(parts))
-            if hit is None:
-                data = parts[0] if len(parts) == 1 else b"".join(parts)
-                joined[id(parts)] = (parts, data)  # parts kept alive: its id stays its own
-            else:
-                data = hit[1]
-            self.links.put(link, parts, data, now)
-
     def send(self, data: bytes, now: float, *, needs: str | None = None) -> None:
         """Route a payload of our own (an extension's control message) to the links the
         router picks, only those that announced ``needs``.  Called from within an input."""
         batch = Batch(needs=needs)
         batch.add(data, None, None)
-        self._route(batch, now)
+        self.links.route(self.router, batch, now)
 
     # -- what the user does ------------------------------------------------------------
 
@@ -368,10 +367,13 @@ class Engine:
         """What the link is to write next: its replay on a new connection, then its queue."""
         return self.links.data_to_send(link)
 
-    def link_failed(self, link: Peer, error: str, now: float) -> list[Action]:
-        """The link could not connect, or its connection broke (``error``: why)."""
+    def link_failed(
+        self, link: Peer, error: str, now: float, *, stalled: bool = False
+    ) -> list[Action]:
+        """The link could not connect, or its connection broke (``error``: why; ``stalled``:
+        its writes stopped making progress)."""
         self.now = now
-        self.links.failed(link, error, now)
+        self.links.failed(link, error, now, stalled=stalled)
         return self.out.take()
 
     def link_redial(self, link: Peer, now: float) -> None:

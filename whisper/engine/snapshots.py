@@ -23,6 +23,7 @@ class Stats:
     ignored: int = 0  # payloads without Body that no Control stage took
     invalid: int = 0  # wrong types, hash mismatch, outside the window, refused by a Check
     violations: int = 0  # connections dropped for malformed input
+    over_budget: int = 0  # connections dropped: the receive budget was spent
     sent: int = 0  # messages we originated
 
 

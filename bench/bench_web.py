@@ -1,0 +1,273 @@
+"""Web benchmark: websocket feeds attached to a real ``whisper -http`` peer (127.0.0.1 only).
+
+Reuses ``bench_relay``'s peer, sinks and source.  The feeds are websocket clients (trio
+and trio-websocket) in one process of their own; each counts the ``message`` events it
+gets and, for the fan-out phase, the time from the source writing a message (its Body is
+``bench <time.monotonic_ns()>``, system-wide on Linux) to the frame holding it arriving.
+
+Phases:
+
+1. **fan-out**: ``--clients`` feeds (100) attached while the source writes ``--rate``
+   msgs/s (500) for ``--seconds`` (10) into a peer that relays them to 4 sinks.  Printed:
+   how many messages each feed got (every feed must get every message), latency p50 / p99 /
+   max (target p99 <= 50 ms), frames per feed, ``missed`` events, the peer's CPU, and how
+   long the peer and the feeds were runnable but waiting for a CPU (``/proc/PID/schedstat``):
+   on a shared machine that wait, not whisper, is most of a bad p99.
+2. **relay rate**: ``--messages`` (100,000) blasted as fast as the peer reads them, relayed
+   to 4 sinks, by a fresh peer each run, three ways: without ``-http``, with ``-http`` and
+   no feed, with ``-http`` and ``--feeds`` (10) feeds attached; ``--runs`` (3) rounds,
+   interleaved, medians printed.  Target: with 10 feeds within 5% of none.  "peer CPU
+   us/msg" is the figure least disturbed by other load on a shared machine.
+
+Usage: ``.venv/bin/python bench/bench_web.py [--clients 100] [--rate 500] [--runs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import re
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_relay import Bench, Peer, Source, cpu_seconds, start_sink
+
+TOKEN = "bench-token"
+PY = [sys.executable, "-m", "whisper"]
+_BENCH_BODY = re.compile(r'"Body":"bench (\d+) #')
+
+
+# -- the feeds (a process of their own) -----------------------------------------------------
+
+
+def feeds_main(ctl, url: str, count: int) -> None:
+    import trio
+    from trio_websocket import open_websocket_url
+
+    counts = [0] * count
+    frames = [0] * count
+    missed = [0]
+    latencies: list[int] = []
+    ready = [0]
+
+    async def feed(i: int, task_status) -> None:
+        auth = [("Authorization", f"Bearer {TOKEN}")]
+        async with open_websocket_url(url, extra_headers=auth, max_message_size=1 << 24) as ws:
+            first = True
+            while True:
+                frame = await ws.get_message()
+                now = time.monotonic_ns()
+                if first:
+                    first = False
+                    ready[0] += 1
+                    task_status.started()
+                frames[i] += 1
+                counts[i] += frame.count('"Event":"message"')
+                if '"Event":"missed"' in frame:
+                    missed[0] += 1
+                if i % 10 == 0:  # a tenth of the feeds stamp (the others only count)
+                    latencies.extend(now - int(t) for t in _BENCH_BODY.findall(frame))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for i in range(count):
+                await nursery.start(feed, i)
+            ctl.send(("ready", ready[0]))
+            while True:
+                cmd = await trio.to_thread.run_sync(ctl.recv)
+                if cmd == "reset":
+                    counts[:] = [0] * count
+                    frames[:] = [0] * count
+                    latencies.clear()
+                    missed[0] = 0
+                    ctl.send("ok")
+                elif cmd == "status":
+                    ctl.send((list(counts), list(frames), missed[0], list(latencies)))
+                else:
+                    nursery.cancel_scope.cancel()
+                    return
+
+    trio.run(main)
+
+
+class Feeds:
+    def __init__(self, url: str, count: int) -> None:
+        self.ctl, theirs = multiprocessing.Pipe()
+        ctx = multiprocessing.get_context("spawn")
+        self.proc = ctx.Process(target=feeds_main, args=(theirs, url, count), daemon=True)
+        self.proc.start()
+        if not self.ctl.poll(60):
+            raise SystemExit("the feeds did not connect within 60 s")
+        tag, n = self.ctl.recv()
+        assert tag == "ready" and n == count, (tag, n)
+
+    def ask(self, cmd: str):
+        self.ctl.send(cmd)
+        return self.ctl.recv()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.ctl.send("stop")
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+# -- the peer, the sinks, the source ---------------------------------------------------------
+
+
+class StampedSource(Source):
+    def messages(self, n: int) -> bytes:
+        self.body = f"bench {time.monotonic_ns()} #"  # Source appends the message's number
+        return super().messages(n)
+
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a CPU (schedstat)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[1])
+    return total / 1e9
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Setup:
+    """A fresh peer (with or without -http), dialled to the sinks, and its source."""
+
+    def __init__(self, sinks, origin, http: bool, profile: str = "") -> None:
+        self.http_port = free_port() if http else 0
+        py = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "whisper"] if profile else PY
+        cmd = [*py, "-http", f"127.0.0.1:{self.http_port}"] if http else list(py)
+        os.environ["WHISPER_HTTP_TOKEN"] = TOKEN
+        self.peer = Peer(cmd)
+        self.source = StampedSource(self.peer.addr, origin.addr)
+        self.bench = Bench(self.peer, sinks, origin, self.source)
+        for sink in [origin, *sinks]:
+            self.source.hello(sink.addr)
+        deadline = time.monotonic() + 15
+        while not all(st[2] >= 1 for st in self.bench.statuses()):
+            if time.monotonic() > deadline:
+                raise SystemExit("the peer did not dial every sink within 15 s")
+            time.sleep(0.02)
+        time.sleep(0.2)
+
+    @property
+    def feed_url(self) -> str:
+        return f"ws://127.0.0.1:{self.http_port}/api/feed"
+
+    def close(self) -> None:
+        self.source.close()
+        self.peer.stop()
+
+
+def fan_out(sinks, origin, clients: int, rate: float, seconds: float, profile: str) -> None:
+    setup = Setup(sinks, origin, http=True, profile=profile)
+    feeds = Feeds(setup.feed_url, clients)
+    try:
+        feeds.ask("reset")
+        cpu0, t0 = cpu_seconds(setup.peer.pid), time.monotonic()
+        feeds_cpu0 = cpu_seconds(feeds.proc.pid)
+        wait0 = run_queue_wait(setup.peer.pid), run_queue_wait(feeds.proc.pid)
+        n = setup.source.paced(rate, seconds)
+        deadline = time.monotonic() + 10
+        while True:
+            counts, frames, missed, latencies = feeds.ask("status")
+            if min(counts) >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        wall = time.monotonic() - t0
+        cpu = (cpu_seconds(setup.peer.pid) - cpu0) / wall
+        feeds_cpu = (cpu_seconds(feeds.proc.pid) - feeds_cpu0) / wall
+        peer_wait = (run_queue_wait(setup.peer.pid) - wait0[0]) / wall
+        feeds_wait = (run_queue_wait(feeds.proc.pid) - wait0[1]) / wall
+        latencies.sort()
+        q = {
+            p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] / 1e6
+            for p in (0.5, 0.99)
+        }
+        every = sum(c >= n for c in counts)
+        print(
+            f"[fan-out] {clients} feeds, {n} msgs at {rate:.0f}/s relayed to {len(sinks)} sinks: "
+            f"{every}/{clients} feeds got every message (min {min(counts)}, max {max(counts)}); "
+            f"latency p50 {q[0.5]:.1f} ms p99 {q[0.99]:.1f} ms max {latencies[-1] / 1e6:.1f} ms "
+            f"({len(latencies)} samples); frames per feed {statistics.mean(frames):.0f} "
+            f"({n / statistics.mean(frames):.1f} msgs a frame); missed events {missed}; "
+            f"CPU: peer {cpu:.0%}, feeds {feeds_cpu:.0%}; waiting for a CPU (other load): "
+            f"peer {peer_wait:.0%}, feeds {feeds_wait:.0%} of the time; "
+            f"load avg {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+    finally:
+        feeds.stop()
+        setup.close()
+
+
+def relay_rate(sinks, origin, kind: str, feeds_count: int, n: int) -> dict:
+    setup = Setup(sinks, origin, http=kind != "no -http")
+    feeds = Feeds(setup.feed_url, feeds_count) if kind == "10 feeds" else None
+    try:
+        setup.bench.saturation(kind, n)
+        return setup.bench.results[kind]
+    finally:
+        if feeds:
+            print(f"    feeds got {feeds.ask('status')[0]} message events", flush=True)
+            feeds.stop()
+        setup.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--clients", type=int, default=100)
+    p.add_argument("--rate", type=float, default=500)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--feeds", type=int, default=10)
+    p.add_argument("--messages", type=int, default=100_000)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--skip-fan-out", action="store_true")
+    p.add_argument("--skip-relay", action="store_true")
+    p.add_argument("--profile", default="", metavar="FILE", help="cProfile the fan-out's peer")
+    args = p.parse_args()
+    origin = start_sink("origin", "process")
+    sinks = [start_sink(f"sink{i}", "process") for i in range(4)]
+    try:
+        if not args.skip_fan_out:
+            fan_out(sinks, origin, args.clients, args.rate, args.seconds, args.profile)
+        if args.skip_relay:
+            return
+        kinds = ["no -http", "-http, no feed", "10 feeds"]
+        results: dict[str, list[dict]] = {k: [] for k in kinds}
+        for _ in range(args.runs):
+            for kind in kinds:
+                results[kind].append(relay_rate(sinks, origin, kind, args.feeds, args.messages))
+        base = statistics.median(r["e2e_rate"] for r in results["no -http"])
+        base_cpu = statistics.median(r["peer_us_per_msg"] for r in results["no -http"])
+        print("\nrelay rate, median of", args.runs, "runs (fresh peer each):")
+        for kind in kinds:
+            rate = statistics.median(r["e2e_rate"] for r in results[kind])
+            cpu = statistics.median(r["peer_us_per_msg"] for r in results[kind])
+            print(
+                f"  {kind:16} {rate:9,.0f} msgs/s ({rate / base - 1:+.1%})   "
+                f"peer CPU {cpu:5.1f} us/msg ({cpu / base_cpu - 1:+.1%})"
+            )
+    finally:
+        for sink in [*sinks, origin]:
+            with contextlib.suppress(OSError):
+                sink.ctl.send(("stop",))
+            sink.runner.join(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""WS /api/feed: what a page is told on connect and as things happen; refusals; shutdown."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, ConnectionRejected
+
+from whisper.events import Delivered
+from whisper.message import Message
+from whisper.web.hub import Listener
+from whisper.web.store import MessageRing
+
+from .helpers import origin, send, sink, wire
+from .webhelpers import web_node
+
+TIMEOUT = 10
+
+
+@pytest.fixture
+async def web(nursery):
+    async with web_node(nursery, nick="alice") as w:
+        yield w
+
+
+async def test_a_feed_says_who_we_are_then_every_message_as_it_arrives(web):
+    with trio.fail_after(TIMEOUT):
+        async with web.feed() as feed:
+            me = await feed.next()
+            assert me == {"Event": "me", "Nick": "alice", "Addr": web.node.addr, "Next": 0}
+            assert (await feed.next())["Event"] == "peers"
+            assert (await feed.next())["Event"] == "users"
+            peer = await origin(web.node)
+            await send(peer, wire("<script>alert(1)</script>", nick="bob"))
+            message = await feed.until("message")
+            assert message["Body"] == "<script>alert(1)</script>" and message["Seq"] == 1
+            users = await feed.until("users")
+            assert [u["Nick"] for u in users["users"]] == ["bob"]
+            web.node.say("mine")
+            assert (await feed.until("message"))["Own"] is True
+
+
+async def test_recent_history_on_open_and_resuming_after_a_cursor(web):
+    for i in range(3):
+        web.node.say(f"m{i}")
+    with trio.fail_after(TIMEOUT):
+        async with web.feed() as feed:
+            bodies = [(await feed.until("message"))["Body"] for _ in range(3)]
+        assert bodies == ["m0", "m1", "m2"]
+        async with web.feed("?since=2") as feed:
+            resumed = await feed.until("message")
+        assert resumed["Seq"] == 3 and resumed["Body"] == "m2"
+
+
+async def test_peer_changes_and_notices_are_sent_once(nursery, web):
+    s = await sink(nursery)
+    with trio.fail_after(TIMEOUT):
+        async with web.feed() as feed:
+            await feed.until("users")
+            web.node.connect(s.addr)
+            await feed.until("notice", Text=f"connected to {s.addr}")
+            peers = await feed.until("peers")
+            while peers["peers"][0]["State"] != "connected":
+                peers = await feed.until("peers")
+            assert [(p["Addr"], p["Direction"]) for p in peers["peers"]] == [(s.addr, "out")]
+            pushed = []
+            listener = next(web.server.hub.listeners())
+            original = listener.push
+            listener.push = lambda after, line: (pushed.append(line), original(after, line))
+            web.server.hub._look()
+            web.server.hub._look()  # nothing changed (Since alone does not count)
+            assert pushed == []
+
+
+async def test_a_feed_needs_the_token_and_our_origin(web):
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(ConnectionRejected) as refused:
+            async with web.feed(headers=[("Origin", "http://evil.example")]):
+                pass
+        assert refused.value.status_code == 403
+        from trio_websocket import open_websocket_url
+
+        with pytest.raises(ConnectionRejected) as refused:
+            async with open_websocket_url(f"{web.ws_base}/api/feed"):
+                pass
+        assert refused.value.status_code == 401
+        ours = [("Origin", f"http://127.0.0.1:{web.server.port}")]
+        async with web.feed(headers=ours) as feed:
+            assert (await feed.next())["Event"] == "me"
+
+
+async def test_a_closed_feed_is_detached_and_shutdown_closes_feeds_with_1001(web):
+    hub = web.server.hub
+    with trio.fail_after(TIMEOUT):
+        async with web.feed() as feed:
+            await feed.next()
+            assert len(list(hub.listeners())) == 1
+        while list(hub.listeners()):  # the reader saw the close: the handler is gone
+            await trio.sleep(0.01)
+        async with web.feed() as feed:
+            await feed.next()
+            web.server.stop()
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await feed.next()
+            assert closed.value.reason.code == 1001
+        await web.server.stopped.wait()
+
+
+def delivered(body: str) -> Delivered:
+    return Delivered(Message.create(id=body, addr="127.0.0.1:9", body=body))
+
+
+async def test_a_listener_behind_the_ring_is_told_what_it_missed():
+    ring = MessageRing(max_entries=3)
+    listener = Listener(0)
+    for i in range(5):
+        ring.add(delivered(f"m{i}"), 10)
+    listener.push(4, '{"Event":"notice"}')
+    lines = listener.take(ring)
+    assert lines[0] == '{"Event":"missed","Messages":2,"Events":0}'
+    assert [line[:40].split('"Seq":')[1].split(",")[0] for line in lines[1:3]] == ["3", "4"]
+    assert lines[3] == '{"Event":"notice"}'  # pushed after message 4, before message 5
+    assert '"Seq":5' in lines[4] and listener.cursor == 5
+    assert listener.take(ring) == []
+
+
+async def test_past_its_rate_the_web_skips_messages_and_says_so(nursery):
+    """A relay blast: the hub keeps to max_rate; the node drops the rest for it, and feeds
+    are told how many, while the relay itself goes on."""
+    async with web_node(nursery, hub={"max_rate": 20, "buffer": 8}) as web:
+        s = await sink(nursery)
+        with trio.fail_after(TIMEOUT):
+            async with web.feed() as feed:
+                await feed.until("users")
+                peer = await origin(web.node)
+                await send(peer, wire("hello", addr=s.addr))
+                await s.wait_for(lambda s: s.connections == 1)
+                await send(peer, *[wire(f"blast {i}") for i in range(200)])
+                await s.wait_for(lambda s: "blast 199" in s.bodies)  # all relayed
+                notice = await feed.until("notice", Warning=True)
+                assert re.fullmatch(
+                    r"this display fell behind: \d+ events were dropped", notice["Text"]
+                )
+        shown = (await web.client.get("/api/messages", params={"limit": 1000})).json()
+        assert 0 < len(shown["messages"]) < 201

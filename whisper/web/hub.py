@@ -1,0 +1,245 @@
+"""The hub: one subscription to the node, shared by every web client.
+
+Rules:
+- The hub holds the web front end's only node subscription (``Bridge.subscribe``), bounded
+  as every front end's is: the node never waits for the web.  Delivered messages go into the
+  ``MessageRing`` (history shown in timestamp order, ``display.take_batch``) and ``Users``;
+  notices, and changes of the peer list, the online list and our nick or address, go to each
+  feed as they happen.
+- The web keeps to ``MAX_RATE`` messages a second: past it the hub waits, its subscription
+  fills, and the node drops (and counts) the rest for it, so a relay blast costs the node
+  almost nothing while browsers are attached.  A feed that fell behind is told what it
+  missed (``missed`` event), never the node.
+- A feed is a ``Listener``: a cursor into the ring plus a short bounded queue of the other
+  events (oldest dropped past ``LISTENER_EVENTS``, and counted).  Messages are never queued
+  per feed, so a slow browser holds no memory: it only falls behind the ring.
+- The peer list, online list and who we are are polled every ``POLL_INTERVAL`` (and at once
+  after a notice or ``refresh``), and sent only when they differ from what was sent last
+  (a peer's ``Since`` alone does not count): a redraw under the pointer eats clicks.
+- ``close`` tells every feed to end (the server is shutting down).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import trio
+
+from ..display import take_batch
+from ..events import Delivered
+from ..files import CONTENTS_KEY
+from .bridge import Bridge
+from .store import MessageRing, Users, dumps
+
+HUB_EVENTS = 4096
+HUB_BYTES = 64 * 1024 * 1024
+MAX_RATE = 1000.0
+POLL_INTERVAL = 0.5
+LISTENER_EVENTS = 256
+#: A feed frame holds at least one event, and more only while it stays under this.
+FRAME_BYTES = 256 * 1024
+FRAME_ENTRIES = 512
+
+
+def event_line(name: str, **fields: Any) -> str:
+    return dumps({"Event": name, **fields})
+
+
+class Listener:
+    """One feed's place at the hub (see the module rules)."""
+
+    def __init__(self, cursor: int) -> None:
+        self.cursor = cursor
+        self.closed = False
+        self.dropped = 0
+        self._other: deque[tuple[int, str]] = deque()
+        self._wake = trio.Event()
+
+    def push(self, after: int, line: str) -> None:
+        """Queue a line to send once the messages up to ``after`` are sent."""
+        if len(self._other) >= LISTENER_EVENTS:
+            self._other.popleft()
+            self.dropped += 1
+        self._other.append((after, line))
+        self._wake.set()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def wait(self) -> None:
+        await self._wake.wait()
+
+    def take(self, ring: MessageRing, max_bytes: int = FRAME_BYTES) -> list[str]:
+        """The next lines to send (possibly none), oldest first; resets the wake-up."""
+        self._wake = trio.Event()
+        lines: list[str] = []
+        missed = ring.missed(self.cursor)
+        if missed or self.dropped:
+            lines.append(event_line("missed", Messages=missed, Events=self.dropped))
+            self.dropped = 0
+            self.cursor = max(self.cursor, ring.first_seq - 1)
+        size = 0
+        other = self._other
+        for entry in ring.after(self.cursor, FRAME_ENTRIES):
+            while other and other[0][0] < entry.seq:  # pushed before this message arrived
+                line = other.popleft()[1]
+                lines.append(line)
+                size += len(line)
+            if lines and size >= max_bytes:
+                break
+            line = entry.text()
+            lines.append(line)
+            size += len(line)
+            self.cursor = entry.seq
+        while other and (not lines or size < max_bytes):
+            line = other.popleft()[1]
+            lines.append(line)
+            size += len(line)
+        if self.cursor < ring.last_seq or self._other:
+            self._wake.set()  # more to send: the writer comes straight back
+        return lines
+
+
+class Hub:
+    def __init__(
+        self,
+        bridge: Bridge,
+        ring: MessageRing | None = None,
+        users: Users | None = None,
+        *,
+        max_rate: float = MAX_RATE,
+        poll_interval: float = POLL_INTERVAL,
+        buffer: int = HUB_EVENTS,
+    ) -> None:
+        self.bridge = bridge
+        self.ring = ring or MessageRing()
+        self.users = users or Users()
+        self.max_rate = max_rate
+        self.poll_interval = poll_interval
+        self.buffer = buffer
+        self._listeners: set[Listener] = set()
+        self._new = trio.Event()
+        self._refresh = trio.Event()
+        self._sent: dict[str, Any] = {}
+        self.closing = False
+
+    # -- what feeds and handlers use ---------------------------------------------------
+
+    @property
+    def state(self) -> dict[str, str]:
+        return {"Nick": self.bridge.nick, "Addr": self.bridge.addr}
+
+    def attach(self, cursor: int) -> Listener:
+        listener = Listener(cursor)
+        listener.closed = self.closing
+        self._listeners.add(listener)
+        return listener
+
+    def detach(self, listener: Listener) -> None:
+        self._listeners.discard(listener)
+
+    def snapshot_lines(self) -> list[str]:
+        """What a new feed is told first: who we are, the peers, who is online."""
+        return [
+            event_line("me", **self.state, Next=self.ring.last_seq),
+            event_line("peers", peers=self.bridge.peers()),
+            event_line("users", users=self.users.records()),
+        ]
+
+    async def wait_for_message(self, cursor: int, timeout: float) -> None:
+        """Return once the ring holds a message after ``cursor``, or after ``timeout``."""
+        with trio.move_on_after(timeout):
+            while not self.closing and cursor >= self.ring.last_seq:
+                await self._new.wait()
+
+    def refresh(self) -> None:
+        """Something changed (our nick ...): look at the lists now, not at the next poll."""
+        self._refresh.set()
+
+    def close(self) -> None:
+        self.closing = True
+        self._new.set()
+        for listener in self._listeners:
+            listener.closed = True
+            listener.poke()
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with self.bridge.subscribe(self.buffer, HUB_BYTES) as events:
+            async with trio.open_nursery() as nursery:
+                self._sent = {"me": self.state, "peers": _comparable(self.bridge.peers())}
+                nursery.start_soon(self._watch)
+                task_status.started()
+                async for first in events:
+                    batch = await take_batch(events, [first])
+                    self._ingest(batch)
+                    messages = sum(type(e) is Delivered for e in batch)
+                    if messages and self.max_rate < math.inf:
+                        await trio.sleep(messages / self.max_rate)
+
+    def _ingest(self, batch: list) -> None:
+        added = False
+        for event in batch:
+            if type(event) is Delivered:
+                self.ring.add(event, _size(event))
+                if self.users.heard(event):
+                    self._send_changed("users", self.users.records())
+                added = True
+            else:  # a status event: a notice, a peer linked or lost ...
+                line = event_line("notice", Text=event.text, Warning=event.warning)
+                self._broadcast(line)
+                self._refresh.set()  # connected, lost, disconnected ...: peers changed
+        if added:
+            self._new.set()
+            self._new = trio.Event()
+            for listener in self._listeners:
+                listener.poke()
+
+    async def _watch(self) -> None:
+        while True:
+            with trio.move_on_after(self.poll_interval):
+                await self._refresh.wait()
+            self._refresh = trio.Event()
+            self._look()
+
+    def _look(self) -> None:
+        self._send_changed("me", self.state)
+        peers = self.bridge.peers()
+        if _comparable(peers) != self._sent.get("peers"):
+            self._sent["peers"] = _comparable(peers)
+            self._broadcast(event_line("peers", peers=peers))
+        if self.users.expire():
+            self._send_changed("users", self.users.records())
+
+    def _send_changed(self, name: str, value: Any) -> None:
+        if self._sent.get(name) == value:
+            return
+        self._sent[name] = value
+        if name == "me":
+            self._broadcast(event_line("me", **value, Next=self.ring.last_seq))
+        else:
+            self._broadcast(event_line(name, **{name: value}))
+
+    def _broadcast(self, line: str) -> None:
+        after = self.ring.last_seq
+        for listener in self._listeners:
+            listener.push(after, line)
+
+    def listeners(self) -> Iterator[Listener]:
+        return iter(self._listeners)
+
+
+def _comparable(peers: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(p["Addr"], p["Direction"], p["State"], p["Error"]) for p in peers]
+
+
+def _size(event: Delivered) -> int:
+    """About what the ring's entry holds: the message, file contents included."""
+    message = event.message
+    contents = message.fields.get(CONTENTS_KEY)
+    extra = len(contents) if isinstance(contents, str) else 0
+    return 200 + len(message.body) + len(message.nick) + len(message.addr) + extra

@@ -1,0 +1,210 @@
+"""What the web front end remembers: recent messages under our own cursor, and who spoke.
+
+Rules:
+- ``MessageRing`` keeps the last ``max_entries`` delivered messages, and at most ``max_bytes``
+  of them (the size it is given: about what an entry holds, file contents included); past
+  either bound the oldest go.  Each gets
+  the next number of a local sequence, from 1: that number is the API's cursor, never a
+  sender's Timestamp (which any peer sets as it likes).  A persistent history will feed the
+  same cursor.
+- ``after(cursor, limit)`` is what follows a cursor, oldest first; a cursor beyond the
+  newest number is from an earlier run (the sequence restarts with the process) and gets
+  everything held.  ``latest(limit)`` is the newest ``limit``.  ``missed(cursor)`` is how many
+  messages after a cursor were already forgotten.
+- A record is JSON-ready: the wire field names (``ID``, ``Addr``, ``Nick``, ``Body``,
+  ``Timestamp``: always in milliseconds here, 0 when the message has none) plus ours
+  (``Seq``, ``Own``, ``History``, ``File`` or ``FileRejected``).
+  A file travels as its number, name, type, size and whether it may be previewed (its
+  bytes are PNG, JPEG, GIF or WebP), never as its contents; other extension
+  keys are not copied.  Each record's JSON text is made once, when first asked for, and
+  shared by every feed.
+- ``Users`` is who was heard recently, by nick (messages from the network that are not
+  history; at most ``MAX_NICK_CHARS`` characters, else not kept), at most ``max_users`` of
+  them, each forgotten ``window`` seconds after it last spoke.  Presence proper comes with
+  the chat issue; until then this is what "online" means.
+
+Pure state: the wall clock is injected; no trio.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from ..events import Delivered
+from ..files import RejectedFile, StoredFile
+
+DEFAULT_MAX_ENTRIES = 2000
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_USER_WINDOW = 600.0
+DEFAULT_MAX_USERS = 256
+MAX_NICK_CHARS = 64
+
+
+PREVIEW_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def preview_type(data: bytes) -> str | None:
+    """The safe raster type (PNG, JPEG, GIF, WebP) the bytes are, whatever the sender said."""
+    for magic, mime in PREVIEW_MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def file_record(file: StoredFile) -> dict[str, Any]:
+    record = {"Number": file.number, "Name": file.name, "Type": file.mime, "Size": file.size}
+    record["Preview"] = preview_type(file.data[:16]) is not None
+    return record
+
+
+def message_record(seq: int, event: Delivered) -> dict[str, Any]:
+    message = event.message
+    record: dict[str, Any] = {"Seq": seq, "ID": message.id, "Addr": message.addr}
+    record["Nick"] = message.nick
+    record["Body"] = message.body
+    record["Timestamp"] = message.timestamp_ms or 0  # always ms here, 0: none
+    record["Own"] = event.own
+    record["History"] = event.history
+    if isinstance(event.file, StoredFile):
+        record["File"] = file_record(event.file)
+    elif isinstance(event.file, RejectedFile):
+        record["FileRejected"] = event.file.reason
+    return record
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text; non-ASCII kept (the page and curl read UTF-8)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class Entry:
+    seq: int
+    event: Delivered
+    size: int
+    _text: str = field(default="", repr=False)
+
+    def record(self) -> dict[str, Any]:
+        return message_record(self.seq, self.event)
+
+    def text(self, event_name: str = "message") -> str:
+        """This entry as one feed line (``{"Event": "message", ...}``), made once."""
+        if not self._text:
+            self._text = dumps({"Event": event_name, **self.record()})
+        return self._text
+
+
+class MessageRing:
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: deque[Entry] = deque()
+        self._bytes = 0
+        self.last_seq = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def first_seq(self) -> int:
+        """The oldest number held (``last_seq + 1`` when empty)."""
+        return self._entries[0].seq if self._entries else self.last_seq + 1
+
+    def add(self, event: Delivered, size: int) -> Entry:
+        self.last_seq += 1
+        entry = Entry(self.last_seq, event, size)
+        self._entries.append(entry)
+        self._bytes += size
+        while len(self._entries) > self.max_entries or (
+            self._bytes > self.max_bytes and len(self._entries) > 1
+        ):
+            self._bytes -= self._entries.popleft().size
+        return entry
+
+    def after(self, cursor: int, limit: int) -> list[Entry]:
+        if cursor > self.last_seq:
+            cursor = 0  # a cursor from an earlier run: everything we hold
+        newer = min(len(self._entries), self.last_seq - cursor)
+        # from the newest end: a feed's cursor is near it, and a deque indexes in O(distance)
+        tail = list(islice(reversed(self._entries), newer))
+        tail.reverse()
+        return tail[:limit]
+
+    def latest(self, limit: int) -> list[Entry]:
+        tail = list(islice(reversed(self._entries), limit))
+        tail.reverse()
+        return tail
+
+    def missed(self, cursor: int) -> int:
+        """How many messages numbered after ``cursor`` are no longer held."""
+        if cursor > self.last_seq:
+            return 0
+        return max(0, self.first_seq - 1 - cursor)
+
+
+@dataclass(slots=True)
+class User:
+    nick: str
+    addr: str
+    seen: float  # wall-clock seconds
+
+    def record(self) -> dict[str, Any]:
+        return {"Nick": self.nick, "Addr": self.addr, "Seen": round(self.seen, 3)}
+
+
+class Users:
+    def __init__(
+        self,
+        window: float = DEFAULT_USER_WINDOW,
+        max_users: int = DEFAULT_MAX_USERS,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.window = window
+        self.max_users = max_users
+        self._clock = clock
+        self._users: OrderedDict[str, User] = OrderedDict()  # least recent first
+
+    def heard(self, event: Delivered) -> bool:
+        """Take note of a delivered message; True if the list of nicks changed."""
+        message = event.message
+        if event.own or event.history or not message.nick or len(message.nick) > MAX_NICK_CHARS:
+            return False
+        nick = message.nick
+        known = nick in self._users
+        self._users[nick] = User(nick, message.addr, self._clock())
+        self._users.move_to_end(nick)
+        while len(self._users) > self.max_users:
+            self._users.popitem(last=False)
+        return not known
+
+    def expire(self) -> bool:
+        """Forget those silent for longer than ``window``; True if any went."""
+        cutoff = self._clock() - self.window
+        gone = False
+        while self._users:
+            nick, user = next(iter(self._users.items()))
+            if user.seen >= cutoff:
+                break
+            del self._users[nick]
+            gone = True
+        return gone
+
+    def records(self) -> list[dict[str, Any]]:
+        """Most recent first."""
+        return [u.record() for u in reversed(self._users.values())]
