@@ -288,13 +288,19 @@ class Decoder:
         """Turn parser events into objects; return a violation reason or None.
 
         Each value (a scalar, or a container when it opens) counts once against max_values.
+        Called once per slice on every event of every message: the open container and
+        whether it is a dict are kept in locals, and scalars (most events) are tested first.
         """
         events = self._events
+        if not events:
+            return None
         stack = self._stack
         keys = self._keys
         values = self._values
         strings = self._strings
         max_values = self.max_values
+        top = stack[-1] if stack else None  # the open container values go into
+        in_dict = type(top) is dict
         try:
             for event, value in events:
                 if event == "map_key":
@@ -302,40 +308,48 @@ class Decoder:
                     if exact:
                         strings += _sizeof(value)
                     continue
-                if event == "end_map" or event == "end_array":
-                    value = stack.pop()
-                    keys.pop()
-                    if not stack:
-                        out.append(value)
-                        values = strings = 0
-                        continue
-                else:
+                if event in _SCALARS:
                     values += 1
                     if values > max_values:
                         return f"more than {max_values} JSON values in one message"
-                    if event == "start_map" or event == "start_array":
-                        if not stack and event == "start_array":
-                            return "top-level value is not an object"
-                        if len(stack) >= self.max_depth:
-                            return f"nested deeper than {self.max_depth} levels"
-                        stack.append({} if event == "start_map" else [])
-                        keys.append(None)
-                        continue
-                    if not stack:
+                    if top is None:
                         return "top-level value is not an object"
-                    if exact and event == "string":
-                        strings += _sizeof(value)
+                    if event == "string":
+                        if exact:
+                            strings += _sizeof(value)
                     elif event == "number" and (
                         value in _INFINITIES
                         or value != value
                         or (type(value) is int and not _INT64_MIN <= value <= _INT64_MAX)
                     ):
                         return "number out of range"
-                parent = stack[-1]
-                if type(parent) is dict:
-                    parent[keys[-1]] = value
+                elif event == "end_map" or event == "end_array":
+                    value = stack.pop()
+                    keys.pop()
+                    if not stack:
+                        out.append(value)
+                        values = strings = 0
+                        top = None
+                        continue
+                    top = stack[-1]
+                    in_dict = type(top) is dict
+                else:  # start_map, start_array
+                    values += 1
+                    if values > max_values:
+                        return f"more than {max_values} JSON values in one message"
+                    if top is None and event == "start_array":
+                        return "top-level value is not an object"
+                    if len(stack) >= self.max_depth:
+                        return f"nested deeper than {self.max_depth} levels"
+                    in_dict = event == "start_map"
+                    top = {} if in_dict else []
+                    stack.append(top)
+                    keys.append(None)
+                    continue
+                if in_dict:
+                    top[keys[-1]] = value  # type: ignore[index]
                 else:
-                    parent.append(value)
+                    top.append(value)  # type: ignore[union-attr]
             return None
         finally:
             self._values = values
@@ -344,6 +358,7 @@ class Decoder:
 
 
 _sizeof = sys.getsizeof
+_SCALARS = frozenset(("string", "number", "boolean", "null"))
 _INFINITIES = (float("inf"), float("-inf"))
 # yajl (ijson's C backend) refuses -2**63 as an overflow; the pure backend must agree.
 _INT64_MIN, _INT64_MAX = -(2**63 - 1), 2**63 - 1

@@ -56,6 +56,7 @@ from .stages import (
 )
 
 log = logging.getLogger("whisper.engine")
+_tuple = tuple.__new__  # Delivered(...) without its Python-level __new__: once per message
 
 
 class Engine:
@@ -156,10 +157,13 @@ class Engine:
         self.now = now
         if conn.closed is not None:
             return []
+        # Once per message below: what it needs is in locals (an attribute load each costs).
         seen, outgoing, checks, views = self.seen, self.table.outgoing, self.checks, self.views
         window = Window(self.config.wall_clock(), seen.span(now), self.config.seen.skew)
-        events = self.out.events
+        low, high, old = window.low, window.high, window.history
+        events, from_wire = self.out.events, Message.from_wire
         batch = Batch(conn)
+        add_data, add_message, add_author = batch.appenders()
         counted = dropped = 0
         for obj in items:
             if type(obj) is Violation:
@@ -167,7 +171,7 @@ class Engine:
                 break
             counted += 1
             try:
-                message = Message.from_wire(obj)
+                message = from_wire(obj)
             except NotChat:
                 if not any(c.control(obj, conn, now) for c in self.controls):
                     self.stats.ignored += 1
@@ -176,15 +180,16 @@ class Engine:
                 if self._invalid(conn, str(exc), now):
                     break
                 continue
-            if message.id in seen:
+            mid = message.id
+            if mid in seen:
                 dropped += 1
                 continue
             ts = message.timestamp  # in seconds (Go) or milliseconds: see Message.timestamp_ms
             ms = None if not ts else ts * 1000 if ts < SECONDS_CUTOFF else ts
             reason = None
-            if message.id.startswith(HASH_PREFIX) and check_id(message) is IdCheck.MISMATCH:
-                reason = f"ID {message.id[:80]!r} does not match its payload"
-            elif ms is not None and not window.low < ms < window.high:
+            if mid.startswith(HASH_PREFIX) and check_id(message) is IdCheck.MISMATCH:
+                reason = f"ID {mid[:80]!r} does not match its payload"
+            elif ms is not None and not low < ms < high:
                 reason = window.check(ms)
             if reason is None and checks:
                 reason = next(filter(None, (c.check(message, conn, now) for c in checks)), None)
@@ -196,10 +201,10 @@ class Engine:
                 if conn.closed is not None:
                     break
                 continue
-            seen.add(message.id, now)
+            seen.add(mid, now)
             data = encode_object(obj)  # message.fields is obj: relayed as received
-            history = obj.get(HISTORY_KEY) is True or (ms is not None and ms < window.history)
-            event: Delivered | None = Delivered(message, False, history, None, len(data))
+            history = obj.get(HISTORY_KEY) is True or (ms is not None and ms < old)
+            event: Delivered | None = _tuple(Delivered, (message, False, history, None, len(data)))
             for view in views:
                 event = view.view(event)  # type: ignore[arg-type]
                 if event is None:
@@ -211,14 +216,15 @@ class Engine:
             canonical = author if link is not None else dialable(author)  # 1.2.3.4:5, once
             if link is None and canonical is not None:
                 link = outgoing.get(canonical)
-            batch.data.append(data)  # batch.add, inlined: once per message
-            batch.messages.append(message)
-            batch.authors.append(canonical or author)
+            add_data(data)
+            add_message(message)
+            add_author(canonical or author)
             if link is not None:
                 link.produced = now  # its Addr spoke (connmgr.py); see PeerTable.delivered
             elif canonical is not None:  # a new Addr: what came before goes out first
                 self._relay(batch, now)
                 batch = Batch(conn)
+                add_data, add_message, add_author = batch.appenders()
                 self.links.dial(canonical, now, by_user=False, spoke=True)
         stats = self.stats
         stats.received += counted
