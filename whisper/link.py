@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
 
 from .addr import parse_hostport
-from .peers import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, Peer
+from .peers import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, ConnectionConfig, Peer
 
 #: Progress is measured in writes of this size: a slow peer that keeps reading is not stalled.
 SEND_CHUNK = 64 * 1024
@@ -151,3 +152,35 @@ async def send_all(stream: trio.abc.SendStream, data: bytes, stall_timeout: floa
     if scope.cancelled_caught:
         return Stalled(f"stalled: nothing could be sent for {stall_timeout:.0f}s")
     return None
+
+
+class LinkTasks:
+    """The running tasks of the outgoing links, by address: one started on each ``Dial``,
+    found again for ``Flush``, ``Retry`` and ``CloseLink`` (only if it is still that link's),
+    forgotten when it ends, which the engine is told (``ended``)."""
+
+    def __init__(self, host: LinkHost, config: ConnectionConfig, ended: Callable[[Peer], None]):
+        self._host = host
+        self._config = config
+        self._ended = ended
+        self._tasks: dict[str, OutgoingLink] = {}
+
+    def get(self, link: Peer) -> OutgoingLink | None:
+        task = self._tasks.get(link.addr)
+        return task if task is not None and task.link is link else None
+
+    def start(self, nursery: trio.Nursery, link: Peer) -> None:
+        cfg = self._config
+        task = OutgoingLink(
+            link, self._host, connect_timeout=cfg.connect_timeout, stall_timeout=cfg.stall_timeout
+        )
+        self._tasks[link.addr] = task
+        nursery.start_soon(self._run, task)
+
+    async def _run(self, task: OutgoingLink) -> None:
+        try:
+            await task.run()
+        finally:
+            if self._tasks.get(task.addr) is task:
+                del self._tasks[task.addr]
+            self._ended(task.link)

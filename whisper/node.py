@@ -5,7 +5,7 @@ Rules (the relay's decisions are the engine's, ``engine/``; PROTOCOL.md §5 is n
   outgoing link (``link.py``), discovery (``discovery.py``) and the front ends' file saves.
 - Every engine input goes through one method here that passes ``trio.current_time()`` and
   carries out the actions it returns (``_apply``).  The shell keeps only what the engine
-  cannot: the tasks of the links (``_links``, by address, started on ``Dial`` and stopped on
+  cannot: the tasks of the links (``link.LinkTasks``, started on ``Dial``, stopped on
   ``CloseLink``) and the cancel scopes of the incoming connections.
 - An incoming connection is read in chunks of ``RECEIVE_BYTES``; each chunk is one engine
   batch.  The stream is always closed in ``finally``.
@@ -35,7 +35,7 @@ from .events import Delivered, Event, Notice
 from .files import FileError, StoredFile
 from .files_io import save_in
 from .flood import Entry
-from .link import OutgoingLink
+from .link import LinkTasks
 from .message import Message
 from .peers import Dialled, Peer
 from .subscription import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Subscription
@@ -51,7 +51,7 @@ class Node:
         self.config = config or Config()
         self.engine = Engine(self.config)
         self._subscribers: list[Subscription] = []
-        self._links: dict[str, OutgoingLink] = {}
+        self._links = LinkTasks(self, self.config.connections, self.engine.link_ended)
         self._incoming: dict[Incoming, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -213,15 +213,17 @@ class Node:
                     self._publish(events)
                 case Flush(links):
                     for link in links:
-                        if task := self._task(link):
+                        if task := self._links.get(link):
                             task.wake()
                 case Dial(link):
-                    self._start_link(link)
+                    if self._nursery is None:
+                        raise RuntimeError("the node is not running")
+                    self._links.start(self._nursery, link)
                 case Retry(link, at):
-                    if task := self._task(link):
+                    if task := self._links.get(link):
                         task.retry_at = at
                 case CloseLink(link):
-                    if task := self._task(link):
+                    if task := self._links.get(link):
                         task.close()
                 case CloseIncoming(conn):
                     if scope := self._incoming.get(conn):
@@ -229,28 +231,6 @@ class Node:
                 case Save(file):
                     assert self._nursery is not None
                     self._nursery.start_soon(self._save, file)
-
-    def _task(self, link: Peer) -> OutgoingLink | None:
-        task = self._links.get(link.addr)
-        return task if task is not None and task.link is link else None
-
-    def _start_link(self, link: Peer) -> None:
-        if self._nursery is None:
-            raise RuntimeError("the node is not running")
-        cfg = self.config.connections
-        task = OutgoingLink(
-            link, self, connect_timeout=cfg.connect_timeout, stall_timeout=cfg.stall_timeout
-        )
-        self._links[link.addr] = task
-        self._nursery.start_soon(self._run_link, task)
-
-    async def _run_link(self, task: OutgoingLink) -> None:
-        try:
-            await task.run()
-        finally:
-            if self._links.get(task.addr) is task:
-                del self._links[task.addr]
-            self.engine.link_ended(task.link)
 
     async def _save(self, file: StoredFile) -> None:
         """``-downloads DIR``: save a received file there, off the event loop."""
