@@ -66,6 +66,8 @@ FAILING = [
     ("flooder-cut-off", "never-cut", "the connection was still open after flooding"),
     ("flooder-cut-off", "block-ip", "must not be blacklisted as a whole"),
     ("relay-not-blamed", "blame-relays", "closed the relay's connection"),
+    ("forged-addr", "blacklist-claimed", "an Addr that messages merely claim must not be"),
+    ("forged-addr", "shared-origin", "their flood spent sink1's budget"),
     ("discovery-dial", "no-discovery", "waiting for a connection to sink1"),
     ("discovery-garbage", "crash-on-garbage-datagram", "exited with status 6"),
     ("discovery-garbage", "dial-garbage", "named only by garbage datagrams (port over 65535"),

@@ -27,10 +27,11 @@ import trio
 
 from whisper import codec
 from whisper.discovery_policy import MAX_DATAGRAM, parse_datagram
-from whisper.flood import Connection, FloodConfig, FloodControl, FloodCut
+from whisper.flood import Connection, FloodControl, FloodCut
 from whisper.freshness import check_fresh
 from whisper.ids import HASH_PREFIX, hashed_id
 from whisper.message import KNOWN_KEYS, InvalidMessage, Message, NotChat
+from whisper.ratelimit import TokenBucket
 
 BUGS = {
     "relay-first-only": "relays each message only to the first peer it dialled",
@@ -66,7 +67,9 @@ BUGS = {
     "no-flood-control": "relays every new message: no rate limits, never cuts a connection",
     "never-cut": "limits each origin's messages but never closes a connection",
     "block-ip": "after cutting a flooder, refuses every connection from its IP, loopback too",
-    "blame-relays": "blames any connection for an origin's messages over its limit",
+    "shared-origin": "limits each origin in one bucket that every connection spends",
+    "blame-relays": "limits each origin in one bucket all connections share, blaming any over it",
+    "blacklist-claimed": "blacklists the Addr that a connection's messages over its limit claim",
     "no-discovery": "reads each datagram into a zero-length buffer (the Go peer's bug): hears none",
     "crash-on-garbage-datagram": "exits on a datagram that is not a bare IP:PORT",
     "dial-garbage": "dials any 127.0.0.1:PORT found in a datagram, junk around it and all",
@@ -108,7 +111,10 @@ class FakePeer:
         self.backlog: collections.deque[tuple[int, str, int, dict[str, Any]]]
         self.backlog = collections.deque(maxlen=BACKLOG)
         self.accepted = 0
-        self.flood = None if "no-flood-control" in bugs else FloodControl(flood_config(bugs))
+        self.flood = None if "no-flood-control" in bugs else FloodControl()
+        self.shared: dict[str, TokenBucket] = {}  # shared-origin: one bucket per Addr
+        self.claims: dict[int, int] = {}  # blacklist-claimed: drops per connection
+        self.banned: set[str] = set()  # blacklist-claimed: Addrs it will not dial
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -186,6 +192,8 @@ class FakePeer:
 
     async def handle(self, obj: dict[str, Any], conn: Connection | None = None) -> None:
         bugs = self.bugs
+        if conn is not None and not self.flood_check(conn.count, trio.current_time()):
+            return  # every object counts (§7.4)
         try:
             message = Message.from_wire(obj)
         except NotChat:
@@ -258,16 +266,34 @@ class FakePeer:
         mark = {} if "backlog-unmarked" in bugs else {"History": True}
         return b"".join(codec.encode_object({**obj, **mark}) for _, obj in entries)
 
-    def admit(self, conn: Connection, addr: str) -> bool:
+    def flood_check(self, check: Any, *args: Any) -> bool:
         """Flood control (§7.4): False drops the message; FloodCut closes the connection."""
         try:
-            return conn.admit(addr, trio.current_time())
-        except FloodCut as cut:
+            return check(*args)
+        except FloodCut:
             if "never-cut" in self.bugs:
                 return False
-            if cut.addr in self.links:
-                self.links.pop(cut.addr).close()  # and it is not dialled again (dial)
             raise
+
+    def admit(self, conn: Connection, addr: str) -> bool:
+        return self.flood_check(self._admit, conn, addr)
+
+    def _admit(self, conn: Connection, addr: str) -> bool:
+        now = trio.current_time()
+        if self.bugs & {"shared-origin", "blame-relays"}:  # the bug: anyone can spend it
+            bucket = self.shared.setdefault(addr, TokenBucket(20.0, 500.0, now))
+            if not bucket.take(now):
+                if "blame-relays" in self.bugs:
+                    conn.penalise(now, "messages over their origin's limit")
+                return False
+        if conn.admit(addr, now):
+            return True
+        drops = self.claims[id(conn)] = self.claims.get(id(conn), 0) + 1
+        if "blacklist-claimed" in self.bugs and drops > 100 and addr not in self.banned:
+            self.banned.add(addr)  # the bug: the Addr was only claimed
+            if addr in self.links:
+                self.links.pop(addr).close()
+        return False
 
     def id_ok(self, message: Message) -> bool:
         if "no-hash-check" in self.bugs or not message.id.startswith("hash:"):
@@ -336,6 +362,8 @@ class FakePeer:
             return
         if self.flood is not None and self.flood.blocked(addr, trio.current_time()):
             return
+        if addr in self.banned:
+            return
         host, _, port = addr.rpartition(":")
         if "crash-on-refused-dial" in self.bugs:
             probe = await trio.open_tcp_stream(host, int(port))  # raises: the peer dies
@@ -368,10 +396,6 @@ class FakePeer:
             pass
         finally:
             self.links.pop(addr, None)
-
-
-def flood_config(bugs: set[str]) -> FloodConfig:
-    return FloodConfig(relay_allowance=0.0) if "blame-relays" in bugs else FloodConfig()
 
 
 async def _receive(stream: trio.SocketStream) -> bytes:

@@ -18,6 +18,7 @@ Rules for every case here:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import trio
@@ -36,6 +37,11 @@ FLOOD_RATE = 2000.0  # flooder-cut-off, relay-not-blamed: 100 x RATE ...
 FLOOD_FOR = 5.0  # ... for at most this long: §7.4 cuts it off long before
 TICK = 0.05
 RETRY = 0.5  # markers and probes are repeated, for peers that drop on a busy link (§5.3)
+FORGERS = 4  # forged-addr: connections forging a sink's Addr, each ...
+FORGE_RATE = 300.0  # ... at this many a second (under any per-connection limit) ...
+FORGED_FOR = 2.5  # ... for this long, while that sink writes this many of its own a second,
+OWN_RATE = 4.0  # (a peer must relay all of them but one: room for a busy link's drop, §5.3)
+WITHIN = 2.0  # ... and a message to that sink afterwards arrives within this (at once, really)
 
 
 def limit(seconds: float) -> int:
@@ -51,15 +57,18 @@ async def _flood(
     rate: float = FLOOD_RATE,
     total: int | None = None,
     drained: trio.Event | None = None,
+    sender: FakePeer | None = None,
+    seconds: float = FLOOD_FOR,
 ) -> None:
-    """Write new messages of the origin at ``rate`` until the peer closes ``conn``, ``total``
-    are written or ``FLOOD_FOR`` has passed; their IDs go into ``sent``.  ``drained`` is set
-    once more than ``BURST`` have been written (the origin's budget is spent)."""
+    """Write new messages of the origin (or ``sender``) at ``rate`` until the peer closes
+    ``conn``, ``total`` are written or ``seconds`` have passed; their IDs go into ``sent``.
+    ``drained`` is set once more than ``BURST`` have been written (the origin's budget is
+    spent)."""
     start = trio.current_time()
     per_tick = int(rate * TICK)
     tick = 0
-    while trio.current_time() - start < FLOOD_FOR and (total is None or len(sent) < total):
-        batch = [ctx.message(f"flood {len(sent) + i}") for i in range(per_tick)]
+    while trio.current_time() - start < seconds and (total is None or len(sent) < total):
+        batch = [ctx.message(f"flood {len(sent) + i}", sender) for i in range(per_tick)]
         if not await conn.send(b"".join(encode(m) for m in batch)):
             return
         sent.extend(m["ID"] for m in batch)
@@ -226,4 +235,68 @@ async def relay_not_blamed(ctx: CaseContext) -> str:
     return (
         f"kept the relay's connection ({len(carried)} of the flooded origin's messages and"
         f" {len(chat)} of others', {relayed} of those relayed); {cut}"
+    )
+
+
+@case(
+    "flood-control",
+    "forged-addr",
+    "§7.4",
+    f"while {FORGERS} connections forge a sink's Addr at {FORGE_RATE:g}/s each, relays that"
+    f" sink's own messages ({OWN_RATE:g}/s), and afterwards still relays to it: an Addr that"
+    " messages merely claim spends no one's budget and puts no one on a blacklist",
+    fresh=True,
+)
+async def forged_addr(ctx: CaseContext) -> str:
+    victim, witness = await ctx.sinks(2)
+    other = await ctx.fake("other")
+    own = await ctx.connect(f"{victim.name}'s own")  # its link, opened before the flood
+    floods = [await ctx.connect(f"forger {i + 1}") for i in range(FORGERS)]
+    forged: list[str] = []
+    said: list[str] = []  # the victim's own, relayed to the witness (never to the victim)
+
+    async def speak() -> None:
+        start, tick = trio.current_time(), 0
+        while True:
+            message = ctx.message(f"flood-control: {victim.name}'s own {tick}", victim)
+            if not await own.send_obj(message):
+                return
+            said.append(message["ID"])
+            tick += 1
+            await trio.sleep_until(start + tick / OWN_RATE)  # pacing
+
+    async with ctx.background(speak), trio.open_nursery() as nursery:
+        ctx.observer.step = f"forging {victim.name}'s Addr on {FORGERS} connections"
+        for flood in floods:
+            nursery.start_soon(
+                partial(
+                    _flood, ctx, flood, forged, rate=FORGE_RATE, sender=victim, seconds=FORGED_FOR
+                )
+            )
+    if not await _retry(ctx, own, witness, other, f"a marker after {victim.name}'s own"):
+        raise CaseFailed(
+            f"closed {victim.name}'s own connection ({own.closed}) while other connections"
+            " forged its Addr"
+        )
+    relayed = _count(witness, said)
+    if relayed < len(said) - 1:
+        raise CaseFailed(
+            f"relayed only {relayed} of {victim.name}'s own {len(said)} messages while other"
+            f" connections forged its Addr: their flood spent {victim.name}'s budget"
+        )
+    probe = await ctx.connect(f"{other.name}'s new connection")
+    reached = False
+    with trio.move_on_after(WITHIN):
+        reached = await _retry(ctx, probe, victim, other, f"a message relayed to {victim.name}")
+    if not reached:
+        why = probe.closed or f"nothing arrived within {WITHIN:g}s"
+        raise CaseFailed(
+            f"stopped relaying to {victim.name} ({victim.addr}) after a flood of messages"
+            f" claiming its Addr ({why}): an Addr that messages merely claim must not be"
+            " blacklisted"
+        )
+    return (
+        f"relayed {relayed} of {victim.name}'s own {len(said)} messages during a flood of"
+        f" {len(forged):,} forging its Addr ({_count(witness, forged)} of those relayed);"
+        f" still relays to {victim.name}"
     )
