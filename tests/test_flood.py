@@ -12,7 +12,7 @@ from whisper.flood import (
     MAX_ORIGIN_CHARS,
     MAX_ORIGINS,
     MIN_START,
-    SPARE_BURST,
+    RESERVE,
     WORK_FACTOR,
     FloodConfig,
     FloodControl,
@@ -26,7 +26,7 @@ FLOODER = "10.0.0.66:7000"
 HONEST = "10.0.0.5:7000"
 BOB = "10.0.0.7:7000"
 DEFAULTS = FloodConfig()
-SPARE = DEFAULTS.conn_burst * SPARE_BURST  # a host's spare: 1,000
+FIRST = DEFAULTS.conn_start + DEFAULTS.conn_burst * RESERVE  # a fresh connection's 1,100
 TICK = 0.01  # simulated time step, seconds
 
 
@@ -200,8 +200,8 @@ def test_connection_limit_catches_a_flood_under_rotating_addresses():
                 n += 1
                 deliver(conn, f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}:7000", now)
             now += TICK
-    # The host's 1,000 at once (its start of 100 among them), then 500 + 50 a second, then
-    # the penalty credit: ~0.8 s.
+    # Its start of 100 and its reserve of 1,000 at once, then 500 a second, then the penalty
+    # credit: ~0.8 s.
     assert 0.6 < now < 1.0
     assert cut.value.entry.addr is None and cut.value.entry.host == "10.0.0.66"
     assert "over the connection limit" in str(cut.value)
@@ -216,15 +216,14 @@ def test_payloads_without_a_body_count_and_their_flood_is_cut():
         while counted < 1_000_000:  # all at once, as fast as they decode
             conn.count(0.0)
             counted += 1
-    # The host's 1,000 (the connection's start of 100 among them), then 100 dropped and
-    # penalised; the next one is the cut.
-    assert counted == SPARE + DEFAULTS.penalty_limit
+    # Its start and reserve (1,100), then 100 dropped and penalised; the next is the cut.
+    assert counted == FIRST + DEFAULTS.penalty_limit
 
 
 def test_reconnecting_does_not_renew_the_burst():
     """A fresh connection every 4,900 messages pushed 20,000 a second through the old
-    per-connection burst.  Now a new connection's start is paid from its host's spare
-    (1,000, then 50 a second), so reconnecting gains one token a time once that is spent."""
+    per-connection burst.  Now a new connection's start and reserve are paid from its host's
+    spare (5,000, then 50 a second), so reconnecting gains a token a time once that is spent."""
     control = FloodControl()
     accepted, now, reconnections = 0, 0.0, 0
     while now < 10.0:
@@ -236,9 +235,9 @@ def test_reconnecting_does_not_renew_the_burst():
             accepted += 1
         assert conn.points <= 1  # the start its host could not pay is excused
         now += 0.005  # 200 reconnections a second
-    most = SPARE + 50 * 10 + reconnections * MIN_START
-    assert accepted <= most + 1  # 3,500 in 10 s: 350 a second, not 20,000 (or 196,000)
-    assert accepted >= SPARE
+    most = DEFAULTS.conn_burst + 50 * 10 + reconnections * MIN_START
+    assert accepted <= most + 1  # 7,500 in 10 s: 750 a second, not 20,000 (or 196,000)
+    assert accepted >= DEFAULTS.conn_burst
 
 
 def test_an_honest_connection_keeps_its_own_rate_while_a_neighbour_drains_the_host():
@@ -260,13 +259,57 @@ def test_an_honest_connection_keeps_its_own_rate_while_a_neighbour_drains_the_ho
     paste = [deliver(bob, BOB, now) for _ in range(200)]  # bob pastes: his own 5,000
     assert real.accepted == real.sent and all(paste) and bob.points == 0
     # A peer that links to us in the middle of it: its hello is heard at once; its replay
-    # finds no spare (dropped, but the start the spare could not pay is no penalty); its
-    # next lines are heard.
+    # finds the spare spent (dropped, but excused by its reserve: no penalty); its next
+    # lines are heard.
     late = control.open("127.0.0.1:42000", now)
     assert late.count(now)
     assert sum(late.count(now) for _ in range(50)) < 50
     assert all(deliver(late, HONEST, now + 0.2 + i) for i in range(20))
     assert late.points == 0
+
+
+def test_a_relay_never_sends_a_link_more_than_a_new_connection_accepts():
+    """A relay forwards the sum of its connections: three flooders at 400 a second each
+    (none over its own limit) made it send 1,200 a second, and the next peer cut it off."""
+    relay, receiver = FloodControl(), FloodControl()
+    link = relay.link_budget(0.0)
+    conn = receiver.open("10.0.0.9:40000", 0.0)  # the relay's link, just connected
+    now, sent, held = 0.0, 0, 0
+    while now < 30.0:
+        for _ in range(12):  # 1,200 a second to forward
+            if link.take(now, False):
+                sent += 1
+                assert conn.count(now)  # never over the receiver's budget
+            else:
+                held += 1  # dropped for that link, as a full queue's (§5.3)
+        now += TICK
+    assert conn.points == 0 and sent > 400 * 30 and held > 0  # 80%: the rest kept for light
+    # Without it the relay is cut within seconds.
+    unpaced = receiver.open("10.0.0.8:40000", 0.0)
+    with pytest.raises(FloodCut):
+        for n in range(1200 * 30):
+            unpaced.count(n / 1200)
+
+
+def test_a_flood_through_us_cannot_crowd_a_light_speaker_off_a_link():
+    """A share of each link is kept for light messages: ours, and those of connections that
+    bring no more than a person types.  Bob (2 a second) keeps getting through while a
+    flood on three other connections saturates the link; so do our own lines."""
+    control = FloodControl()
+    link = control.link_budget(0.0)
+    bob = control.open("10.0.0.7:40000", 0.0)
+    flooders = [control.open(f"10.0.0.{60 + i}:40000", 0.0) for i in range(3)]
+    now, bobs, flood = 0.0, [], []
+    while now < 30.0:
+        for conn in flooders:
+            for _ in range(4):  # 400 a second each
+                flood.append(link.take(now, conn.light(now)))
+        if round(now / TICK) % 50 == 0:  # bob: 2 a second
+            bobs.append(link.take(now, bob.light(now)))
+            bobs.append(link.take(now, True))  # and one of ours
+        now += TICK
+    assert all(bobs) and len(bobs) == 120
+    assert 0.3 < sum(flood) / len(flood) < 0.5  # the flood gets the rest: 400 of 1,200 a second
 
 
 # -- penalties and the blacklist: hosts, never an Addr --------------------------------------
@@ -360,7 +403,7 @@ def test_describe_names_the_host_and_the_time_left():
     control = FloodControl()
     cut = cut_flooder(control, "10.0.0.66:40000", now=10.0)
     text = cut.entry.describe(70.0)
-    assert text.startswith("host 10.0.0.66: 101 objects over the connection limit; ")
+    assert text.startswith("host 10.0.0.66: 101 messages over the connection limit; ")
     assert text.endswith("540s left")
 
 

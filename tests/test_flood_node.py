@@ -11,13 +11,13 @@ import trio.testing
 from whisper import Node
 from whisper.commands import execute
 from whisper.events import Notice
-from whisper.flood import SPARE_BURST, FloodConfig
+from whisper.flood import RESERVE, FloodConfig
 
 from .helpers import Inbox, hashed, inbox, now_ms, origin, send, sink, start_node, wire
 
 TIMEOUT = 20  # nothing here waits this long: the flooder is cut within ~5 s
 DEFAULTS = FloodConfig()
-SPARE = DEFAULTS.conn_burst * SPARE_BURST  # a host's spare: 1,000
+FIRST = DEFAULTS.conn_start + DEFAULTS.conn_burst * RESERVE  # a fresh connection's 1,100
 FLOOD_RATE = 20 * DEFAULTS.origin_rate  # 400 messages a second ...
 FLOOD_SECONDS = 4.0  # ... for this long
 CUT_RATE = 2000.0  # 4 times the connection limit
@@ -194,11 +194,16 @@ async def test_a_flood_over_the_connection_limit_is_cut_and_cut_again_when_it_co
         bob.say("still here")
         await box.wait_for(lambda got: "still here" in got)
     cut_after = flooder.closed_at - flooder.started_at
-    assert cut_after < 3.0, cut_after  # its host's 1,000, then 550 a second, 100 more: ~0.8 s
-    # Back at once on loopback (not refused: every local peer shares the IP); its new
-    # connection has no burst left to spend: cut after its penalty credit.
-    assert again.sent <= 2 * CUT_RATE * FLOOD_TICK + DEFAULTS.penalty_limit
+    assert cut_after < 3.0, cut_after  # 1,100 at once, then 500 a second, 100 more: ~0.8 s
+    # Back at once on loopback (not refused: every local peer shares the IP), it is cut
+    # again after its new connection's start and reserve, paid by what is left of the spare.
+    assert again.closed_at - again.started_at < 3.0
     assert node.flood.stats.cut == 2
+    # We relayed what we took of both to bob, no faster than his new connection from us
+    # accepts: he had no reason to cut us off.
+    assert node.stats.held_back > 0
+    assert bob.flood.stats.cut == bob.flood.stats.penalties == 0
+    assert node.table.outgoing[bob.addr].state.value == "connected"
     (entry,) = node.flood.blacklist.entries(trio.current_time())
     assert entry.host == "127.0.0.1" and entry.addr is None
     assert bob.addr in node.links and node.flood.blocked(bob.addr, trio.current_time()) is None
@@ -333,10 +338,10 @@ async def test_a_reconnecting_flooder_gets_no_new_burst_and_old_honest_messages_
         await send(honest, old, wire("fresh"))
         await box.wait_for(lambda got: "fresh" in got)
     accepted = sum(b.startswith("flood") for b in box.bodies)
-    # The host's 1,000 (the first start among them), then 550 a second (reading is paced at
-    # 2,000 a second) and one token for each new connection: what one connection flooding
-    # all along would get, not 8 x 4,900.
-    assert accepted <= SPARE + 550 * elapsed + 8, (accepted, elapsed)
+    # The host's spare (5,000), then 550 a second (reading is paced at 2,000 a second) and a
+    # token for each new connection: what one connection flooding all along would get, not
+    # 8 x 4,900.
+    assert accepted <= DEFAULTS.conn_burst + 550 * elapsed + 8, (accepted, elapsed)
     assert accepted < 4900 * 8 / 2
     assert "15 s old" not in box.bodies  # dropped: it could be a replay we forgot ...
     assert us.stats.forgotten >= 1 and us.stats.invalid == 0  # ... and not held against it
@@ -357,8 +362,8 @@ async def test_payloads_without_a_body_are_counted_and_their_flood_cut(nursery, 
         good = await origin(us)
         await send(good, wire("still here"))
         await box.wait_for(lambda got: got == ["still here"])
-    # Read at 2,000 a second; the host's 1,000, 550 a second, the penalty credit: ~0.8 s.
-    budget = SPARE + 550 * elapsed + DEFAULTS.penalty_limit + 1
+    # Read at 2,000 a second; its 1,100, 500 a second, the penalty credit: ~0.8 s.
+    budget = FIRST + 500 * elapsed + DEFAULTS.penalty_limit + 1
     assert us.stats.ignored <= budget and elapsed < 3, (us.stats.ignored, elapsed)
     assert us.flood.stats.cut == 1
 

@@ -9,16 +9,18 @@ Rules:
   that forwards a burst of copies we already have (a flood we took in, echoed back) is only
   slowed.
 - Every object that is not a duplicate (a new message, a payload without Body, an invalid
-  one) also costs a token of the connection's *budget* (``Connection.count``): from its own
-  bucket (``conn_rate`` a second, up to ``conn_burst``), or, when that is empty, from its
-  host's *spare* (``SPARE_BURST`` times ``conn_burst`` at once, refilling at ``SPARE_RATE``
-  times ``conn_rate``), which every connection from that IP shares.  A new connection's own
-  bucket starts with ``conn_start`` tokens (a backlog replay, §7.3), paid from the spare:
-  so a burst is a host's, and reconnecting does not renew it.  When the spare cannot pay,
-  the connection starts with what it has, at least ``MIN_START`` (a hello is heard at once).
-- An object that finds both empty is dropped and costs a penalty point: the connection went
-  over its *own* budget, which nobody else can spend (the spare only excuses).  The start
-  a busy spare could not pay is excused too: that many drops cost nothing.
+  one) also costs a token of the connection's *budget* (``Connection.count``): its own
+  bucket (``conn_rate`` a second, up to ``conn_burst``) starts with only ``conn_start``
+  tokens (a backlog replay, §7.3), paid from its host's *spare* (``conn_burst`` at once,
+  refilling at ``SPARE_RATE`` times ``conn_rate``, shared by every connection from that
+  IP), so reconnecting does not renew a burst; when the spare cannot pay, it starts with
+  ``MIN_START`` (a hello is heard at once).  Past its own bucket a connection draws on its
+  *reserve*, ``RESERVE`` times ``conn_burst``, once in its life: each token of it is paid
+  by the spare, or, when the spare is spent, excuses the drop (others spent it).  So a
+  young connection can burst like an old one, and a flood on one connection cannot take
+  more than its reserve of the spare that its neighbours' bursts need.
+- An object that finds its own bucket empty and its reserve spent is dropped and costs a
+  penalty point: the connection went over its *own* budget, which nobody else can spend.
 - Why a shared spare and not a cap on all of a host's connections: on a shared IP (every
   peer on one machine has 127.0.0.1) such a cap could be spent by any of them, so a flooder
   would silence its neighbours.  The spare only ever grants extra, and each connection keeps
@@ -42,8 +44,15 @@ Rules:
   blacklisted IP is refused, and an address at that IP is not dialled, unless the IP is
   shared by many peers (loopback, or our own IP, ``here``): there the IP cannot tell the
   flooder from its neighbours, so the entry only records the cut, and the flooder back is
-  held by its new connection's small start and the host's spent spare.
+  held by its new connection's small start and the host's spare, spent.
 - Our own sending limit (``own``) is a bucket of its own: nothing a peer sends spends it.
+- What we send on one link (``LinkBudget``) is at most what a receiver's new connection
+  accepts: its start and reserve at once, then ``conn_rate``.  A relay forwards the sum of
+  what all its connections bring, which no receiver can tell from a flood: past it the node
+  drops for that link, so the receiver never has a reason to cut us off.  ``LIGHT_SHARE``
+  of it is kept for *light* messages: ours, and those of connections that bring no more
+  than one person types (``Connection.light``: ``origin_rate`` a second, ``LIGHT_BURST`` at
+  once), so a flood through us cannot crowd out a peer who speaks for itself.
 - Time is passed in (``now``: ``trio.current_time()`` in the node).  ``pace`` and ``count``
   are on the hot path: one bucket take each in the common case; ``admit`` a dict lookup more.
 - State is bounded: at most ``MAX_ORIGINS`` origin buckets per connection (the fullest are
@@ -71,12 +80,16 @@ MAX_CLAIMS = 16
 #: An origin is its ``Addr`` cut to this many characters (``IP:PORT`` and even a host name
 #: with a port are shorter): ``Addr`` is any string a peer writes, and origins are kept.
 MAX_ORIGIN_CHARS = 320
-#: A host's spare holds this fraction of the connection burst (1,000), and refills at this
-#: fraction of the connection rate (50 a second).
-SPARE_BURST = 0.2
+#: A host's spare refills at this fraction of the connection rate (50 a second).
 SPARE_RATE = 0.1
+#: What one connection may draw on its host's spare, in connection bursts (1,000).
+RESERVE = 0.2
 #: Objects of any kind read a second on one connection, in connection rates (2,000 a second).
 WORK_FACTOR = 4.0
+#: The share of a link's budget kept for light messages, and how many new messages at once
+#: (then ``origin_rate`` a second) a connection may bring and still be light.
+LIGHT_SHARE = 0.2
+LIGHT_BURST = 50.0
 #: A new connection's own tokens when its host's spare is spent: its hello is heard at once.
 #: (Each reconnection gains this many: a flooder reconnecting 200 times a second, 200.)
 MIN_START = 1.0
@@ -87,7 +100,7 @@ class FloodConfig:
     origin_rate: float = 20.0  # new messages a second of one Addr on one connection
     origin_burst: float = 500.0  # ... of which this many at once
     conn_rate: float = 500.0  # objects a second on one connection, all origins
-    conn_burst: float = 5000.0  # ... at once (a fifth of it: the spare of a host's connections)
+    conn_burst: float = 5000.0  # ... at once; also the spare a host's connections share
     conn_start: float = 100.0  # ... of which a new connection has this many of its own
     penalty_limit: float = 100.0  # points before a connection is cut
     penalty_forgive: float = 1.0  # points forgiven a second
@@ -208,13 +221,14 @@ class Connection:
         "_control",
         "bucket",
         "claims",
-        "excused",
         "host",
         "kinds",
+        "lightness",
         "origins",
         "penalty",
         "points",
         "remote",
+        "reserve",
         "spare",
         "work",
     )
@@ -229,7 +243,8 @@ class Connection:
         given = max(self.spare.take_up_to(start, now), min(MIN_START, start))
         self.bucket = TokenBucket(cfg.conn_rate, cfg.conn_burst, now)
         self.bucket.tokens = given
-        self.excused = start - given  # drops the spare's shortfall made: not penalised
+        self.reserve = cfg.conn_burst * RESERVE  # of the spare, past its own bucket
+        self.lightness = TokenBucket(cfg.origin_rate, LIGHT_BURST, now)
         work = cfg.conn_rate * WORK_FACTOR
         self.work = TokenBucket(work, work, now)
         self.work.tokens = work / 5
@@ -251,9 +266,9 @@ class Connection:
         """Count an object that is not a duplicate (``claims``: its ``Addr``, if it has one):
         True to go on with it, False to drop it.  Raises ``FloodCut`` when the connection must
         be closed."""
-        if self.bucket.take(now) or self.spare.take(now):
+        if self.bucket.take(now):
             return True
-        return self._control._over_connection(self, now, claims)
+        return self._control._over_own(self, now, claims)
 
     def admit(self, addr: str, now: float) -> bool:
         """Count a new message of origin ``addr``: True to accept it, False to drop it (this
@@ -267,6 +282,11 @@ class Connection:
             return True
         self._control.stats.over_origin += 1
         return False
+
+    def light(self, now: float) -> bool:
+        """Count a message accepted for relaying: True while the connection brings no more
+        than one person types (its messages may use a link's light share)."""
+        return self.lightness.take(now)
 
     def penalise(
         self, now: float, kind: str = "invalid messages", claims: str | None = None
@@ -325,6 +345,9 @@ class FloodControl:
                 f" {cfg.origin_rate:g} a second, from one sender; wait {self._own.wait(now):.1f}s"
             )
 
+    def link_budget(self, now: float) -> LinkBudget:
+        return LinkBudget(self.config, now)
+
     def unblock(self, key: str) -> list[Entry]:
         """Lift the entries for a host IP (or an ``IP:PORT`` at it); returns them."""
         try:
@@ -342,16 +365,18 @@ class FloodControl:
             if len(self.hosts) >= MAX_HOSTS:  # connections keep their bucket regardless
                 self.hosts = _keep_emptiest(self.hosts, now, MAX_HOSTS // 2)
             cfg = self.config
-            rate, burst = cfg.conn_rate * SPARE_RATE, max(1.0, cfg.conn_burst * SPARE_BURST)
-            bucket = self.hosts[key] = TokenBucket(rate, burst, now)
+            bucket = self.hosts[key] = TokenBucket(cfg.conn_rate * SPARE_RATE, cfg.conn_burst, now)
         return bucket
 
-    def _over_connection(self, conn: Connection, now: float, claims: str | None) -> bool:
+    def _over_own(self, conn: Connection, now: float, claims: str | None) -> bool:
+        if conn.reserve >= 1:
+            conn.reserve -= 1
+            if conn.spare.take(now):
+                return True
+            self.stats.over_connection += 1
+            return False  # the spare is spent, by others too: excused
         self.stats.over_connection += 1
-        if conn.excused >= 1:
-            conn.excused -= 1
-            return False
-        self._penalise(conn, now, "objects over the connection limit", claims)
+        self._penalise(conn, now, "messages over the connection limit", claims)
         return False
 
     def _penalise(self, conn: Connection, now: float, kind: str, claims: str | None) -> None:
@@ -381,6 +406,24 @@ class FloodControl:
         if shared_host(conn.host, self.here):
             text += " (shared by the peers on it: its connections are still accepted)"
         return FloodCut(text, entry, refused=again)
+
+
+class LinkBudget:
+    """What one outgoing link may send: what a receiver's new connection accepts with the
+    same configuration (its start and reserve at once, then ``conn_rate``), so that relaying
+    a flood that entered on several connections never gets us cut off; ``LIGHT_SHARE`` of
+    it only for light messages."""
+
+    __slots__ = ("any", "light")
+
+    def __init__(self, cfg: FloodConfig, now: float) -> None:
+        rate, burst = cfg.conn_rate, cfg.conn_start + cfg.conn_burst * RESERVE
+        self.light = TokenBucket(rate * LIGHT_SHARE, burst * LIGHT_SHARE, now)
+        self.any = TokenBucket(rate * (1 - LIGHT_SHARE), burst * (1 - LIGHT_SHARE), now)
+
+    def take(self, now: float, light: bool) -> bool:
+        """Spend one message's worth; False: drop it for this link."""
+        return (light and self.light.take(now)) or self.any.take(now)
 
 
 def _keep_emptiest(
@@ -471,10 +514,13 @@ def flood_from_args(args: argparse.Namespace) -> FloodConfig | None:
 
 
 __all__ = [
+    "LIGHT_BURST",
+    "LIGHT_SHARE",
     "MAX_HOSTS",
     "MAX_ORIGINS",
     "MAX_ORIGIN_CHARS",
     "MIN_START",
+    "RESERVE",
     "WORK_FACTOR",
     "Blacklist",
     "Connection",
@@ -483,6 +529,7 @@ __all__ = [
     "FloodControl",
     "FloodCut",
     "FloodStats",
+    "LinkBudget",
     "OwnLimit",
     "add_flood_flags",
     "flood_from_args",

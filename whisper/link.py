@@ -31,6 +31,7 @@ from .sendqueue import SendQueue
 
 if TYPE_CHECKING:
     from .backlog import LinkReplay
+    from .flood import LinkBudget
 
 CONNECT_TIMEOUT = 5.0
 SEND_STALL_TIMEOUT = 10.0
@@ -62,6 +63,8 @@ class OutgoingLink:
         self.batches_sent = 0
         #: Set by the node: the backlog to write first on each connection (extension 11).
         self.replay: LinkReplay | None = None
+        #: Set by the node: what flood control lets it send the peer (extension 12).
+        self.budget: LinkBudget | None = None
 
     def enqueue(self, data: bytes, now: float) -> None:
         was_overflowing = self.queue.overflowing_since is not None

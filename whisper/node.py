@@ -19,6 +19,9 @@ Rules (PROTOCOL.md §5 is normative):
 - Our own messages are marked seen before they are sent: peers that echo them (the Go
   reference does) are ignored.  A message with our own ``Addr`` that is not in the seen
   cache is one we never sent: a forgery, dropped and counted against its connection.
+- With flood control on, a link is sent at most what a receiver's new connection accepts
+  (``FloodControl.link_budget``): past it a message is dropped for that link only, so a
+  flood that entered on several connections never gets us cut off downstream.
 - Every new message, ours or accepted, goes into the backlog (``backlog.py``), which each
   connection of an outgoing link is replayed first (extension 11); file messages go into
   the file store (``files.py``, extension 10), and the event says which are history or files.
@@ -121,6 +124,7 @@ class Stats:
     forgotten: int = 0  # older than our seen cache remembers, inside the configured window
     over_limit: int = 0  # objects dropped by flood control (connection or origin budget)
     paced: int = 0  # times a connection was not read for a while (out of work tokens)
+    held_back: int = 0  # messages not sent to a link: over what a receiver accepts (flood.py)
     violations: int = 0  # connections dropped for malformed input
     sent: int = 0  # messages we originated
 
@@ -231,7 +235,7 @@ class Node:
         self.stats.sent += 1
         self.backlog.add(message, len(data))
         self._publish(Delivered(message, own=True), len(data))
-        self._forward(data, None, trio.current_time())
+        self._forward(data, None, trio.current_time(), light=True)
         return message
 
     def connect(self, addr: str) -> bool:
@@ -380,7 +384,7 @@ class Node:
         self.stats.delivered += 1
         data = codec.encode_object(obj)  # message.fields is obj: relayed as received
         self._publish(self._accepted(message, len(data)), len(data))
-        self._forward(data, author, now)
+        self._forward(data, author, now, flood is None or flood.light(now))
         if canonical is not None and canonical not in self.links:
             self._dial(canonical, by_user=False)
 
@@ -423,10 +427,17 @@ class Node:
 
     # -- sending -----------------------------------------------------------------------
 
-    def _forward(self, data: bytes, except_addr: str | None, now: float) -> None:
+    def _forward(self, data: bytes, except_addr: str | None, now: float, light: bool) -> None:
+        """Enqueue on every link but ``except_addr``'s; ``light``: ours, or from a connection
+        that brings no more than a person types (a share of each link is kept for those)."""
         for addr, link in self.links.items():
-            if addr != except_addr:
+            if addr == except_addr:
+                continue
+            budget = link.budget  # flood control: never more than a receiver's budget
+            if budget is None or budget.take(now, light):
                 link.enqueue(data, now)
+            else:
+                self.stats.held_back += 1
 
     def _dial(self, addr: str, *, by_user: bool) -> bool:
         if self._nursery is None:
@@ -444,6 +455,8 @@ class Node:
             stall_timeout=self.config.stall_timeout,
         )
         link.replay = self.backlog.for_link(addr)
+        if self.flood is not None:
+            link.budget = self.flood.link_budget(trio.current_time())
         self.links[addr] = link
         self._nursery.start_soon(self._run_link, link)
         return True

@@ -70,6 +70,7 @@ BUGS = {
     "shared-origin": "limits each origin in one bucket that every connection spends",
     "blame-relays": "limits each origin in one bucket all connections share, blaming any over it",
     "blacklist-claimed": "blacklists the Addr that a connection's messages over its limit claim",
+    "no-relay-pace": "sends each peer everything it relays, however fast its connections bring it",
     "no-discovery": "reads each datagram into a zero-length buffer (the Go peer's bug): hears none",
     "crash-on-garbage-datagram": "exits on a datagram that is not a bare IP:PORT",
     "dial-garbage": "dials any 127.0.0.1:PORT found in a datagram, junk around it and all",
@@ -115,6 +116,7 @@ class FakePeer:
         self.shared: dict[str, TokenBucket] = {}  # shared-origin: one bucket per Addr
         self.claims: dict[int, int] = {}  # blacklist-claimed: drops per connection
         self.banned: set[str] = set()  # blacklist-claimed: Addrs it will not dial
+        self.budgets: dict[str, TokenBucket] = {}  # per link: what a receiver accepts (§7.4)
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -229,7 +231,8 @@ class FakePeer:
             struct = {k: obj.get(k, 0 if k == "Timestamp" else "") for k in GO_FIELDS}
             await self.forward(codec.encode_object(struct), None)
         else:
-            await self.forward(codec.encode_object(obj), message.addr)
+            light = conn is None or conn.light(trio.current_time())
+            await self.forward(codec.encode_object(obj), message.addr, light)
         if message.addr not in self.links and message.addr not in self.streams:
             await self.dial(message.addr)
 
@@ -340,7 +343,7 @@ class FakePeer:
 
     # -- relaying and dialling ------------------------------------------------------
 
-    async def forward(self, data: bytes, except_addr: object) -> None:
+    async def forward(self, data: bytes, except_addr: object, light: bool = True) -> None:
         if "blocking-relay" in self.bugs:
             for addr, stream in list(self.streams.items()):
                 if addr != except_addr:
@@ -352,7 +355,11 @@ class FakePeer:
         targets = [a for a in self.links if a != except_addr]
         if "relay-first-only" in self.bugs:
             targets = targets[:1]
+        now = trio.current_time()
         for addr in targets:
+            budget = self.budgets.get(addr)
+            if budget is not None and not budget.take(now, light):
+                continue  # more than a receiver accepts: dropped for this peer only
             with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                 self.links[addr].send_nowait(data)  # when full: dropped for this peer only
 
@@ -373,6 +380,8 @@ class FakePeer:
             return
         send, receive = trio.open_memory_channel[bytes](QUEUE)
         self.links[addr] = send
+        if self.flood is not None and "no-relay-pace" not in self.bugs:
+            self.budgets[addr] = self.flood.link_budget(trio.current_time())
         # The replay is what was accepted before now: what comes later goes into the queue.
         self.nursery.start_soon(self.link, addr, host, int(port), receive, self.accepted)
 
@@ -396,6 +405,7 @@ class FakePeer:
             pass
         finally:
             self.links.pop(addr, None)
+            self.budgets.pop(addr, None)
 
 
 async def _receive(stream: trio.SocketStream) -> bytes:

@@ -145,18 +145,24 @@ class CaseContext:
 
     @contextlib.asynccontextmanager
     async def background(self, fn: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
-        """Run ``fn`` while the block runs (it must not raise)."""
-        scope = trio.CancelScope()
+        """Run ``fn`` while the block runs (it must not raise); it has stopped when the block
+        is left, so that the case may use what it used (a connection it was writing to)."""
+        scope, done = trio.CancelScope(), trio.Event()
 
         async def run() -> None:
-            with scope:
-                await fn()
+            try:
+                with scope:
+                    await fn()
+            finally:
+                done.set()
 
         self.nursery.start_soon(run)
         try:
             yield
         finally:
             scope.cancel()
+            with trio.CancelScope(shield=True):
+                await done.wait()
 
     # -- messages ---------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ Rules for every case here:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -39,9 +40,15 @@ TICK = 0.05
 RETRY = 0.5  # markers and probes are repeated, for peers that drop on a busy link (§5.3)
 FORGERS = 4  # forged-addr: connections forging a sink's Addr, each ...
 FORGE_RATE = 300.0  # ... at this many a second (under any per-connection limit) ...
-FORGED_FOR = 2.5  # ... for this long, while that sink writes this many of its own a second,
-OWN_RATE = 4.0  # (a peer must relay all of them but one: room for a busy link's drop, §5.3)
+FORGED = 800  # ... this many (past the budget for one origin), while that sink writes
+OWN_RATE = 4.0  # this many of its own a second, all of which but one a peer must relay
 WITHIN = 2.0  # ... and a message to that sink afterwards arrives within this (at once, really)
+LINK_BURST = 1100  # relay-paced: what a peer may send on one connection at once ...
+LINK_RATE = 500.0  # ... and a second after that (a receiver's budget for a new connection)
+INPUTS = 3  # relay-paced: connections bringing new messages, each ...
+INPUT_RATE = 400.0  # ... at this many a second (within any per-connection limit) ...
+INPUT_TOTAL = 1200  # ... this many (3 s; more than a receiver's budget takes, all together) ...
+INPUT_ORIGINS = 5  # ... cycling through this many origins (each within its limit)
 
 
 def limit(seconds: float) -> int:
@@ -57,18 +64,22 @@ async def _flood(
     rate: float = FLOOD_RATE,
     total: int | None = None,
     drained: trio.Event | None = None,
-    sender: FakePeer | None = None,
+    senders: Sequence[FakePeer] = (),
     seconds: float = FLOOD_FOR,
 ) -> None:
-    """Write new messages of the origin (or ``sender``) at ``rate`` until the peer closes
-    ``conn``, ``total`` are written or ``seconds`` have passed; their IDs go into ``sent``.
-    ``drained`` is set once more than ``BURST`` have been written (the origin's budget is
-    spent)."""
+    """Write new messages of the origin (or of ``senders`` in turn) at ``rate`` until the
+    peer closes ``conn``, ``total`` are written or ``seconds`` have passed; their IDs go into
+    ``sent``.  ``drained`` is set once more than ``BURST`` have been written (the origin's
+    budget is spent)."""
     start = trio.current_time()
     per_tick = int(rate * TICK)
     tick = 0
     while trio.current_time() - start < seconds and (total is None or len(sent) < total):
-        batch = [ctx.message(f"flood {len(sent) + i}", sender) for i in range(per_tick)]
+        first = len(sent)
+        batch = [
+            ctx.message(f"flood {n}", senders[n % len(senders)] if senders else None)
+            for n in range(first, first + per_tick)
+        ]
         if not await conn.send(b"".join(encode(m) for m in batch)):
             return
         sent.extend(m["ID"] for m in batch)
@@ -252,7 +263,7 @@ async def forged_addr(ctx: CaseContext) -> str:
     other = await ctx.fake("other")
     own = await ctx.connect(f"{victim.name}'s own")  # its link, opened before the flood
     floods = [await ctx.connect(f"forger {i + 1}") for i in range(FORGERS)]
-    forged: list[str] = []
+    forged: list[list[str]] = [[] for _ in floods]
     said: list[str] = []  # the victim's own, relayed to the witness (never to the victim)
 
     async def speak() -> None:
@@ -267,12 +278,9 @@ async def forged_addr(ctx: CaseContext) -> str:
 
     async with ctx.background(speak), trio.open_nursery() as nursery:
         ctx.observer.step = f"forging {victim.name}'s Addr on {FORGERS} connections"
-        for flood in floods:
-            nursery.start_soon(
-                partial(
-                    _flood, ctx, flood, forged, rate=FORGE_RATE, sender=victim, seconds=FORGED_FOR
-                )
-            )
+        for flood, ids in zip(floods, forged, strict=True):
+            flood_it = partial(_flood, ctx, flood, ids, rate=FORGE_RATE, total=FORGED)
+            nursery.start_soon(partial(flood_it, senders=[victim], seconds=2 * FLOOD_FOR))
     if not await _retry(ctx, own, witness, other, f"a marker after {victim.name}'s own"):
         raise CaseFailed(
             f"closed {victim.name}'s own connection ({own.closed}) while other connections"
@@ -295,8 +303,53 @@ async def forged_addr(ctx: CaseContext) -> str:
             f" claiming its Addr ({why}): an Addr that messages merely claim must not be"
             " blacklisted"
         )
+    flood = [i for ids in forged for i in ids]
     return (
         f"relayed {relayed} of {victim.name}'s own {len(said)} messages during a flood of"
-        f" {len(forged):,} forging its Addr ({_count(witness, forged)} of those relayed);"
+        f" {len(flood):,} forging its Addr ({_count(witness, flood)} of those relayed);"
         f" still relays to {victim.name}"
+    )
+
+
+@case(
+    "flood-control",
+    "relay-paced",
+    "§7.4",
+    f"of {INPUTS} connections' new messages ({INPUT_RATE:g}/s each, none over a limit),"
+    f" sends one sink at most {LINK_BURST:,} at once and {LINK_RATE:g}/s after that: a"
+    " receiver never has a reason to cut the peer off for what it relays",
+    fresh=True,
+)
+async def relay_paced(ctx: CaseContext) -> str:
+    (sink,) = await ctx.sinks(1)
+    origins = [await ctx.fake(f"origin{i + 1}") for i in range(INPUT_ORIGINS)]
+    inputs = [await ctx.connect(f"input {i + 1}") for i in range(INPUTS)]
+    brought: list[list[str]] = [[] for _ in inputs]
+    started = trio.current_time()
+    ctx.observer.step = f"bringing {INPUT_RATE * INPUTS:,.0f} new messages a second"
+    async with trio.open_nursery() as nursery:
+        for conn, ids in zip(inputs, brought, strict=True):
+            flood_it = partial(_flood, ctx, conn, ids, rate=INPUT_RATE, total=INPUT_TOTAL)
+            nursery.start_soon(partial(flood_it, senders=origins, seconds=2 * FLOOD_FOR))
+    for i, conn in enumerate(inputs):
+        if not await _retry(ctx, conn, sink, origins[0], f"a marker after input {i + 1}"):
+            raise CaseFailed(
+                f"closed input {i + 1} ({conn.closed}) while it brought {INPUT_RATE:g} new"
+                " messages a second, within every limit"
+            )
+    seconds = trio.current_time() - started
+    sent = [i for ids in brought for i in ids]
+    relayed = _count(sink, sent)
+    most = int((LINK_BURST + LINK_RATE * seconds) * SLACK)
+    if relayed > most:
+        raise CaseFailed(
+            f"sent {sink.name} {relayed:,} of the {len(sent):,} new messages in"
+            f" {seconds:.1f}s, more than a receiver's new connection accepts ({most:,}): a"
+            " receiver would cut the peer off for relaying"
+        )
+    if relayed < LINK_BURST:
+        raise CaseFailed(f"sent {sink.name} only {relayed:,} of {len(sent):,} new messages")
+    return (
+        f"sent {sink.name} {relayed:,} of {len(sent):,} new messages in {seconds:.1f}s (at most"
+        f" {most:,} allowed)"
     )
