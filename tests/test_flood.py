@@ -18,9 +18,8 @@ from whisper.flood import (
     FloodControl,
     FloodCut,
     OwnLimit,
-    add_flood_flags,
-    flood_from_args,
 )
+from whisper.flood_flags import add_flood_flags, flood_from_args
 
 FLOODER = "10.0.0.66:7000"
 HONEST = "10.0.0.5:7000"

@@ -29,7 +29,7 @@ from .addr import AddressError, format_hostport, outward_ipv4, parse_hostport
 from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG
 from .discovery_policy import DISCOVERY_PORT
 from .files import FileError, user_path
-from .flood import add_flood_flags, flood_from_args
+from .flood_flags import add_flood_flags, flood_from_args
 from .node import Config, Node
 from .sanitize import for_terminal
 
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="save received files into DIR as they arrive (default: only when you /save)",
     )
-    add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood.py)
+    add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood_flags.py)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     return p
 

@@ -64,7 +64,6 @@ Rules:
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 from dataclasses import dataclass, fields
 
@@ -99,7 +98,7 @@ MIN_START = 1.0
 class FloodConfig:
     origin_rate: float = 20.0  # new messages a second of one Addr on one connection
     origin_burst: float = 500.0  # ... of which this many at once
-    conn_rate: float = 500.0  # objects a second on one connection, all origins
+    conn_rate: float = 500.0  # messages a second on one connection (not copies), all origins
     conn_burst: float = 5000.0  # ... at once; also the spare a host's connections share
     conn_start: float = 100.0  # ... of which a new connection has this many of its own
     penalty_limit: float = 100.0  # points before a connection is cut
@@ -464,55 +463,6 @@ def shared_host(host: str, here: str = "") -> bool:
         return False
 
 
-# -- command line -------------------------------------------------------------------------
-
-_FLAGS = (
-    ("flood-rate", "origin_rate", "N", "new messages a second accepted from one sender (Addr)"),
-    ("flood-burst", "origin_burst", "N", "new messages accepted at once from one sender"),
-    ("flood-conn-rate", "conn_rate", "N", "messages a second accepted on one connection"),
-    ("flood-conn-burst", "conn_burst", "N", "messages accepted at once on one connection"),
-    ("flood-penalties", "penalty_limit", "N", "invalid or over-limit messages before a cut-off"),
-    ("flood-blacklist", "blacklist_for", "SECONDS", "how long a flooder stays blacklisted"),
-)
-
-
-def add_flood_flags(parser: argparse.ArgumentParser) -> None:
-    defaults = FloodConfig()
-    for flag, name, metavar, text in _FLAGS:
-        parser.add_argument(
-            f"-{flag}",
-            f"--{flag}",
-            dest=name,
-            type=float,
-            default=getattr(defaults, name),
-            metavar=metavar,
-            help=f"{text} (default {getattr(defaults, name):g})",
-        )
-    parser.add_argument(
-        "-no-flood-control",
-        "--no-flood-control",
-        action="store_true",
-        help="no rate limits, penalties or blacklist (for benchmarks of raw relay capacity)",
-    )
-
-
-def flood_from_args(args: argparse.Namespace) -> FloodConfig | None:
-    """The flood configuration the flags ask for; raises ValueError for a bad value."""
-    if args.no_flood_control:
-        return None
-    values = {name: getattr(args, name) for _, name, _, _ in _FLAGS}
-    for flag, name, _, _ in _FLAGS:
-        if not values[name] > 0 or values[name] == float("inf"):
-            raise ValueError(f"-{flag} must be a positive number")
-    try:
-        return FloodConfig(**values)
-    except ValueError as exc:  # "origin_burst must be ...": say it with the flag's name
-        for flag, name, _, _ in _FLAGS:
-            if str(exc).startswith(f"{name} "):
-                raise ValueError(f"-{flag}{str(exc)[len(name) :]}") from None
-        raise
-
-
 __all__ = [
     "LIGHT_BURST",
     "LIGHT_SHARE",
@@ -531,6 +481,4 @@ __all__ = [
     "FloodStats",
     "LinkBudget",
     "OwnLimit",
-    "add_flood_flags",
-    "flood_from_args",
 ]

@@ -20,8 +20,9 @@ Rules (PROTOCOL.md §5 is normative):
   reference does) are ignored.  A message with our own ``Addr`` that is not in the seen
   cache is one we never sent: a forgery, dropped and counted against its connection.
 - With flood control on, a link is sent at most what a receiver's new connection accepts
-  (``FloodControl.link_budget``): past it a message is dropped for that link only, so a
-  flood that entered on several connections never gets us cut off downstream.
+  (``flood.LinkBudget``): past it a message is dropped for that link only, so a flood that
+  entered on several connections never gets us cut off downstream; a share of it is kept
+  for light messages (ours, and those of connections bringing what one person types).
 - Every new message, ours or accepted, goes into the backlog (``backlog.py``), which each
   connection of an outgoing link is replayed first (extension 11); file messages go into
   the file store (``files.py``, extension 10), and the event says which are history or files.

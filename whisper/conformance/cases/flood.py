@@ -1,11 +1,15 @@
-"""Level ``flood-control``: floods are contained and cut off, relays are not (PROTOCOL.md §7.4).
+"""Level ``flood-control``: floods are contained and cut off, relays and the peers whose
+``Addr`` a flood forges are not (PROTOCOL.md §7.4).
 
 Rules for every case here:
-- The limits are the network's, from §7.4: one origin's new messages are relayed up to
-  ``BURST`` at once and ``RATE`` a second after that.  A case allows 1% more than the limit
-  over the time it measured (from its first write to its last observation), and the flood is
-  far above it: ``BLOCK`` messages at ``BLOCK_RATE``, or ``FLOOD_RATE`` a second for up to
-  ``FLOOD_FOR``.  Floods are paced, so that a peer's link queue never has to drop (§5.3).
+- The limits are the network's, from §7.4: one origin's new messages on one connection are
+  relayed up to ``BURST`` at once and ``RATE`` a second after that, and one connection is
+  sent at most ``LINK_BURST`` at once and ``LINK_RATE`` a second after that.  A case allows
+  1% more than the limit over the time it measured (from its first write to its last
+  observation), and the flood is far above it: ``BLOCK`` messages at ``BLOCK_RATE``, or
+  ``FLOOD_RATE`` a second for up to ``FLOOD_FOR``.  Floods are paced, so that a peer's link
+  queue never has to drop (§5.3); where a case counts, it writes a fixed number, so that a
+  loaded machine writing slowly still writes past the limit.
 - Each case's other traffic stays well inside the limits, as honest peers' does, and comes
   from origins of its own (a fake each, so that the peer's dial-backs succeed).  A message
   of the flooded origin cannot serve as a marker (the peer is right to drop it), so markers
@@ -13,7 +17,7 @@ Rules for every case here:
 - To know that the peer has handled a flood, a case waits for its connection to be closed
   or a marker written after it to be relayed (§8.1), then for a probe on a new connection:
   the sink gets the probe after anything relayed before it.
-- The cases make the peer blacklist the suite's fakes, so each needs a fresh peer (``fresh``).
+- The cases make the peer blacklist the suite's IP, so each needs a fresh peer (``fresh``).
 """
 
 from __future__ import annotations
