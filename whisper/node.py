@@ -345,7 +345,10 @@ class Node:
                 self.stats.over_limit += 1
             return
         except InvalidMessage as exc:
-            self._invalid(conn, str(exc))
+            if flood is not None and not flood.count(now):  # over the budget: a point already
+                self.stats.over_limit += 1
+            else:
+                self._invalid(conn, str(exc))
             return
         if message.id in self.seen:
             self.stats.duplicates += 1
