@@ -86,12 +86,13 @@ async def test_one_link_per_peer_however_its_addr_is_spelt(nursery):
     own_host, own_port = node.addr.rsplit(":", 1)
     spellings = [f"{host}:{'0' * k}{port}" for k in range(1, 6)]
     spellings += [f" {host}:{port}", f"\x1c{host}:{port}\x1f", s.addr]
-    spellings += [f"{own_host}:0{own_port}", f" {node.addr}"]  # ours: never dialled
     spellings += [f"[::1%\x1b[2J]:{port}", f"[fe80::1%eth0]:{port}"]  # a scope is the sender's
+    ours = [f"{own_host}:0{own_port}", f" {node.addr}"]  # never dialled: forgeries, dropped
     conn = await origin(node)
     with trio.fail_after(TIMEOUT):
-        await send(conn, *(wire(f"as {i}", addr=a) for i, a in enumerate(spellings)))
+        await send(conn, *(wire(f"as {i}", addr=a) for i, a in enumerate(ours + spellings)))
         await box.wait_for(lambda bodies: len(bodies) == len(spellings))
+        assert node.stats.forged == len(ours)
         assert list(node.links) == [s.addr]  # links are made as messages arrive
         await s.wait_for(lambda s: s.connections == 1)
         node.say("after")
@@ -181,6 +182,7 @@ async def test_own_messages_echoed_back_are_ignored(nursery):
         await send(conn, echoed, wire("marker"))  # a Go peer relays back to the author
         await box.wait_for(lambda bodies: "marker" in bodies)
     assert box.bodies == ["hi", "marker"]
+    assert node.stats.duplicates == 1 and node.stats.forged == 0  # an echo, not a forgery
     assert echoed["Nick"] == echoed["omitempty"] == "me"
     assert echoed["Addr"] == node.addr and type(echoed["Timestamp"]) is int
     assert echoed["ID"].startswith("hash:sha256:")

@@ -44,7 +44,7 @@ from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG
 from .commands import nick_problem
 from .discovery_policy import DISCOVERY_PORT
 from .files import FileError, user_path
-from .flood import add_flood_flags, flood_from_args
+from .flood_flags import add_flood_flags, flood_from_args
 from .loglimit import RepeatLimit
 from .node import Config, Node
 from .sanitize import for_terminal
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="save received files into DIR as they arrive (default: only when you /save)",
     )
-    add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood.py)
+    add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood_flags.py)
     p.add_argument(
         "-http",
         "--http",

@@ -36,6 +36,7 @@ from .sendqueue import SendQueue, Shared
 
 if TYPE_CHECKING:
     from .backlog import LinkReplay
+    from .flood import LinkBudget
 
 CONNECT_TIMEOUT = 5.0
 SEND_STALL_TIMEOUT = 10.0
@@ -69,6 +70,8 @@ class OutgoingLink:
         self.batches_sent = 0
         #: Set by the node: the backlog to write first on each connection (extension 11).
         self.replay: LinkReplay | None = None
+        #: Set by the node: what flood control lets it send the peer (extension 12).
+        self.budget: LinkBudget | None = None
 
     def enqueue(self, data: bytes | Shared, now: float) -> None:
         queue = self.queue

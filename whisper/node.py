@@ -4,21 +4,30 @@ Rules (PROTOCOL.md §5 is normative):
 
 - One trio nursery holds the TCP acceptor, one task per incoming connection and one task per
   outgoing link (``link.py``).
-- Each received object goes through one pipeline, in this order: interpret (``message.py``)
-  -> seen? -> ID hash check (``ids.py``) -> freshness window (``freshness.py``) -> flood
-  control (``flood.py``, when on: over a limit is dropped) -> mark seen -> deliver to front
-  ends -> encode once -> enqueue on every outgoing link except the one to the message's
-  ``Addr`` -> dial ``Addr`` if it is new.
+- Each received object goes through one pipeline, in this order (``flood.py`` when flood
+  control is on): a work token (none left: stop reading the connection until one comes) ->
+  interpret (``message.py``) -> seen? -> the connection's budget (over it: dropped) -> our
+  own ``Addr``? -> ID hash check (``ids.py``) -> freshness window (``freshness.py``) -> the
+  connection's budget for its origin -> mark seen -> deliver to front ends -> encode once
+  -> enqueue on every outgoing link except the one to the message's ``Addr`` -> dial
+  ``Addr`` if it is new.  A payload without Body costs a budget token too.
 - Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
-  messages (wrong types, hash mismatch, outside the window) are dropped and counted against
-  the connection; the first ``LOGGED_PER_CONNECTION`` of them are logged.
+  messages (wrong types, hash mismatch, outside the configured window) are dropped and
+  counted against the connection; the first ``LOGGED_PER_CONNECTION`` of them are logged.
+  One older only than what our seen cache still remembers (a flood made it forget early)
+  is dropped and not counted: our load shrank the window, not the sender.
 - Memory is budgeted across connections (PROTOCOL.md §5.3): the unfinished messages of all
   incoming connections together (``receive_budget``, charged at what the decoder holds, not
   at wire bytes; over it, the connection holding the most is dropped) and all send queues
   together (``send_budget``: each message is encoded once and shared by every queue; over
   it, the longest queues lose their newest messages).
 - Our own messages are marked seen before they are sent: peers that echo them (the Go
-  reference does) are ignored.
+  reference does) are ignored.  A message with our own ``Addr`` that is not in the seen
+  cache is one we never sent: a forgery, dropped and counted against its connection.
+- With flood control on, a link is sent at most what a receiver's new connection accepts
+  (``flood.LinkBudget``): past it a message is dropped for that link only, so a flood that
+  entered on several connections never gets us cut off downstream; a share of it is kept
+  for light messages (ours, and those of connections bringing what one person types).
 - Every new message, ours or accepted, goes into the backlog (``backlog.py``), which each
   connection of an outgoing link is replayed first (extension 11); file messages go into
   the file store (``files.py``, extension 10), and the event says which are history or files.
@@ -130,7 +139,12 @@ class Stats:
     delivered: int = 0  # new chat messages accepted from the network
     duplicates: int = 0
     ignored: int = 0  # payloads without Body
-    invalid: int = 0  # wrong types, hash mismatch, outside the window
+    invalid: int = 0  # wrong types, hash mismatch, outside the window, forged
+    forged: int = 0  # ... of them: our own Addr, but we never sent it
+    forgotten: int = 0  # older than our seen cache remembers, inside the configured window
+    over_limit: int = 0  # objects dropped by flood control (connection or origin budget)
+    paced: int = 0  # times a connection was not read for a while (out of work tokens)
+    held_back: int = 0  # messages not sent to a link: over what a receiver accepts (flood.py)
     violations: int = 0  # connections dropped for malformed input
     over_budget: int = 0  # connections dropped: the receive budget was spent
     sent: int = 0  # messages we originated
@@ -192,6 +206,8 @@ class Node:
                 advertised = outward_ipv4()
             self.addr = format_hostport(advertised, port)
             self.table.self_addr = self.addr
+            if self.flood is not None:
+                self.flood.here = self.addr  # a shared host: never refused, never blocked
             self._nursery = nursery
             log.debug("listening on %s", self.addr)
             for peer in cfg.peers:
@@ -241,11 +257,11 @@ class Node:
                 f"{self.config.max_message_size}"
             )
         if self.flood is not None:
-            self.flood.own(self.addr, trio.current_time())  # OwnLimit: peers would drop it
+            self.flood.own(trio.current_time())  # OwnLimit: peers would drop it
         self.stats.sent += 1
         self.backlog.add(message, len(data))
         self._publish(Delivered(message, own=True), len(data))
-        self._forward(data, None, trio.current_time())
+        self._forward(data, None, trio.current_time(), light=True)
         return message
 
     def connect(self, addr: str) -> bool:
@@ -328,14 +344,26 @@ class Node:
                 log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
                 return
             items = decoder.feed(data) if data else decoder.feed_eof()
+            now = trio.current_time()
+            flood = conn.flood
             for item in items:
                 if type(item) is codec.Violation:
                     self.stats.violations += 1
                     self._notice(f"dropped {conn.remote}: {item.reason}", warning=True)
                     return
-                self._receive(item, conn)
+                if flood is not None and (delay := flood.pace(now)):
+                    now = await self._paced(flood, delay)
+                self._receive(item, conn, now)
             if not data or not self._hold(conn, decoder.held):
                 return
+
+    async def _paced(self, flood: FloodConnection, delay: float) -> float:
+        """Stop reading until the connection has a work token again; the time then."""
+        self.stats.paced += 1
+        while delay:
+            await trio.sleep(delay)
+            delay = flood.pace(trio.current_time())
+        return trio.current_time()
 
     def _hold(self, conn: _Incoming, held: int) -> bool:
         """Charge what ``conn``'s unfinished message holds; while the receive budget is
@@ -358,42 +386,62 @@ class Node:
             victim.reading.cancel()
         return True
 
-    def _receive(self, obj: dict, conn: _Incoming) -> None:
+    def _receive(self, obj: dict, conn: _Incoming, now: float) -> None:
         self.stats.received += 1
+        flood = conn.flood
         try:
             message = Message.from_wire(obj)
         except NotChat:
             self.stats.ignored += 1
+            if flood is not None and not flood.count(now):  # FloodCut: closed
+                self.stats.over_limit += 1
             return
         except InvalidMessage as exc:
-            self._invalid(conn, str(exc))
+            if flood is not None and not flood.count(now):  # over the budget: a point already
+                self.stats.over_limit += 1
+            else:
+                self._invalid(conn, str(exc))
             return
         if message.id in self.seen:
             self.stats.duplicates += 1
             return
-        if check_id(message) is IdCheck.MISMATCH:
-            self._invalid(conn, f"ID {message.id[:80]!r} does not match its payload")
+        author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
+        canonical = author if author in self.links else dialable(author)  # 1.2.3.4:5, once
+        if canonical is not None:
+            author = canonical
+        if flood is not None and not flood.count(now, author):  # FloodCut: closed
+            self.stats.over_limit += 1
             return
-        now = trio.current_time()
+        if canonical == self.addr:  # ours, and not in the seen cache: we never sent it
+            self.stats.forged += 1
+            self._invalid(conn, "it has our own Addr, but we never sent it", "forgeries")
+            return
+        if check_id(message) is IdCheck.MISMATCH:
+            why = f"ID {message.id[:80]!r} does not match its payload"
+            self._invalid(conn, why, claims=author)
+            return
         stale = check_fresh(
             message.timestamp_ms,
             now=self.config.wall_clock(),
             memory=self.seen.span(now),
             skew=self.config.skew,
+            ttl=self.seen.ttl,
         )
         if stale:
-            self._invalid(conn, stale)
+            if stale.penalise:
+                self._invalid(conn, stale.reason, claims=author)
+            else:  # our own load shrank the window: not the sender's fault
+                self.stats.forgotten += 1
             return
-        if conn.flood is not None and not conn.flood.admit(message.addr, now):
+        if flood is not None and not flood.admit(author, now):
+            self.stats.over_limit += 1
             return
         self.seen.add(message.id, now)
         self.stats.delivered += 1
         data = codec.encode_object(obj)  # message.fields is obj: relayed as received
         self._publish(self._accepted(message, len(data)), len(data))
-        author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
-        canonical = author if author in self.links else dialable(author)  # 1.2.3.4:5, once
         self.table.delivered(conn.remote, canonical, now)  # both slots produced (connmgr.py)
-        self._forward(data, canonical or author, now)
+        self._forward(data, author, now, flood is None or flood.light(now))
         if canonical is not None and canonical not in self.links:
             self._dial(canonical, by_user=False, spoke=True)
 
@@ -410,7 +458,9 @@ class Node:
     def _replay_age(self) -> float:
         return replay_age(self.seen.span(trio.current_time()), self.config.skew)
 
-    def _invalid(self, conn: _Incoming, reason: str) -> None:
+    def _invalid(
+        self, conn: _Incoming, reason: str, kind: str = "invalid messages", claims: str = ""
+    ) -> None:
         self.stats.invalid += 1
         conn.invalid += 1
         if conn.invalid <= LOGGED_PER_CONNECTION:
@@ -418,25 +468,34 @@ class Node:
             if conn.invalid == LOGGED_PER_CONNECTION:
                 log.warning("not logging further invalid messages from %s", conn.remote)
         if conn.flood is not None:
-            conn.flood.penalise(trio.current_time())  # FloodCut: out of credit
+            conn.flood.penalise(trio.current_time(), kind, claims or None)  # FloodCut: cut
 
     def _flood_cut(self, conn: _Incoming, cut: FloodCut) -> None:
-        if cut.refused:  # a blacklisted peer came back: quietly
+        if cut.refused:  # a blacklisted host's flooder came back (a shared host): quietly
             log.info("dropped %s: %s", conn.remote, cut)
             return
         self._notice(f"dropped {conn.remote}: {cut}", warning=True)
-        link = self.links.pop(cut.addr, None) if cut.addr else None
-        if link is not None:  # not redialled while blacklisted (_dial), again once lifted
+        assert self.flood is not None
+        now = trio.current_time()
+        for addr in [a for a in self.links if self.flood.blocked(a, now)]:  # at that host,
+            link = self.links.pop(addr)  # unless it is shared; redialled once lifted
             link.close()
-            self.table.remove(link.addr)
+            self.table.remove(addr)
 
     # -- sending -----------------------------------------------------------------------
 
-    def _forward(self, data: bytes, except_addr: str | None, now: float) -> None:
+    def _forward(self, data: bytes, except_addr: str | None, now: float, light: bool) -> None:
+        """Enqueue on every link but ``except_addr``'s; ``light``: ours, or from a connection
+        that brings no more than a person types (a share of each link is kept for those)."""
         shared = Shared(data)  # one message, whichever queues hold it (the send budget)
         for addr, link in self.links.items():
-            if addr != except_addr:
+            if addr == except_addr:
+                continue
+            budget = link.budget  # flood control: never more than a receiver's budget
+            if budget is None or budget.take(now, light):
                 link.enqueue(shared, now)
+            else:
+                self.stats.held_back += 1
 
     def _dial(self, addr: str, *, by_user: bool, spoke: bool = False) -> bool:
         if self._nursery is None:
@@ -458,6 +517,8 @@ class Node:
             stall_timeout=self.config.stall_timeout,
         )
         link.replay = self.backlog.for_link(addr)
+        if self.flood is not None:
+            link.budget = self.flood.link_budget(trio.current_time())
         self.links[addr] = link
         self._nursery.start_soon(self._run_link, link)
         return True
