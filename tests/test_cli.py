@@ -173,8 +173,9 @@ async def test_json_output_and_hostile_text_neutralised(nursery):
 
 
 async def test_log_lines_neutralise_what_peers_wrote(nursery):
-    """A flooder cut off is logged with its Addr, on stderr: often the user's terminal."""
-    flood = ["-flood-burst", "1", "-flood-rate", "1", "-flood-penalties", "1"]
+    """A flooder cut off is logged with the Addr it claimed, on stderr: often the user's
+    terminal."""
+    flood = ["-flood-conn-burst", "1", "-flood-conn-rate", "1", "-flood-penalties", "1"]
     with trio.fail_after(TIMEOUT):
         peer = await Whisper(*LOOPBACK, *flood).start(nursery)
         host, port = peer.addr.rsplit(":", 1)

@@ -69,6 +69,9 @@ FAILING = [
     ("flooder-cut-off", "never-cut", "the connection was still open after flooding"),
     ("flooder-cut-off", "block-ip", "must not be blacklisted as a whole"),
     ("relay-not-blamed", "blame-relays", "closed the relay's connection"),
+    ("forged-addr", "blacklist-claimed", "an Addr that messages merely claim must not be"),
+    ("forged-addr", "shared-origin", "their flood spent sink1's budget"),
+    ("relay-paced", "no-relay-pace", "a receiver would cut the peer off for relaying"),
     ("discovery-dial", "no-discovery", "waiting for a connection to sink1"),
     ("discovery-garbage", "crash-on-garbage-datagram", "exited with status 6"),
     ("discovery-garbage", "dial-garbage", "named only by garbage datagrams (port over 65535"),
@@ -78,7 +81,7 @@ FAILING = [
 # PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
 GO_FAILS = {"no-body", "hash-mismatch", "too-old", "far-future", "oversized", "deep-nesting"}
 GO_FAILS |= {"file-relay", "backlog-replay", "backlog-not-own", "backlog-fresh-only"}
-GO_FAILS |= {"flood-contained", "flooder-cut-off"}  # no flood control
+GO_FAILS |= {"flood-contained", "flooder-cut-off", "relay-paced"}  # no flood control
 GO_FAILS |= {"discovery-dial", "discovery-garbage", "discovery-not-self"}  # hears nothing
 GO = "--go"
 DEAF = {"no-discovery", GO}

@@ -133,7 +133,7 @@ def test_duplicates_and_our_own_echoes_are_dropped():
     message, _ = b.engine.say("mine", now=b.now)
     b.feed(b.conn("10.0.0.8:1"), dict(message.fields), msg("once"), msg("marker"))
     assert b.bodies() == ["marker"]
-    assert b.engine.stats.duplicates == 3
+    assert b.engine.stats.duplicates == 3 and b.engine.stats.forged == 0  # an echo, not forged
 
 
 def test_unknown_keys_are_relayed_intact_and_bodyless_payloads_ignored():
@@ -326,18 +326,40 @@ def test_connect_says_why_not():
     assert b.engine.learned("10.0.0.2:5", b.now)[0] is False  # not redialled for a while
 
 
-def test_a_flooder_is_cut_blacklisted_and_its_link_closed():
-    tiny = FloodConfig(origin_burst=5, origin_rate=1, penalty_limit=5, relay_allowance=1)
+def test_a_flooder_is_cut_its_host_blacklisted_and_the_links_to_it_closed():
+    """PROTOCOL.md §7.4: over its own budget a connection pays penalty points; out of
+    credit it is cut, and its host is blacklisted: not dialled, links to it closed."""
+    tiny = FloodConfig(conn_start=5, conn_burst=5, penalty_limit=5)
     b = Bench(flood=tiny)
     conn = b.conn("10.0.0.7:4000")
-    actions = b.feed(conn, *(msg(f"flood {i}", addr="10.0.0.6:5") for i in range(50)))
-    assert conn.closed is not None
+    actions = b.feed(conn, *(msg(f"flood {i}", addr="10.0.0.7:5") for i in range(50)))
+    assert conn.closed is not None and b.bodies() == [f"flood {i}" for i in range(5)]
     (cut,) = [e for e in b.events() if isinstance(e, Blacklisted)]
-    assert cut.addr == "10.0.0.6:5" and cut.remote == "10.0.0.7:4000"
+    assert cut.host == "10.0.0.7" and cut.remote == "10.0.0.7:4000"
     closed = [a for a in actions if type(a) in (CloseIncoming, CloseLink)]
     assert [type(a) for a in closed] == [CloseIncoming, CloseLink]  # it had been dialled back
-    assert b.engine.connect("10.0.0.6:5", b.now)[0] is Dialled.BLACKLISTED
-    assert b.bodies() == [f"flood {i}" for i in range(5)]
+    assert closed[1].link.addr == "10.0.0.7:5"
+    assert b.engine.connect("10.0.0.7:6", b.now)[0] is Dialled.BLACKLISTED
+    assert b.engine.stats.over_limit == 7  # one excused (the host's spare was spent), six points
+
+
+def test_a_message_with_our_own_addr_that_we_never_sent_is_a_forgery():
+    b = Bench(flood=FloodConfig())
+    conn = b.conn()
+    b.feed(conn, msg("not mine", addr=US), msg("marker"))
+    assert b.bodies() == ["marker"] and b.engine.stats.forged == 1 and conn.invalid == 1
+
+
+def test_a_connection_out_of_work_tokens_is_paced_not_read_and_resumed():
+    b = Bench(flood=FloodConfig(conn_rate=50))  # 200 objects a second, 40 at once
+    conn = b.conn()
+    b.feed(conn, *(msg(f"m{i}") for i in range(100)))
+    assert len(b.bodies()) == 40 and conn.resume_at is not None and len(conn.pending) == 60
+    assert b.engine.receive_data(conn, b"", b.now) == [] or conn.pending  # held, not lost
+    b.now = conn.resume_at
+    actions = b.engine.resume(conn, b.now)
+    delivered = [e for a in actions if type(a) is Deliver for e in a.events]
+    assert delivered and delivered[0].message.body == "m40"  # in order, from where it stopped
 
 
 def test_importing_the_engine_pulls_in_no_trio():
@@ -360,11 +382,11 @@ def test_one_link_per_peer_however_its_addr_is_spelt_and_none_to_us():
     b = Bench()
     spellings = [f"10.0.0.2:{'0' * k}5" for k in range(1, 6)]
     spellings += [" 10.0.0.2:5", "\x1c10.0.0.2:5\x1f", "10.0.0.2:5"]
-    spellings += ["10.0.0.1:05", f" {US}"]  # ours: never dialled
     spellings += ["[::1%\x1b[2J]:5", "[fe80::1%eth0]:5"]  # a scope is the sender's
-    b.feed(b.conn(), *(msg(f"as {i}", addr=a) for i, a in enumerate(spellings)))
+    ours = ["10.0.0.1:05", f" {US}"]  # never dialled: forgeries, dropped
+    b.feed(b.conn(), *(msg(f"as {i}", addr=a) for i, a in enumerate(ours + spellings)))
     assert [a.link.addr for a in b.actions if type(a) is Dial] == ["10.0.0.2:5"]
-    assert len(b.bodies()) == len(spellings)
+    assert len(b.bodies()) == len(spellings) and b.engine.stats.forged == len(ours)
 
 
 def test_a_peer_spelling_its_addr_oddly_is_not_sent_its_own_messages():

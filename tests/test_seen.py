@@ -96,10 +96,26 @@ def test_freshness_window(timestamp_ms, ok):
 def test_window_shrinks_with_memory():
     ts = int((NOW - 100) * 1000)
     assert check_fresh(ts, now=NOW, memory=600, skew=60) is None
-    assert "old" in check_fresh(ts, now=NOW, memory=120, skew=60)
+    assert "old" in str(check_fresh(ts, now=NOW, memory=120, skew=60))
 
 
 def test_window_keeps_half_the_memory_when_the_cache_was_flooded():
     # 40 s of memory: a message 15 s old is still accepted (it used to be a blackout).
     assert check_fresh(int((NOW - 15) * 1000), now=NOW, memory=40, skew=60) is None
-    assert "old" in check_fresh(int((NOW - 25) * 1000), now=NOW, memory=40, skew=60)
+    assert "old" in str(check_fresh(int((NOW - 25) * 1000), now=NOW, memory=40, skew=60))
+
+
+def test_a_window_our_own_load_shrank_is_not_the_senders_fault():
+    """A flood made the cache forget early (20 s of memory): honest messages 15 s old were
+    dropped *and counted against the connection that carried them*."""
+    old = int((NOW - 15) * 1000)
+    stale = check_fresh(old, now=NOW, memory=20, skew=60, ttl=600)
+    assert stale is not None and not stale.penalise  # dropped: we may have forgotten it ...
+    assert "remembers only 20s" in str(stale)  # ... but it is inside the configured window
+    # Outside the configured window (540 s) or in the future, the sender is at fault.
+    for ts in (int((NOW - 545) * 1000), int((NOW + 65) * 1000), 1000):
+        stale = check_fresh(ts, now=NOW, memory=20, skew=60, ttl=600)
+        assert stale is not None and stale.penalise, stale
+    # Without a ttl every drop is the sender's (callers that do not forget early).
+    stale = check_fresh(old, now=NOW, memory=20, skew=60)
+    assert stale is not None and stale.penalise

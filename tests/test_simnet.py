@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from whisper.engine.simnet import SimNet
 from whisper.events import GaveUp, PeerLinked
+from whisper.flood import FloodConfig
 from whisper.peers import ConnectionConfig
 
 
@@ -50,3 +51,19 @@ def test_three_hundred_peers_in_a_ring_all_hear_one_message():
     net.say(addr(n // 2), "to everyone")
     heard = [i for i in range(n) if net.peers[addr(i)].bodies == ["to everyone"]]
     assert len(heard) == n - 1  # all but its author, once each
+
+
+def test_a_paced_connection_is_read_later_and_nothing_is_lost():
+    """Flood control's work tokens (200 objects a second here, 40 at once): of 100 messages
+    40 are read now; the link is not read again until tokens come; nothing is lost."""
+    net = SimNet()
+    quiet = FloodConfig(conn_rate=50, conn_burst=5000, conn_start=5000, origin_burst=5000)
+    net.add(addr(0), flood=quiet)
+    net.add(addr(1), peers=[addr(0)])
+    net.run()
+    for i in range(100):
+        net.say(addr(1), f"m{i}")
+    receiver = net.peers[addr(0)]
+    assert 0 < len(receiver.bodies) < 100 and receiver.engine.stats.paced >= 1
+    net.advance(1)
+    assert receiver.bodies == [f"m{i}" for i in range(100)]

@@ -47,7 +47,7 @@ from .config import Config
 from .discovery_policy import DISCOVERY_PORT, DiscoveryConfig
 from .files import FileError, FilesConfig
 from .files_io import user_path
-from .flood import FloodConfig
+from .flood_flags import add_flood_flags, flood_from_args
 from .loglimit import RepeatLimit
 from .node import Node
 from .sanitize import for_terminal
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="save received files into DIR as they arrive (default: only when you /save)",
     )
-    add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood.py)
+    add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood_flags.py)
     p.add_argument(
         "-http",
         "--http",
@@ -224,55 +224,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host.lower().removesuffix(".") == "localhost"
-
-
-# -- flood control (flood.py) ---------------------------------------------------------------
-
-_FLAGS = (
-    ("flood-rate", "origin_rate", "N", "new messages a second accepted from one sender (Addr)"),
-    ("flood-burst", "origin_burst", "N", "new messages accepted at once from one sender"),
-    ("flood-conn-rate", "conn_rate", "N", "new messages a second accepted on one connection"),
-    ("flood-conn-burst", "conn_burst", "N", "new messages accepted at once on one connection"),
-    ("flood-penalties", "penalty_limit", "N", "invalid or over-limit messages before a cut-off"),
-    ("flood-blacklist", "blacklist_for", "SECONDS", "how long a flooder stays blacklisted"),
-)
-
-
-def add_flood_flags(parser: argparse.ArgumentParser) -> None:
-    defaults = FloodConfig()
-    for flag, name, metavar, text in _FLAGS:
-        parser.add_argument(
-            f"-{flag}",
-            f"--{flag}",
-            dest=name,
-            type=float,
-            default=getattr(defaults, name),
-            metavar=metavar,
-            help=f"{text} (default {getattr(defaults, name):g})",
-        )
-    parser.add_argument(
-        "-no-flood-control",
-        "--no-flood-control",
-        action="store_true",
-        help="no rate limits, penalties or blacklist (for benchmarks of raw relay capacity)",
-    )
-
-
-def flood_from_args(args: argparse.Namespace) -> FloodConfig | None:
-    """The flood configuration the flags ask for; raises ValueError for a bad value."""
-    if args.no_flood_control:
-        return None
-    values = {name: getattr(args, name) for _, name, _, _ in _FLAGS}
-    for flag, name, _, _ in _FLAGS:
-        if not values[name] > 0 or values[name] == float("inf"):
-            raise ValueError(f"-{flag} must be a positive number")
-    try:
-        return FloodConfig(**values)
-    except ValueError as exc:  # "origin_burst must be ...": say it with the flag's name
-        for flag, name, _, _ in _FLAGS:
-            if str(exc).startswith(f"{name} "):
-                raise ValueError(f"-{flag}{str(exc)[len(name) :]}") from None
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -113,22 +113,17 @@ class Dropped:
 
 @dataclass(frozen=True, slots=True)
 class Blacklisted:
-    """Flood control cut an incoming connection (PROTOCOL.md §7.4) and blacklisted its host
-    and, if one origin earned most of the penalty points, that ``addr`` (``seconds`` long)."""
+    """Flood control cut an incoming connection (PROTOCOL.md §7.4) and blacklisted its
+    ``host`` for ``seconds``; ``reason`` is flood control's account of it."""
 
     remote: str
     host: str
-    addr: str | None
-    reason: str
     seconds: float
+    reason: str
 
     @property
     def text(self) -> str:
-        who = self.addr or f"host {self.host}"
-        return (
-            f"dropped {self.remote}: flood control: {self.reason}; "
-            f"blacklisted {who} for {self.seconds:.0f}s"
-        )
+        return f"dropped {self.remote}: {self.reason}"
 
     warning = True
 

@@ -1,62 +1,110 @@
 """Flood control (PROTOCOL.md §7.4, extension 12): rate limits, penalties, blacklist.  Pure state.
 
 Rules:
-- Only *new* messages count: those that passed the seen, hash and freshness checks (§5.1
-  steps 1-4).  Each takes a token from its connection's bucket (all origins; ``conn_rate``,
-  ``conn_burst``) and one from its origin's bucket (by ``Addr``, shared by every connection;
-  ``origin_rate``, ``origin_burst``).  A message over either limit is dropped: the node does
-  not display it, relay it or mark it seen.
-- Over the origin limit, a connection is blamed only once it has also used up its own *relay
-  allowance* for that origin (per connection and origin: ``relay_allowance`` times the origin
-  limit).  A conforming relay never delivers more of one origin than the origin limit (it
-  drops the excess itself), so it is never blamed; the connection a flood enters on is.
-- Blame, each message over the connection limit and each invalid message (hash mismatch,
-  wrong types, outside the timestamp window) cost one penalty point from a credit of
-  ``penalty_limit`` points that refills at ``penalty_forgive`` points a second.  When the
-  credit is gone, ``FloodCut`` is raised to the node, which closes the connection.  Its host
-  IP is blacklisted for ``blacklist_for`` seconds, and so is the one origin ``Addr`` that
-  earned at least half of its points, if there is one.
-- A blacklisted ``Addr`` is not dialled.  A new connection from a blacklisted IP is refused,
-  unless that IP is shared by many peers (loopback, or our own IP), where the IP cannot tell
-  the flooder from its neighbours.  There, a connection opened while an ``Addr`` is
-  blacklisted gets no relay allowance for that ``Addr`` (its allowance starts empty and
-  fills as usual), so flooding again is cut after ``penalty_limit`` messages over the limit;
-  a relay that forwards the origin within its limit is not.  Messages of a blacklisted
-  ``Addr`` are otherwise limited like any origin's (``Addr`` is not authenticated: dropping
-  them all would let anyone silence a peer by flooding under its address).
-- Time is passed in (``now``: ``trio.current_time()`` in the node).  ``Connection.admit`` is
-  on the hot path: in the common case two bucket takes and one dict lookup.
-- State is bounded: at most ``max_origins`` origin buckets (refilled ones are forgotten
-  first: a refilled bucket is the same as a new one), ``MAX_ALLOWANCES`` per connection, and
-  an origin is named by at most ``MAX_ORIGIN_CHARS`` of its ``Addr``.
+- Every object a connection delivers costs a *work* token (``Connection.pace``): a bucket
+  per connection of ``WORK_FACTOR`` times ``conn_rate`` a second, at most one second's
+  worth, starting with a fifth of it.  With none left the node stops reading that
+  connection until one comes (TCP pushes back on the sender), whatever the objects are:
+  reading costs us at most that much work, and being slowed is never a penalty, so a relay
+  that forwards a burst of copies we already have (a flood we took in, echoed back) is only
+  slowed.
+- Every object that is not a duplicate (a new message, a payload without Body, an invalid
+  one) also costs a token of the connection's *budget* (``Connection.count``): its own
+  bucket (``conn_rate`` a second, up to ``conn_burst``) starts with only ``conn_start``
+  tokens (a backlog replay, §7.3), paid from its host's *spare* (``conn_burst`` at once,
+  refilling at ``SPARE_RATE`` times ``conn_rate``, shared by every connection from that
+  IP), so reconnecting does not renew a burst; when the spare cannot pay, it starts with
+  ``MIN_START`` (a hello is heard at once).  Past its own bucket a connection draws on its
+  *reserve*, ``RESERVE`` times ``conn_burst``, once in its life: each token of it is paid
+  by the spare, or, when the spare is spent, excuses the drop (others spent it).  So a
+  young connection can burst like an old one, and a flood on one connection cannot take
+  more than its reserve of the spare that its neighbours' bursts need.
+- An object that finds its own bucket empty and its reserve spent is dropped and costs a
+  penalty point: the connection went over its *own* budget, which nobody else can spend.
+- Why a shared spare and not a cap on all of a host's connections: on a shared IP (every
+  peer on one machine has 127.0.0.1) such a cap could be spent by any of them, so a flooder
+  would silence its neighbours.  The spare only ever grants extra, and each connection keeps
+  its own rate; what many connections of one IP may cost together is bounded by how many
+  connections it may hold (``peers.py``: 16 per IP, loopback and our own IP exempt).
+- A *new* message (past the seen, hash and freshness checks) also takes a token from its
+  connection's budget for its origin (``Connection.admit``; ``origin_rate``,
+  ``origin_burst``), one per connection and origin, never shared between connections.  A
+  message over it is dropped (not displayed, relayed or marked seen) and costs no penalty.
+  ``Addr`` is not authenticated, and a relay's connection carries whatever anyone tells the
+  relay: a budget keyed by ``Addr``, or blame earned by it, could be spent by a third party.
+  Messages that forge a peer's ``Addr`` on another connection leave that peer's own budget
+  alone.
+- Penalties: each object over the connection budget, and each invalid message the node
+  reports (hash mismatch, wrong types, outside the configured timestamp window, a forgery
+  of our own ``Addr``: ``penalise``), takes one point from a credit of ``penalty_limit``
+  that refills at ``penalty_forgive`` a second.  When the credit is gone, ``FloodCut`` is
+  raised to the node, which closes the connection.
+- The blacklist names only the host IP of a connection that was cut, for ``blacklist_for``
+  seconds; never an ``Addr`` (messages merely claim one).  A new connection from a
+  blacklisted IP is refused, and an address at that IP is not dialled, unless the IP is
+  shared by many peers (loopback, or our own IP, ``here``): there the IP cannot tell the
+  flooder from its neighbours, so the entry only records the cut, and the flooder back is
+  held by its new connection's small start and the host's spare, spent.
+- Our own sending limit (``own``) is a bucket of its own: nothing a peer sends spends it.
+- What we send on one link (``LinkBudget``) is at most what a receiver's new connection
+  accepts: its start and reserve at once, then ``conn_rate``.  A relay forwards the sum of
+  what all its connections bring, which no receiver can tell from a flood: past it the node
+  drops for that link, so the receiver never has a reason to cut us off.  ``LIGHT_SHARE``
+  of it is kept for *light* messages: ours, and those of connections that bring no more
+  than one person types (``Connection.light``: ``origin_rate`` a second, ``LIGHT_BURST`` at
+  once), so a flood through us cannot crowd out a peer who speaks for itself.
+- Time is passed in (``now``: ``trio.current_time()`` in the node).  ``pace`` and ``count``
+  are on the hot path: one bucket take each in the common case; ``admit`` a dict lookup more.
+- State is bounded: at most ``MAX_ORIGINS`` origin buckets per connection (the fullest are
+  forgotten first: a full bucket is the same as a new one, and a drained one is what limits
+  a flood), ``MAX_HOSTS`` spare buckets, and an origin is named by at most
+  ``MAX_ORIGIN_CHARS`` of its ``Addr``.  Spares are kept per IP (per /64 for IPv6, where one
+  machine may hold a whole prefix).
 """
 
 from __future__ import annotations
 
-import heapq
 import ipaddress
 from dataclasses import dataclass, fields
 
-from .addr import AddressError, dialable, format_hostport, parse_hostport
+from .addr import AddressError, parse_hostport
+from .blacklist import Blacklist, Entry
 from .ratelimit import TokenBucket
 
-MAX_ALLOWANCES = 1024
+#: Origin buckets one connection keeps (a relay carries many origins; a flood rotates them).
+MAX_ORIGINS = 1024
+#: Spare buckets kept, one per source host.
+MAX_HOSTS = 4096
+#: Claimed Addrs a connection's cut notice may name (the one most of its penalties claimed).
+MAX_CLAIMS = 16
 #: An origin is its ``Addr`` cut to this many characters (``IP:PORT`` and even a host name
 #: with a port are shorter): ``Addr`` is any string a peer writes, and origins are kept.
 MAX_ORIGIN_CHARS = 320
+#: A host's spare refills at this fraction of the connection rate (50 a second).
+SPARE_RATE = 0.1
+#: What one connection may draw on its host's spare, in connection bursts (1,000).
+RESERVE = 0.2
+#: Objects of any kind read a second on one connection, in connection rates (2,000 a second).
+WORK_FACTOR = 4.0
+#: The share of a link's budget kept for light messages, and how many new messages at once
+#: (then ``origin_rate`` a second) a connection may bring and still be light.
+LIGHT_SHARE = 0.2
+LIGHT_BURST = 50.0
+#: A new connection's own tokens when its host's spare is spent: its hello is heard at once.
+#: (Each reconnection gains this many: a flooder reconnecting 200 times a second, 200.)
+MIN_START = 1.0
 
 
 @dataclass(frozen=True)
 class FloodConfig:
-    origin_rate: float = 20.0  # new messages a second from one Addr
+    origin_rate: float = 20.0  # new messages a second of one Addr on one connection
     origin_burst: float = 500.0  # ... of which this many at once
-    conn_rate: float = 500.0  # new messages a second on one connection, all origins
-    conn_burst: float = 5000.0
+    conn_rate: float = 500.0  # messages a second on one connection (not copies), all origins
+    conn_burst: float = 5000.0  # ... at once; also the spare a host's connections share
+    conn_start: float = 100.0  # ... of which a new connection has this many of its own
     penalty_limit: float = 100.0  # points before a connection is cut
     penalty_forgive: float = 1.0  # points forgiven a second
     blacklist_for: float = 600.0  # seconds
-    relay_allowance: float = 2.0  # times the origin limit a connection may carry unblamed
-    max_origins: int = 100_000
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -69,33 +117,17 @@ class FloodConfig:
 
 @dataclass
 class FloodStats:
-    over_origin: int = 0  # new messages dropped: their origin was over its limit
-    over_connection: int = 0  # ... their connection was over its limit
-    excused: int = 0  # over the origin limit, within the connection's relay allowance
+    over_origin: int = 0  # new messages dropped: their connection's budget for the origin
+    over_connection: int = 0  # objects dropped: their connection was over its budget
     penalties: int = 0
     cut: int = 0  # connections closed for running out of credit
-    refused: int = 0  # connections refused or closed as a blacklisted peer
-
-
-@dataclass(slots=True)
-class Entry:
-    """One blacklisting: the host of a connection that was cut and the origin it flooded."""
-
-    host: str
-    addr: str | None
-    since: float
-    until: float
-    reason: str
-
-    def describe(self, now: float) -> str:
-        who = self.addr or f"host {self.host}"
-        via = f" (from {self.host})" if self.addr else ""
-        return f"{who}{via}: {self.reason}; {max(0.0, self.until - now):.0f}s left"
+    refused: int = 0  # connections refused as from a blacklisted host
 
 
 class FloodCut(Exception):
-    """The remote is at fault: close this connection (``entry`` says who is blacklisted).
-    ``refused``: the flooder was blacklisted already (it came back on a shared host)."""
+    """The remote is at fault: close this connection (``entry`` says which host is
+    blacklisted).  ``refused``: that host was blacklisted already (a shared host's flooder
+    came back): the node logs it quietly."""
 
     def __init__(self, reason: str, entry: Entry, *, refused: bool = False) -> None:
         super().__init__(reason)
@@ -103,103 +135,9 @@ class FloodCut(Exception):
         self.entry = entry
         self.refused = refused
 
-    @property
-    def addr(self) -> str | None:
-        return self.entry.addr
-
 
 class OwnLimit(ValueError):
     """We are about to send faster than our peers accept from one origin."""
-
-
-_Key = tuple[str, str | None]  # (host, Addr): one entry each
-
-
-class Blacklist:
-    """Entries with an expiry; looked up by origin ``Addr`` and by host IP.
-
-    Adding or expiring an entry costs O(log n): entries are indexed by key, ``Addr`` and host,
-    and their expiry times kept in a heap (an entry replaced or lifted stays in the heap until
-    it comes to the top, and the heap is rebuilt once it holds twice as many as are kept)."""
-
-    def __init__(self) -> None:
-        self._entries: dict[_Key, Entry] = {}  # in the order added
-        self._addrs: dict[str, dict[_Key, Entry]] = {}  # the last one added counts
-        self._hosts: dict[str, dict[_Key, Entry]] = {}
-        self._expiry: list[tuple[float, int, _Key, Entry]] = []  # a heap
-        self._added = 0
-        self._next_expiry = float("inf")
-
-    def add(self, entry: Entry) -> None:
-        """Add an entry, replacing one for the same host and ``Addr``."""
-        key = (entry.host, entry.addr)
-        old = self._entries.get(key)
-        if old is not None:
-            self._drop(key, old)
-        self._entries[key] = entry
-        if entry.addr:
-            self._addrs.setdefault(entry.addr, {})[key] = entry
-        self._hosts.setdefault(entry.host, {})[key] = entry
-        self._added += 1
-        heapq.heappush(self._expiry, (entry.until, self._added, key, entry))
-        if len(self._expiry) > 2 * len(self._entries) + 16:
-            self._expiry = [(e.until, n, k, e) for n, (k, e) in enumerate(self._entries.items())]
-            heapq.heapify(self._expiry)
-        self._next_expiry = self._expiry[0][0]
-
-    def addr(self, addr: str, now: float) -> Entry | None:
-        if now >= self._next_expiry:
-            self.expire(now)
-        return self._latest(self._addrs.get(addr))
-
-    def host(self, host: str, now: float) -> Entry | None:
-        if now >= self._next_expiry:
-            self.expire(now)
-        return self._latest(self._hosts.get(host))
-
-    def any_addr(self, now: float) -> bool:
-        if now >= self._next_expiry:
-            self.expire(now)
-        return bool(self._addrs)
-
-    def entries(self, now: float) -> list[Entry]:
-        self.expire(now)
-        return list(self._entries.values())
-
-    def expire(self, now: float) -> None:
-        expiry = self._expiry
-        while expiry and expiry[0][0] <= now:
-            _, _, key, entry = heapq.heappop(expiry)
-            if self._entries.get(key) is entry:  # else replaced or lifted already
-                self._drop(key, entry)
-        self._next_expiry = expiry[0][0] if expiry else float("inf")
-
-    def remove(self, key: str) -> list[Entry]:
-        """Lift every entry for ``key``: an ``Addr``, or a host IP (as ``/blacklist`` shows)."""
-        gone = {**self._addrs.get(key, {}), **self._hosts.get(key, {})}
-        for k, entry in gone.items():
-            self._drop(k, entry)
-        return list(gone.values())
-
-    def _drop(self, key: _Key, entry: Entry) -> None:
-        del self._entries[key]
-        if entry.addr:
-            self._unindex(self._addrs, entry.addr, key)
-        self._unindex(self._hosts, entry.host, key)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @staticmethod
-    def _latest(entries: dict[_Key, Entry] | None) -> Entry | None:
-        return next(reversed(entries.values())) if entries else None
-
-    @staticmethod
-    def _unindex(index: dict[str, dict[_Key, Entry]], name: str, key: _Key) -> None:
-        same = index[name]
-        del same[key]
-        if not same:
-            del index[name]
 
 
 class Connection:
@@ -207,163 +145,231 @@ class Connection:
 
     __slots__ = (
         "_control",
-        "_origins",
-        "allowances",
-        "blame",
         "bucket",
+        "claims",
         "host",
         "kinds",
+        "lightness",
+        "origins",
         "penalty",
         "points",
-        "probation",
         "remote",
+        "reserve",
+        "spare",
+        "work",
     )
 
     def __init__(self, control: FloodControl, remote: str, host: str, now: float) -> None:
         cfg = control.config
         self._control = control
-        self._origins = control.origins
         self.remote = remote
         self.host = host
+        self.spare = control._spare(host, now)
+        start = min(cfg.conn_start, cfg.conn_burst)
+        given = max(self.spare.take_up_to(start, now), min(MIN_START, start))
         self.bucket = TokenBucket(cfg.conn_rate, cfg.conn_burst, now)
+        self.bucket.tokens = given
+        self.reserve = cfg.conn_burst * RESERVE  # of the spare, past its own bucket
+        self.lightness = TokenBucket(cfg.origin_rate, LIGHT_BURST, now)
+        work = cfg.conn_rate * WORK_FACTOR
+        self.work = TokenBucket(work, work, now)
+        self.work.tokens = work / 5
         self.penalty = TokenBucket(cfg.penalty_forgive, cfg.penalty_limit, now)
-        self.probation = control.blacklist.any_addr(now)
-        self.allowances: dict[str, TokenBucket] = {}
-        self.blame: dict[str, int] = {}  # origin Addr -> penalty points it earned us
+        self.origins: dict[str, TokenBucket] = {}
         self.kinds: dict[str, int] = {}  # what the points were for -> how many
+        self.claims: dict[str, int] = {}  # the Addrs the penalised messages claimed -> how many
         self.points = 0
 
+    def pace(self, now: float) -> float:
+        """Take a work token for the next object: 0.0, or the seconds to wait (stop reading)
+        before asking again."""
+        work = self.work
+        if work.take(now):
+            return 0.0
+        return max(work.wait(now), 1e-3)
+
+    def count(self, now: float, claims: str | None = None) -> bool:
+        """Count an object that is not a duplicate (``claims``: its ``Addr``, if it has one):
+        True to go on with it, False to drop it.  Raises ``FloodCut`` when the connection must
+        be closed."""
+        if self.bucket.take(now):
+            return True
+        return self._control._over_own(self, now, claims)
+
     def admit(self, addr: str, now: float) -> bool:
-        """Count a new message of origin ``addr``: True to accept it, False to drop it.
-        Raises ``FloodCut`` when the connection must be closed."""
+        """Count a new message of origin ``addr``: True to accept it, False to drop it (this
+        connection's budget for ``addr`` is spent).  Never a penalty."""
         if len(addr) > MAX_ORIGIN_CHARS:
             addr = addr[:MAX_ORIGIN_CHARS]
-        if not self.bucket.take(now):
-            return self._control._over_connection(self, addr, now)
-        origin = self._origins.get(addr)
+        origin = self.origins.get(addr)
         if origin is None:
-            origin = self._control._new_origin(addr, now)
+            origin = self._new_origin(addr, now)
         if origin.take(now):
             return True
-        return self._control._over_origin(self, addr, now)
+        self._control.stats.over_origin += 1
+        return False
 
-    def penalise(self, now: float, kind: str = "invalid messages") -> None:
+    def light(self, now: float) -> bool:
+        """Count a message accepted for relaying: True while the connection brings no more
+        than one person types (its messages may use a link's light share)."""
+        return self.lightness.take(now)
+
+    def penalise(
+        self, now: float, kind: str = "invalid messages", claims: str | None = None
+    ) -> None:
         """Count an invalid message; raises ``FloodCut`` when the credit is gone."""
-        self._control._penalise(self, None, now, kind)
+        self._control._penalise(self, now, kind, claims)
+
+    def _new_origin(self, addr: str, now: float) -> TokenBucket:
+        if len(self.origins) >= MAX_ORIGINS:
+            self.origins = _keep_emptiest(self.origins, now, MAX_ORIGINS // 2)
+        cfg = self._control.config
+        bucket = self.origins[addr] = TokenBucket(cfg.origin_rate, cfg.origin_burst, now)
+        return bucket
 
 
 class FloodControl:
-    """A node's flood control: origin buckets, the blacklist, and connections' states."""
+    """A node's flood control: host spares, the blacklist, our own limit, the counters."""
 
     def __init__(self, config: FloodConfig | None = None) -> None:
-        self.config = config or FloodConfig()
-        self.origins: dict[str, TokenBucket] = {}
+        self.config = cfg = config or FloodConfig()
+        self.here = ""  # our own IP:PORT, once the node knows it (a shared host)
+        self.hosts: dict[str, TokenBucket] = {}  # spare buckets by host key
         self.blacklist = Blacklist()
         self.stats = FloodStats()
+        self._own = TokenBucket(cfg.origin_rate, cfg.origin_burst, 0.0)  # starts full
 
     # -- what the node asks ------------------------------------------------------------
 
-    def open(self, remote: str, now: float, here: str = "") -> Connection | None:
+    def open(self, remote: str, now: float, here: str | None = None) -> Connection | None:
         """State for a new incoming connection from ``remote`` (``IP:PORT``), or None to
         refuse it: its IP is blacklisted and not shared with other peers (``here`` is our
-        own ``IP:PORT``)."""
+        own ``IP:PORT``, default ``self.here``)."""
         host = host_of(remote)
-        if self.blacklist.host(host, now) is not None and not shared_host(host, here):
+        if self.blacklist.host(host, now) is not None and not shared_host(
+            host, self.here if here is None else here
+        ):
             self.stats.refused += 1
             return None
         return Connection(self, remote, host, now)
 
     def blocked(self, addr: str, now: float) -> Entry | None:
-        """The entry that keeps us from dialling ``addr``, if any."""
-        return self.blacklist.addr(addr, now)
+        """The entry that keeps us from dialling ``addr``, if any: its host is blacklisted
+        and not shared (never because messages claimed ``addr``)."""
+        host = host_of(addr)
+        entry = self.blacklist.host(host, now)
+        if entry is None or shared_host(host, self.here):
+            return None
+        return entry
 
-    def own(self, addr: str, now: float) -> None:
+    def own(self, now: float) -> None:
         """Count a message we originate; raises ``OwnLimit`` when peers would drop it."""
-        origin = self.origins.get(addr) or self._new_origin(addr, now)
-        if not origin.take(now):
+        if not self._own.take(now):
             cfg = self.config
             raise OwnLimit(
                 f"peers accept {cfg.origin_burst:g} messages at once, then"
-                f" {cfg.origin_rate:g} a second, from one sender; wait {origin.wait(now):.1f}s"
+                f" {cfg.origin_rate:g} a second, from one sender; wait {self._own.wait(now):.1f}s"
             )
 
+    def link_budget(self, now: float) -> LinkBudget:
+        return LinkBudget(self.config, now)
+
     def unblock(self, key: str) -> list[Entry]:
-        """Lift the entries for an ``Addr`` or host IP; returns them."""
+        """Lift the entries for a host IP (or an ``IP:PORT`` at it); returns them."""
         try:
-            key = format_hostport(*parse_hostport(key))
+            key = parse_hostport(key)[0]
         except AddressError:
             key = key.strip()
         return self.blacklist.remove(key)
 
-    # -- the slow paths of Connection.admit ---------------------------------------------
+    # -- the slow paths ------------------------------------------------------------------
 
-    def _new_origin(self, addr: str, now: float) -> TokenBucket:
-        if len(self.origins) >= self.config.max_origins:
-            self._forget_origins(now)
-        bucket = self.origins[addr] = TokenBucket(
-            self.config.origin_rate, self.config.origin_burst, now
-        )
+    def _spare(self, host: str, now: float) -> TokenBucket:
+        key = _host_key(host)
+        bucket = self.hosts.get(key)
+        if bucket is None:
+            if len(self.hosts) >= MAX_HOSTS:  # connections keep their bucket regardless
+                self.hosts = _keep_emptiest(self.hosts, now, MAX_HOSTS // 2)
+            cfg = self.config
+            bucket = self.hosts[key] = TokenBucket(cfg.conn_rate * SPARE_RATE, cfg.conn_burst, now)
         return bucket
 
-    def _forget_origins(self, now: float) -> None:
-        """Drop refilled buckets; if that is not enough, the oldest quarter."""
-        origins = self.origins  # changed in place: connections hold a reference to it
-        for addr in [a for a, b in origins.items() if b.full(now)]:
-            del origins[addr]
-        excess = len(origins) - self.config.max_origins * 3 // 4
-        if excess > 0:
-            for addr in list(origins)[:excess]:
-                del origins[addr]
-
-    def _over_connection(self, conn: Connection, addr: str, now: float) -> bool:
+    def _over_own(self, conn: Connection, now: float, claims: str | None) -> bool:
+        if conn.reserve >= 1:
+            conn.reserve -= 1
+            if conn.spare.take(now):
+                return True
+            self.stats.over_connection += 1
+            return False  # the spare is spent, by others too: excused
         self.stats.over_connection += 1
-        self._penalise(conn, addr, now, "messages over the connection limit")
+        self._penalise(conn, now, "messages over the connection limit", claims)
         return False
 
-    def _over_origin(self, conn: Connection, addr: str, now: float) -> bool:
-        self.stats.over_origin += 1
-        allowance = conn.allowances.get(addr)
-        if allowance is None:
-            if len(conn.allowances) >= MAX_ALLOWANCES:
-                conn.allowances = {a: b for a, b in conn.allowances.items() if not b.full(now)}
-            cfg = self.config
-            k = cfg.relay_allowance
-            allowance = TokenBucket(k * cfg.origin_rate, k * cfg.origin_burst, now)
-            if conn.probation and self.blacklist.addr(addr, now) is not None:
-                allowance.tokens = 0.0  # it may be the flooder back: no allowance up front
-            conn.allowances[addr] = allowance
-        if allowance.take(now):
-            self.stats.excused += 1
-            return False
-        self._penalise(conn, addr, now, f"messages of {addr} over its limit")
-        return False
-
-    def _penalise(self, conn: Connection, addr: str | None, now: float, kind: str) -> None:
+    def _penalise(self, conn: Connection, now: float, kind: str, claims: str | None) -> None:
         self.stats.penalties += 1
         conn.points += 1
         conn.kinds[kind] = conn.kinds.get(kind, 0) + 1
-        if addr is not None:
-            conn.blame[addr] = conn.blame.get(addr, 0) + 1
+        if claims is not None and (claims in conn.claims or len(conn.claims) < MAX_CLAIMS):
+            claims = claims[:MAX_ORIGIN_CHARS]
+            conn.claims[claims] = conn.claims.get(claims, 0) + 1
         if conn.penalty.take(now):
             return
         raise self._cut(conn, now)
 
     def _cut(self, conn: Connection, now: float) -> FloodCut:
-        flooder = None
-        if conn.blame:
-            top, points = max(conn.blame.items(), key=lambda item: item[1])
-            if 2 * points >= conn.points:
-                flooder = dialable(top) or top  # as the node dials it: "1.2.3.4:05" is 1.2.3.4:5
         kinds = sorted(conn.kinds.items(), key=lambda item: -item[1])
         reason = ", ".join(f"{n} {kind}" for kind, n in kinds)
-        again = flooder is not None and self.blacklist.addr(flooder, now) is not None
-        entry = Entry(conn.host, flooder, now, now + self.config.blacklist_for, reason)
+        if conn.claims:  # what the flood said it was: told, never blacklisted
+            addr, n = max(conn.claims.items(), key=lambda item: item[1])
+            if 2 * n >= conn.points:
+                reason += f" (claiming to be from {addr}: anyone can write that)"
+        again = self.blacklist.host(conn.host, now) is not None
+        entry = Entry(conn.host, None, now, now + self.config.blacklist_for, reason)
         self.blacklist.add(entry)
         self.stats.cut += 1
-        who = flooder or f"host {conn.host}"
-        lasting = f"{self.config.blacklist_for:.0f}s"
-        text = f"flood control: {reason}; blacklisted {who} for {lasting}"
+        text = f"flood control: {reason}; blacklisted host {conn.host}"
+        text += f" for {self.config.blacklist_for:.0f}s"
+        if shared_host(conn.host, self.here):
+            text += " (shared by the peers on it: its connections are still accepted)"
         return FloodCut(text, entry, refused=again)
+
+
+class LinkBudget:
+    """What one outgoing link may send: what a receiver's new connection accepts with the
+    same configuration (its start and reserve at once, then ``conn_rate``), so that relaying
+    a flood that entered on several connections never gets us cut off; ``LIGHT_SHARE`` of
+    it only for light messages."""
+
+    __slots__ = ("any", "light")
+
+    def __init__(self, cfg: FloodConfig, now: float) -> None:
+        rate, burst = cfg.conn_rate, cfg.conn_start + cfg.conn_burst * RESERVE
+        self.light = TokenBucket(rate * LIGHT_SHARE, burst * LIGHT_SHARE, now)
+        self.any = TokenBucket(rate * (1 - LIGHT_SHARE), burst * (1 - LIGHT_SHARE), now)
+
+    def take(self, now: float, light: bool) -> bool:
+        """Spend one message's worth; False: drop it for this link."""
+        return (light and self.light.take(now)) or self.any.take(now)
+
+
+def _keep_emptiest(
+    buckets: dict[str, TokenBucket], now: float, keep: int
+) -> dict[str, TokenBucket]:
+    """The ``keep`` buckets furthest from full (forgetting a full one changes nothing)."""
+    levels = [(b.level(now), key) for key, b in buckets.items() if not b.full(now)]
+    levels.sort()
+    return {key: buckets[key] for _, key in levels[:keep]}
+
+
+def _host_key(host: str) -> str:
+    """What a spare is kept by: the IP, or its /64 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if ip.version == 6 and not ip.is_loopback:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return host
 
 
 def host_of(remote: str) -> str:
@@ -385,7 +391,14 @@ def shared_host(host: str, here: str = "") -> bool:
 
 
 __all__ = [
+    "LIGHT_BURST",
+    "LIGHT_SHARE",
+    "MAX_HOSTS",
+    "MAX_ORIGINS",
     "MAX_ORIGIN_CHARS",
+    "MIN_START",
+    "RESERVE",
+    "WORK_FACTOR",
     "Blacklist",
     "Connection",
     "Entry",
@@ -393,5 +406,6 @@ __all__ = [
     "FloodControl",
     "FloodCut",
     "FloodStats",
+    "LinkBudget",
     "OwnLimit",
 ]

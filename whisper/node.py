@@ -195,6 +195,9 @@ class Node:
                 log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
                 return
             self._apply(engine.receive_data(conn, data, trio.current_time()))
+            while conn.resume_at is not None:  # paced (flood control): read nothing until then
+                await trio.sleep_until(conn.resume_at)
+                self._apply(engine.resume(conn, trio.current_time()))
             if not data:
                 return
 

@@ -46,6 +46,7 @@ from .connmgr import DEFAULT_ACTIVE_FOR, DEFAULT_GRACE, host_of, network
 
 if TYPE_CHECKING:
     from .backlog import LinkReplay
+    from .flood import LinkBudget
     from .sendqueue import SendQueue
 
 DEFAULT_MAX_OUTGOING = 128
@@ -120,6 +121,7 @@ class Peer:
     caps: frozenset[str] = field(default_factory=frozenset)
     pending: Iterator[bytes] = field(default_factory=lambda: iter(()))  # replay, then queue
     overflows_logged: int = 0  # the queue's overflow episodes logged so far
+    budget: LinkBudget | None = None  # flood control: what a receiver accepts (flood.py)
 
 
 @dataclass(frozen=True, slots=True)

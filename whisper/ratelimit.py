@@ -39,6 +39,14 @@ class TokenBucket:
         self.tokens = tokens
         return False
 
+    def take_up_to(self, n: float, now: float) -> float:
+        """Spend up to ``n`` tokens, as many as there are; returns how many were spent."""
+        level = self.level(now)
+        spent = min(n, level)
+        self.tokens = level - spent
+        self.stamp = max(self.stamp, now)
+        return spent
+
     def level(self, now: float) -> float:
         """Tokens available at ``now`` (without spending any)."""
         elapsed = max(0.0, now - self.stamp)

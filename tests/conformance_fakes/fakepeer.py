@@ -29,11 +29,12 @@ import trio
 
 from whisper import codec
 from whisper.discovery_policy import MAX_DATAGRAM, parse_datagram
-from whisper.flood import Connection, FloodConfig, FloodControl, FloodCut
+from whisper.flood import Connection, FloodControl, FloodCut
 from whisper.freshness import check_fresh
 from whisper.ids import HASH_PREFIX, hashed_id
 from whisper.message import KNOWN_KEYS, InvalidMessage, Message, NotChat
 from whisper.peers import PeerTable
+from whisper.ratelimit import TokenBucket
 
 BUGS = {
     "relay-first-only": "relays each message only to the first peer it dialled",
@@ -71,7 +72,10 @@ BUGS = {
     "no-flood-control": "relays every new message: no rate limits, never cuts a connection",
     "never-cut": "limits each origin's messages but never closes a connection",
     "block-ip": "after cutting a flooder, refuses every connection from its IP, loopback too",
-    "blame-relays": "blames any connection for an origin's messages over its limit",
+    "shared-origin": "limits each origin in one bucket that every connection spends",
+    "blame-relays": "limits each origin in one bucket all connections share, blaming any over it",
+    "blacklist-claimed": "blacklists the Addr that a connection's messages over its limit claim",
+    "no-relay-pace": "sends each peer everything it relays, however fast its connections bring it",
     "no-discovery": "reads each datagram into a zero-length buffer (the Go peer's bug): hears none",
     "crash-on-garbage-datagram": "exits on a datagram that is not a bare IP:PORT",
     "dial-garbage": "dials any 127.0.0.1:PORT found in a datagram, junk around it and all",
@@ -115,8 +119,12 @@ class FakePeer:
         self.backlog: collections.deque[tuple[int, str, int, dict[str, Any]]]
         self.backlog = collections.deque(maxlen=BACKLOG)
         self.accepted = 0
-        self.flood = None if "no-flood-control" in bugs else FloodControl(flood_config(bugs))
+        self.flood = None if "no-flood-control" in bugs else FloodControl()
         self.slots = None if go else PeerTable(f"127.0.0.1:{port}")  # 128 incoming (§5.4)
+        self.shared: dict[str, TokenBucket] = {}  # shared-origin: one bucket per Addr
+        self.claims: dict[int, int] = {}  # blacklist-claimed: drops per connection
+        self.banned: set[str] = set()  # blacklist-claimed: Addrs it will not dial
+        self.budgets: dict[str, TokenBucket] = {}  # per link: what a receiver accepts (§7.4)
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -223,6 +231,8 @@ class FakePeer:
         self, obj: dict[str, Any], conn: Connection | None = None, remote: str = ""
     ) -> None:
         bugs = self.bugs
+        if conn is not None and not self.flood_check(conn.count, trio.current_time()):
+            return  # every object counts (§7.4)
         try:
             message = Message.from_wire(obj)
         except NotChat:
@@ -260,7 +270,8 @@ class FakePeer:
             struct = {k: obj.get(k, 0 if k == "Timestamp" else "") for k in GO_FIELDS}
             await self.forward(codec.encode_object(struct), None)
         else:
-            await self.forward(codec.encode_object(obj), message.addr)
+            light = conn is None or conn.light(trio.current_time())
+            await self.forward(codec.encode_object(obj), message.addr, light)
         if message.addr not in self.links and message.addr not in self.streams:
             await self.dial(message.addr)
 
@@ -299,16 +310,34 @@ class FakePeer:
         mark = {} if "backlog-unmarked" in bugs else {"History": True}
         return b"".join(codec.encode_object({**obj, **mark}) for _, obj in entries)
 
-    def admit(self, conn: Connection, addr: str) -> bool:
+    def flood_check(self, check: Any, *args: Any) -> bool:
         """Flood control (§7.4): False drops the message; FloodCut closes the connection."""
         try:
-            return conn.admit(addr, trio.current_time())
-        except FloodCut as cut:
+            return check(*args)
+        except FloodCut:
             if "never-cut" in self.bugs:
                 return False
-            if cut.addr in self.links:
-                self.links.pop(cut.addr).close()  # and it is not dialled again (dial)
             raise
+
+    def admit(self, conn: Connection, addr: str) -> bool:
+        return self.flood_check(self._admit, conn, addr)
+
+    def _admit(self, conn: Connection, addr: str) -> bool:
+        now = trio.current_time()
+        if self.bugs & {"shared-origin", "blame-relays"}:  # the bug: anyone can spend it
+            bucket = self.shared.setdefault(addr, TokenBucket(20.0, 500.0, now))
+            if not bucket.take(now):
+                if "blame-relays" in self.bugs:
+                    conn.penalise(now, "messages over their origin's limit")
+                return False
+        if conn.admit(addr, now):
+            return True
+        drops = self.claims[id(conn)] = self.claims.get(id(conn), 0) + 1
+        if "blacklist-claimed" in self.bugs and drops > 100 and addr not in self.banned:
+            self.banned.add(addr)  # the bug: the Addr was only claimed
+            if addr in self.links:
+                self.links.pop(addr).close()
+        return False
 
     def id_ok(self, message: Message) -> bool:
         if "no-hash-check" in self.bugs or not message.id.startswith("hash:"):
@@ -355,7 +384,7 @@ class FakePeer:
 
     # -- relaying and dialling ------------------------------------------------------
 
-    async def forward(self, data: bytes, except_addr: object) -> None:
+    async def forward(self, data: bytes, except_addr: object, light: bool = True) -> None:
         if "blocking-relay" in self.bugs:
             for addr, stream in list(self.streams.items()):
                 if addr != except_addr:
@@ -367,7 +396,11 @@ class FakePeer:
         targets = [a for a in self.links if a != except_addr]
         if "relay-first-only" in self.bugs:
             targets = targets[:1]
+        now = trio.current_time()
         for addr in targets:
+            budget = self.budgets.get(addr)
+            if budget is not None and not budget.take(now, light):
+                continue  # more than a receiver accepts: dropped for this peer only
             with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                 self.links[addr].send_nowait(data)  # when full: dropped for this peer only
 
@@ -376,6 +409,8 @@ class FakePeer:
         if "no-dialback" in self.bugs or (own and "dial-self" not in self.bugs):
             return
         if self.flood is not None and self.flood.blocked(addr, trio.current_time()):
+            return
+        if addr in self.banned:
             return
         host, _, port = addr.rpartition(":")
         if "crash-on-refused-dial" in self.bugs:
@@ -386,6 +421,8 @@ class FakePeer:
             return
         send, receive = trio.open_memory_channel[bytes](QUEUE)
         self.links[addr] = send
+        if self.flood is not None and "no-relay-pace" not in self.bugs:
+            self.budgets[addr] = self.flood.link_budget(trio.current_time())
         # The replay is what was accepted before now: what comes later goes into the queue.
         self.nursery.start_soon(self.link, addr, host, int(port), receive, self.accepted)
 
@@ -409,10 +446,7 @@ class FakePeer:
             pass
         finally:
             self.links.pop(addr, None)
-
-
-def flood_config(bugs: set[str]) -> FloodConfig:
-    return FloodConfig(relay_allowance=0.0) if "blame-relays" in bugs else FloodConfig()
+            self.budgets.pop(addr, None)
 
 
 async def _receive(stream: trio.SocketStream) -> bytes:

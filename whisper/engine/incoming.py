@@ -7,6 +7,10 @@ Rules:
   and the count of invalid messages it sent (the first ``LOGGED_PER_CONNECTION`` logged).
 - ``closed`` is set, with the reason, once the engine has decided to drop it; from then on
   whatever else arrives on it is discarded, and the shell stops reading.
+- Flood control paces a connection (a work token per object, ``flood.py``): out of tokens,
+  the engine keeps the objects not yet handled in ``pending`` and sets ``resume_at``; the
+  shell reads nothing more (TCP pushes back on the sender) until then, and hands them back
+  with ``Engine.resume``.
 - What the unfinished messages of all connections hold together is bounded by one receive
   budget (``budget.py``, PROTOCOL.md §5.3): ``over_budget`` charges a connection after each
   chunk and names those to drop while it is spent, the one holding the most first.
@@ -16,15 +20,26 @@ Rules:
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..budget import Budget
-from ..codec import Decoder
+from ..codec import Decoder, Violation
 from ..flood import Connection as FloodConnection
 
 LOGGED_PER_CONNECTION = 10
 
 
 class Incoming:
-    __slots__ = ("closed", "decoder", "flood", "greeting", "invalid", "remote")
+    __slots__ = (
+        "closed",
+        "decoder",
+        "flood",
+        "greeting",
+        "invalid",
+        "pending",
+        "remote",
+        "resume_at",
+    )
 
     def __init__(self, remote: str, decoder: Decoder, flood: FloodConnection | None) -> None:
         self.remote = remote
@@ -33,6 +48,8 @@ class Incoming:
         self.invalid = 0
         self.closed: str | None = None
         self.greeting = b""
+        self.pending: list[dict[str, Any] | Violation] = []  # decoded, not yet handled
+        self.resume_at: float | None = None  # paced: handle ``pending`` from then on
 
     def __repr__(self) -> str:
         return f"<Incoming {self.remote}{' closed' if self.closed else ''}>"

@@ -13,6 +13,9 @@ Rules (PROTOCOL.md §5.2):
   ends told (``GaveUp``) and the task stopped (``CloseLink``).
 - ``route`` puts a batch on the links the router picks; the links that get the same list of
   messages get one ``Shared`` of them, joined once and counted once by the send budget.
+  With flood control on, a link is sent at most what a receiver's new connection accepts
+  (``flood.LinkBudget``, a share kept for light messages); past it a message is dropped for
+  that link only.
 - ``put`` never blocks: a queue that is full, or among the longest when all of them are at
   the send budget, drops messages for that peer only; each overflow episode is logged once.
 - A link's replay is the backlog's own ``bytes``, handed out a message at a time.
@@ -30,6 +33,7 @@ from ..flood import FloodControl
 from ..peers import ConnectionConfig, Dialled, Peer, PeerTable, State
 from ..sendqueue import SendBudget, SendQueue, Shared
 from .actions import CloseLink, Dial, Outbox, Retry
+from .snapshots import Stats
 from .stages import Batch, Router
 
 log = logging.getLogger("whisper.engine")
@@ -43,12 +47,14 @@ class Links:
         flood: FloodControl | None,
         outbox: Outbox,
         config: ConnectionConfig,
+        stats: Stats,
     ) -> None:
         self.table = table
         self.backlog = backlog
         self.flood = flood
         self.out = outbox
         self.config = config
+        self.stats = stats
         self.send_budget = SendBudget(config.send_budget)  # every link's queue together
 
     def dial(self, addr: str, now: float, *, by_user: bool, spoke: bool = False) -> Dialled:
@@ -66,6 +72,8 @@ class Links:
         cfg = self.config
         link.queue = SendQueue(cfg.queue_bytes, cfg.queue_items, budget=self.send_budget)
         link.replay = self.backlog.for_link(addr)
+        if self.flood is not None:  # never more than a receiver's new connection accepts
+            link.budget = self.flood.link_budget(now)
         self.out.actions.append(Dial(link))
         return Dialled.STARTED
 
@@ -142,7 +150,12 @@ class Links:
         if not batch.data or not links:
             return
         joined: dict[int, tuple[Sequence[bytes], Shared]] = {}  # id(parts) -> (parts, batch)
+        lights: dict[int, bool] | None = None
         for link, parts in router.route(batch, links):
+            if link.budget is not None and parts:  # flood control (flood.py, LinkBudget)
+                if lights is None:
+                    lights = batch.lights_by_data()
+                parts = self._within(link, parts, lights, now)
             if not parts:
                 continue
             hit = joined.get(id(parts))
@@ -153,6 +166,18 @@ class Links:
             else:
                 shared = hit[1]
             self.put(link, parts, shared, now)
+
+    def _within(
+        self, link: Peer, parts: Sequence[bytes], lights: dict[int, bool], now: float
+    ) -> Sequence[bytes]:
+        """What of ``parts`` the link's budget lets through (the same list if all of it):
+        past it a message is dropped for this link only, and counted (``held_back``)."""
+        take = link.budget.take  # type: ignore[union-attr]
+        kept = [d for d in parts if take(now, lights.get(id(d), True))]
+        if len(kept) == len(parts):
+            return parts
+        self.stats.held_back += len(parts) - len(kept)
+        return kept
 
     def put(self, link: Peer, parts: Sequence[bytes], batch: Shared, now: float) -> None:
         queue = link.queue

@@ -1,47 +1,39 @@
-"""The relay engine: the whole whispernet pipeline as one synchronous object.  No trio.
+"""The relay engine: the whole whispernet node as one synchronous object.  No trio.
 
 Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
 - The engine is fed what happened, with the time (``now``: any monotonic clock in seconds;
   the wall clock is ``Config.wall_clock``), and returns the ``actions.py`` to carry out.
   It never blocks, sleeps, reads a clock of its own or touches a socket.
-- ``received(conn, objects, now)`` takes every object of one received chunk as one batch:
-  the freshness window is computed once, the accepted messages are routed together and
-  each link gets one queue entry per batch.  A message whose ``Addr`` is new is dialled
-  after what came before it was routed, so the new link is replayed what preceded it and
-  sent what follows (as when messages are handled one by one).
-- Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
-  messages (wrong types, hash mismatch, outside the window, refused by a ``Check``) are
-  dropped and counted against the connection (flood control's penalty points); the first
-  ``LOGGED_PER_CONNECTION`` of them are logged.
-- Flood control (``flood.py``) cuts a connection by raising ``FloodCut`` from ``admit`` or
-  ``penalise``; it is caught right there, at the call, and becomes ``CloseIncoming``, a
-  ``Blacklisted`` event and, for the flooder's ``Addr``, ``CloseLink``.
-- Our own messages are marked seen before they are sent: peers that echo them are ignored.
+- ``Engine`` holds the state (seen cache, peer table, flood control, backlog, files) and the
+  extension points (``stages.py``); receiving is ``pipeline.py``, outgoing links
+  ``links.py``.  This module is what the user and the links' tasks do: say, connect,
+  disconnect, a link up, failed, ended; and the snapshots front ends ask for.
+- Our own messages are marked seen before they are sent: peers that echo them are ignored;
+  flood control keeps us under what peers accept from one sender (``OwnLimit``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .. import codec
 from ..addr import dialable, format_hostport, parse_hostport
-from ..backlog import HISTORY_KEY, Backlog, replay_age
+from ..backlog import Backlog, replay_age
 from ..budget import Budget
-from ..codec import Violation, encode_object
 from ..config import Config
-from ..events import Blacklisted, Delivered, Dropped
+from ..events import Delivered
 from ..files import FileStore
-from ..flood import Entry, FloodControl, FloodCut
-from ..freshness import Window
-from ..ids import HASH_PREFIX, IdCheck, check_id, hashed_id, random_id
-from ..message import SECONDS_CUTOFF, InvalidMessage, Message, NotChat
+from ..flood import Entry, FloodControl
+from ..ids import hashed_id, random_id
+from ..message import Message
 from ..peers import Dialled, Peer, PeerTable
 from ..seen import SeenCache
-from .actions import Action, CloseIncoming, Outbox
-from .incoming import LOGGED_PER_CONNECTION, Incoming, over_budget
+from .actions import Action, Outbox
+from .incoming import Incoming
 from .links import Links
+from .pipeline import Pipeline
 from .snapshots import BlacklistEntry, PeerInfo, Stats, blacklist_entries, peer_infos
 from .stages import (
     BacklogKeeper,
@@ -56,10 +48,9 @@ from .stages import (
 )
 
 log = logging.getLogger("whisper.engine")
-_tuple = tuple.__new__  # Delivered(...) without its Python-level __new__: once per message
 
 
-class Engine:
+class Engine(Pipeline):
     def __init__(self, config: Config | None = None) -> None:
         self.config = cfg = config or Config()
         self.nick = cfg.nick
@@ -78,7 +69,9 @@ class Engine:
         self.files = FileStore(cfg.files.max_files, cfg.files.max_bytes, clock=cfg.wall_clock)
         self.out = Outbox()
         self.receive_budget: Budget[Incoming] = Budget(cfg.connections.receive_budget)
-        self.links = Links(self.table, self.backlog, self.flood, self.out, cfg.connections)
+        self.links = Links(
+            self.table, self.backlog, self.flood, self.out, cfg.connections, self.stats
+        )
         # -- extension points (stages.py) --
         self.checks: list[Check] = []
         self.controls: list[Control] = []
@@ -96,197 +89,11 @@ class Engine:
         """The shell listens at ``addr`` (our advertised IP:PORT): dial the configured peers."""
         self.now = now
         self.addr = self.table.self_addr = addr
+        if self.flood is not None:
+            self.flood.here = addr  # a shared host: never refused, never blocked
         for peer in self.config.peers:
             self.links.dial(format_hostport(*parse_hostport(peer)), now, by_user=True)
         return self.out.take()
-
-    # -- incoming connections ------------------------------------------------------------
-
-    def open_incoming(self, remote: str, now: float) -> tuple[Incoming | str, list[Action]]:
-        """A connection from ``remote`` (IP:PORT) was accepted: its handle, or why to close
-        it.  It may take the slot of one that gives way (PROTOCOL.md §5.4): that one is
-        closed (``CloseIncoming`` or ``CloseLink`` in the actions)."""
-        self.now = now
-        flood = None
-        if self.flood is not None:
-            flood = self.flood.open(remote, now, self.addr)
-            if flood is None:
-                log.info("refused %s: blacklisted by flood control", remote)
-                return "blacklisted by flood control", []
-        conn = Incoming(remote, self.config.limits.decoder(), flood)
-        conn.greeting = self.greeting
-        admission = self.table.admit(remote, now, lambda: self._close(conn, "gave way"))
-        if not admission:
-            log.warning("refused %s: %s", remote, admission.refused)
-            conn.decoder.close()
-            return admission.refused, []
-        if admission.replaces is not None:
-            self.links.give_way(admission.replaces, remote, now)
-        log.debug("accepted %s", remote)
-        return conn, self.out.take()
-
-    def closed_incoming(self, conn: Incoming) -> None:
-        self.table.closed(conn.remote)
-        self.receive_budget.release(conn)
-        conn.decoder.close()
-
-    def receive_data(self, conn: Incoming, data: bytes, now: float) -> list[Action]:
-        """Bytes read from ``conn`` (``b""``: it reached EOF)."""
-        if conn.closed is not None:
-            return []
-        items = conn.decoder.feed(data) if data else conn.decoder.feed_eof()
-        actions = self.received(conn, items, now) if items else []
-        if conn.closed is not None or not self._hold(conn):
-            return actions
-        return actions + self.out.take()
-
-    def _hold(self, conn: Incoming) -> bool:
-        """Charge what ``conn``'s unfinished message holds (PROTOCOL.md §5.3); while the
-        receive budget is spent, drop the connection holding the most.  False: nothing was."""
-        victims = over_budget(self.receive_budget, conn)
-        for victim, reason in victims:
-            self.stats.over_budget += 1
-            self.out.emit(Dropped(victim.remote, reason))
-            self._close(victim, reason)
-        return bool(victims)
-
-    def received(
-        self, conn: Incoming, items: Iterable[dict[str, Any] | Violation], now: float
-    ) -> list[Action]:
-        """The objects of one chunk read from ``conn``, decoded: the pipeline, as one batch."""
-        self.now = now
-        if conn.closed is not None:
-            return []
-        # Once per message below: what it needs is in locals (an attribute load each costs).
-        seen, outgoing, checks, views = self.seen, self.table.outgoing, self.checks, self.views
-        window = Window(self.config.wall_clock(), seen.span(now), self.config.seen.skew)
-        low, high, old = window.low, window.high, window.history
-        events, from_wire = self.out.events, Message.from_wire
-        batch = Batch(conn)
-        add_data, add_message, add_author = batch.appenders()
-        counted = dropped = 0
-        for obj in items:
-            if type(obj) is Violation:
-                self._violation(conn, obj.reason)
-                break
-            counted += 1
-            try:
-                message = from_wire(obj)
-            except NotChat:
-                if not any(c.control(obj, conn, now) for c in self.controls):
-                    self.stats.ignored += 1
-                continue
-            except InvalidMessage as exc:
-                if self._invalid(conn, str(exc), now):
-                    break
-                continue
-            mid = message.id
-            if mid in seen:
-                dropped += 1
-                continue
-            ts = message.timestamp  # in seconds (Go) or milliseconds: see Message.timestamp_ms
-            ms = None if not ts else ts * 1000 if ts < SECONDS_CUTOFF else ts
-            reason = None
-            if mid.startswith(HASH_PREFIX) and check_id(message) is IdCheck.MISMATCH:
-                reason = f"ID {mid[:80]!r} does not match its payload"
-            elif ms is not None and not low < ms < high:
-                reason = window.check(ms)
-            if reason is None and checks:
-                reason = next(filter(None, (c.check(message, conn, now) for c in checks)), None)
-            if reason is not None:
-                if self._invalid(conn, reason, now):
-                    break
-                continue
-            if conn.flood is not None and not self._admit(conn, message.addr, now):
-                if conn.closed is not None:
-                    break
-                continue
-            seen.add(mid, now)
-            data = encode_object(obj)  # message.fields is obj: relayed as received
-            history = obj.get(HISTORY_KEY) is True or (ms is not None and ms < old)
-            event: Delivered | None = _tuple(Delivered, (message, False, history, None, len(data)))
-            for view in views:
-                event = view.view(event)  # type: ignore[arg-type]
-                if event is None:
-                    break
-            else:
-                events.append(event)
-            author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
-            link = outgoing.get(author)
-            canonical = author if link is not None else dialable(author)  # 1.2.3.4:5, once
-            if link is None and canonical is not None:
-                link = outgoing.get(canonical)
-            add_data(data)
-            add_message(message)
-            add_author(canonical or author)
-            if link is not None:
-                link.produced = now  # its Addr spoke (connmgr.py); see PeerTable.delivered
-            elif canonical is not None:  # a new Addr: what came before goes out first
-                self._relay(batch, now)
-                batch = Batch(conn)
-                add_data, add_message, add_author = batch.appenders()
-                self.links.dial(canonical, now, by_user=False, spoke=True)
-        stats = self.stats
-        stats.received += counted
-        stats.duplicates += dropped
-        self._relay(batch, now)
-        return self.out.take()
-
-    def _relay(self, batch: Batch, now: float) -> None:
-        """Accepted messages: the keepers take note, then the router sends them on."""
-        if not batch.data:
-            return
-        if batch.source is not None:
-            self.stats.delivered += len(batch)
-            self.table.delivered(batch.source.remote, None, now)  # the connection produced
-        kept = batch.kept()
-        for keeper in self.keepers:
-            keeper.keep(kept, batch.source is None, now)
-        self.links.route(self.router, batch, now)
-
-    def _violation(self, conn: Incoming, reason: str) -> None:
-        self.stats.violations += 1
-        self.out.emit(Dropped(conn.remote, reason))
-        self._close(conn, reason)
-
-    def _invalid(self, conn: Incoming, reason: str, now: float) -> bool:
-        """Count an invalid message; True if that cut the connection."""
-        self.stats.invalid += 1
-        conn.invalid += 1
-        if conn.invalid <= LOGGED_PER_CONNECTION:
-            log.warning("ignored a message from %s: %s", conn.remote, reason)
-            if conn.invalid == LOGGED_PER_CONNECTION:
-                log.warning("not logging further invalid messages from %s", conn.remote)
-        if conn.flood is None:
-            return False
-        try:
-            conn.flood.penalise(now)
-        except FloodCut as cut:
-            self._cut(conn, cut)
-            return True
-        return False
-
-    def _admit(self, conn: Incoming, addr: str, now: float) -> bool:
-        try:
-            return conn.flood.admit(addr, now)  # type: ignore[union-attr]
-        except FloodCut as cut:
-            self._cut(conn, cut)
-            return False
-
-    def _cut(self, conn: Incoming, cut: FloodCut) -> None:
-        self._close(conn, str(cut))
-        if cut.refused:  # a blacklisted peer came back: quietly
-            log.info("dropped %s: %s", conn.remote, cut)
-            return
-        entry = cut.entry
-        seconds = entry.until - entry.since
-        self.out.emit(Blacklisted(conn.remote, entry.host, entry.addr, entry.reason, seconds))
-        if cut.addr:  # not redialled while blacklisted (links.dial), again once lifted
-            self.links.close(cut.addr, "blacklisted by flood control")
-
-    def _close(self, conn: Incoming, reason: str) -> None:
-        conn.closed = reason
-        self.out.actions.append(CloseIncoming(conn, reason))
 
     # -- routing -----------------------------------------------------------------------
 
@@ -326,7 +133,7 @@ class Engine:
         if len(data) > limit:
             raise ValueError(f"message too long: {len(data)} bytes encoded, peers accept {limit}")
         if self.flood is not None:
-            self.flood.own(self.addr, now)  # OwnLimit: peers would drop it
+            self.flood.own(now)  # OwnLimit: peers would drop it
         self.stats.sent += 1
         self.out.emit(Delivered(message, own=True, size=len(data)))
         batch = Batch()

@@ -6,7 +6,8 @@ For tests and simulations (a thousand peers in one process).  Rules:
   one ``receive_data`` per ``data_to_send`` (one chunk per batch, as a socket would read it).
 - A dial to an address that has no engine fails ("connection refused"); a link whose
   target goes away (``remove``) breaks ("peer closed the connection").  Retries wait on the
-  virtual clock: ``advance(seconds)`` moves it and fires what is due.
+  virtual clock, and so does a connection flood control paces (its link is not read until
+  ``resume_at``, as TCP would push back): ``advance(seconds)`` moves it and fires what is due.
 - ``run()`` carries out work until nothing is left (dials, writes, closes), in the order it
   arose; it never advances the clock.  Everything is deterministic given the engines'
   random sources (``PeerTable`` jitter).
@@ -62,7 +63,7 @@ class SimNet:
         self._pipes: dict[Peer, tuple[SimPeer, Incoming]] = {}  # link -> (target, its end)
         self._owners: dict[Peer, SimPeer] = {}
         self._conns: dict[Incoming, Peer | None] = {}  # incoming end -> the link feeding it
-        self._timers: list[tuple[float, SimPeer, Peer]] = []
+        self._timers: list[tuple[float, SimPeer, Peer]] = []  # (when, whose, link): a retry
         self._work: deque[tuple[str, SimPeer, Any]] = deque()
         self._ports = itertools.count(40000)
 
@@ -126,21 +127,36 @@ class SimNet:
     # -- time ----------------------------------------------------------------------------
 
     def advance(self, seconds: float) -> None:
-        """Move the clock on, firing each retry as it falls due, and run."""
+        """Move the clock on, firing each retry and each paced connection's resumption as it
+        falls due, and run."""
         end = self.now + seconds
         while True:
+            paced = [(conn.resume_at, link) for conn, link in self._conns.items() if conn.resume_at]
             due = [t for t in self._timers if t[0] <= end]
-            if not due:
+            first_paced = min((p for p in paced if p[0] <= end), default=None, key=lambda p: p[0])
+            first = min(due, default=None, key=lambda t: t[0])
+            if first_paced is not None and (first is None or first_paced[0] <= first[0]):
+                self.now = max(self.now, first_paced[0])
+                self._resume(first_paced[1])
+            elif first is not None:
+                self._timers.remove(first)
+                at, peer, link = first
+                self.now = max(self.now, at)
+                peer.engine.link_redial(link, self.now)
+                self._work.append(("dial", peer, link))
+            else:
                 break
-            first = min(due, key=lambda t: t[0])
-            self._timers.remove(first)
-            at, peer, link = first
-            self.now = max(self.now, at)
-            peer.engine.link_redial(link, self.now)
-            self._work.append(("dial", peer, link))
             self.run()
         self.now = end
         self.run()
+
+    def _resume(self, link: Peer | None) -> None:
+        """A paced connection's time has come: it handles what it held, then reads on."""
+        target, conn = self._pipes[link] if link is not None else (None, None)
+        if target is None or conn is None:
+            return
+        self._apply(target, target.engine.resume(conn, self.now))
+        self._flush(self._owners[link], link)
 
     # -- carrying out actions ------------------------------------------------------------
 
@@ -196,7 +212,7 @@ class SimNet:
         if pipe is None:
             return
         target, conn = pipe
-        while data := peer.engine.data_to_send(link):
+        while conn.resume_at is None and (data := peer.engine.data_to_send(link)):
             self._apply(target, target.engine.receive_data(conn, data, self.now))
             if link not in self._pipes:
                 return

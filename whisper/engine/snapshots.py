@@ -21,7 +21,12 @@ class Stats:
     delivered: int = 0  # new chat messages accepted from the network
     duplicates: int = 0
     ignored: int = 0  # payloads without Body that no Control stage took
-    invalid: int = 0  # wrong types, hash mismatch, outside the window, refused by a Check
+    invalid: int = 0  # wrong types, hash mismatch, outside the window, forged, by a Check
+    forged: int = 0  # ... of them: our own Addr, but we never sent it
+    forgotten: int = 0  # older than our seen cache remembers, inside the configured window
+    over_limit: int = 0  # objects dropped by flood control (connection or origin budget)
+    paced: int = 0  # times a connection was not read for a while (out of work tokens)
+    held_back: int = 0  # messages not sent to a link: over what a receiver accepts (flood.py)
     violations: int = 0  # connections dropped for malformed input
     over_budget: int = 0  # connections dropped: the receive budget was spent
     sent: int = 0  # messages we originated

@@ -60,12 +60,13 @@ class Batch:
     ours); ``source`` is the connection they came in on (None: ours); ``needs``, a
     capability a link must have announced to be sent them (None for chat messages)."""
 
-    __slots__ = ("authors", "data", "messages", "needs", "source")
+    __slots__ = ("authors", "data", "lights", "messages", "needs", "source")
 
     def __init__(self, source: Incoming | None = None, needs: str | None = None) -> None:
         self.data: list[bytes] = []
         self.messages: list[Message | None] = []
         self.authors: list[str | None] = []
+        self.lights: list[bool] = []  # flood control on: light (flood.py) or not, each
         self.source = source
         self.needs = needs
 
@@ -85,6 +86,11 @@ class Batch:
 
     def __iter__(self) -> Iterator[Relay]:
         return map(Relay, self.data, self.messages, self.authors)
+
+    def lights_by_data(self) -> dict[int, bool]:
+        """Whether each payload is light, by the id of its bytes (the router's lists hold
+        the same objects); those not counted (ours, control payloads) are light."""
+        return {id(d): light for d, light in zip(self.data, self.lights, strict=False)}
 
     def kept(self) -> list[tuple[Message, int]]:
         """The chat messages and their encoded sizes, for keepers."""

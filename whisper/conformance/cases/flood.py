@@ -1,11 +1,15 @@
-"""Level ``flood-control``: floods are contained and cut off, relays are not (PROTOCOL.md §7.4).
+"""Level ``flood-control``: floods are contained and cut off, relays and the peers whose
+``Addr`` a flood forges are not (PROTOCOL.md §7.4).
 
 Rules for every case here:
-- The limits are the network's, from §7.4: one origin's new messages are relayed up to
-  ``BURST`` at once and ``RATE`` a second after that.  A case allows 1% more than the limit
-  over the time it measured (from its first write to its last observation), and the flood is
-  far above it: ``BLOCK`` messages at ``BLOCK_RATE``, or ``FLOOD_RATE`` a second for up to
-  ``FLOOD_FOR``.  Floods are paced, so that a peer's link queue never has to drop (§5.3).
+- The limits are the network's, from §7.4: one origin's new messages on one connection are
+  relayed up to ``BURST`` at once and ``RATE`` a second after that, and one connection is
+  sent at most ``LINK_BURST`` at once and ``LINK_RATE`` a second after that.  A case allows
+  1% more than the limit over the time it measured (from its first write to its last
+  observation), and the flood is far above it: ``BLOCK`` messages at ``BLOCK_RATE``, or
+  ``FLOOD_RATE`` a second for up to ``FLOOD_FOR``.  Floods are paced, so that a peer's link
+  queue never has to drop (§5.3); where a case counts, it writes a fixed number, so that a
+  loaded machine writing slowly still writes past the limit.
 - Each case's other traffic stays well inside the limits, as honest peers' does, and comes
   from origins of its own (a fake each, so that the peer's dial-backs succeed).  A message
   of the flooded origin cannot serve as a marker (the peer is right to drop it), so markers
@@ -13,11 +17,13 @@ Rules for every case here:
 - To know that the peer has handled a flood, a case waits for its connection to be closed
   or a marker written after it to be relayed (§8.1), then for a probe on a new connection:
   the sink gets the probe after anything relayed before it.
-- The cases make the peer blacklist the suite's fakes, so each needs a fresh peer (``fresh``).
+- The cases make the peer blacklist the suite's IP, so each needs a fresh peer (``fresh``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import trio
@@ -37,6 +43,17 @@ FLOOD_FOR = 5.0  # ... for at most this long: §7.4 cuts it off long before
 TICK = 0.05
 RELAY_STOP = 5.0  # relay-not-blamed: how long the relay may take to finish its last write
 RETRY = 0.5  # markers and probes are repeated, for peers that drop on a busy link (§5.3)
+FORGERS = 4  # forged-addr: connections forging a sink's Addr, each ...
+FORGE_RATE = 300.0  # ... at this many a second (under any per-connection limit) ...
+FORGED = 800  # ... this many (past the budget for one origin), while that sink writes
+OWN_RATE = 4.0  # this many of its own a second, all of which but one a peer must relay
+WITHIN = 2.0  # ... and a message to that sink afterwards arrives within this (at once, really)
+LINK_BURST = 1100  # relay-paced: what a peer may send on one connection at once ...
+LINK_RATE = 500.0  # ... and a second after that (a receiver's budget for a new connection)
+INPUTS = 3  # relay-paced: connections bringing new messages, each ...
+INPUT_RATE = 400.0  # ... at this many a second (within any per-connection limit) ...
+INPUT_TOTAL = 1200  # ... this many (3 s; more than a receiver's budget takes, all together) ...
+INPUT_ORIGINS = 5  # ... cycling through this many origins (each within its limit)
 
 
 def limit(seconds: float) -> int:
@@ -52,15 +69,22 @@ async def _flood(
     rate: float = FLOOD_RATE,
     total: int | None = None,
     drained: trio.Event | None = None,
+    senders: Sequence[FakePeer] = (),
+    seconds: float = FLOOD_FOR,
 ) -> None:
-    """Write new messages of the origin at ``rate`` until the peer closes ``conn``, ``total``
-    are written or ``FLOOD_FOR`` has passed; their IDs go into ``sent``.  ``drained`` is set
-    once more than ``BURST`` have been written (the origin's budget is spent)."""
+    """Write new messages of the origin (or of ``senders`` in turn) at ``rate`` until the
+    peer closes ``conn``, ``total`` are written or ``seconds`` have passed; their IDs go into
+    ``sent``.  ``drained`` is set once more than ``BURST`` have been written (the origin's
+    budget is spent)."""
     start = trio.current_time()
     per_tick = int(rate * TICK)
     tick = 0
-    while trio.current_time() - start < FLOOD_FOR and (total is None or len(sent) < total):
-        batch = [ctx.message(f"flood {len(sent) + i}") for i in range(per_tick)]
+    while trio.current_time() - start < seconds and (total is None or len(sent) < total):
+        first = len(sent)
+        batch = [
+            ctx.message(f"flood {n}", senders[n % len(senders)] if senders else None)
+            for n in range(first, first + per_tick)
+        ]
         if not await conn.send(b"".join(encode(m) for m in batch)):
             return
         sent.extend(m["ID"] for m in batch)
@@ -235,4 +259,110 @@ async def relay_not_blamed(ctx: CaseContext) -> str:
     return (
         f"kept the relay's connection ({len(carried)} of the flooded origin's messages and"
         f" {len(chat)} of others', {relayed} of those relayed); {cut}"
+    )
+
+
+@case(
+    "flood-control",
+    "forged-addr",
+    "§7.4",
+    f"while {FORGERS} connections forge a sink's Addr at {FORGE_RATE:g}/s each, relays that"
+    f" sink's own messages ({OWN_RATE:g}/s), and afterwards still relays to it: an Addr that"
+    " messages merely claim spends no one's budget and puts no one on a blacklist",
+    fresh=True,
+)
+async def forged_addr(ctx: CaseContext) -> str:
+    victim, witness = await ctx.sinks(2)
+    other = await ctx.fake("other")
+    own = await ctx.connect(f"{victim.name}'s own")  # its link, opened before the flood
+    floods = [await ctx.connect(f"forger {i + 1}") for i in range(FORGERS)]
+    forged: list[list[str]] = [[] for _ in floods]
+    said: list[str] = []  # the victim's own, relayed to the witness (never to the victim)
+
+    async def speak() -> None:
+        start, tick = trio.current_time(), 0
+        while True:
+            message = ctx.message(f"flood-control: {victim.name}'s own {tick}", victim)
+            if not await own.send_obj(message):
+                return
+            said.append(message["ID"])
+            tick += 1
+            await trio.sleep_until(start + tick / OWN_RATE)  # pacing
+
+    async with ctx.background(speak), trio.open_nursery() as nursery:
+        ctx.observer.step = f"forging {victim.name}'s Addr on {FORGERS} connections"
+        for flood, ids in zip(floods, forged, strict=True):
+            flood_it = partial(_flood, ctx, flood, ids, rate=FORGE_RATE, total=FORGED)
+            nursery.start_soon(partial(flood_it, senders=[victim], seconds=2 * FLOOD_FOR))
+    if not await _retry(ctx, own, witness, other, f"a marker after {victim.name}'s own"):
+        raise CaseFailed(
+            f"closed {victim.name}'s own connection ({own.closed}) while other connections"
+            " forged its Addr"
+        )
+    relayed = _count(witness, said)
+    if relayed < len(said) - 1:
+        raise CaseFailed(
+            f"relayed only {relayed} of {victim.name}'s own {len(said)} messages while other"
+            f" connections forged its Addr: their flood spent {victim.name}'s budget"
+        )
+    probe = await ctx.connect(f"{other.name}'s new connection")
+    reached = False
+    with trio.move_on_after(WITHIN):
+        reached = await _retry(ctx, probe, victim, other, f"a message relayed to {victim.name}")
+    if not reached:
+        why = probe.closed or f"nothing arrived within {WITHIN:g}s"
+        raise CaseFailed(
+            f"stopped relaying to {victim.name} ({victim.addr}) after a flood of messages"
+            f" claiming its Addr ({why}): an Addr that messages merely claim must not be"
+            " blacklisted"
+        )
+    flood = [i for ids in forged for i in ids]
+    return (
+        f"relayed {relayed} of {victim.name}'s own {len(said)} messages during a flood of"
+        f" {len(flood):,} forging its Addr ({_count(witness, flood)} of those relayed);"
+        f" still relays to {victim.name}"
+    )
+
+
+@case(
+    "flood-control",
+    "relay-paced",
+    "§7.4",
+    f"of {INPUTS} connections' new messages ({INPUT_RATE:g}/s each, none over a limit),"
+    f" sends one sink at most {LINK_BURST:,} at once and {LINK_RATE:g}/s after that: a"
+    " receiver never has a reason to cut the peer off for what it relays",
+    fresh=True,
+)
+async def relay_paced(ctx: CaseContext) -> str:
+    (sink,) = await ctx.sinks(1)
+    origins = [await ctx.fake(f"origin{i + 1}") for i in range(INPUT_ORIGINS)]
+    inputs = [await ctx.connect(f"input {i + 1}") for i in range(INPUTS)]
+    brought: list[list[str]] = [[] for _ in inputs]
+    started = trio.current_time()
+    ctx.observer.step = f"bringing {INPUT_RATE * INPUTS:,.0f} new messages a second"
+    async with trio.open_nursery() as nursery:
+        for conn, ids in zip(inputs, brought, strict=True):
+            flood_it = partial(_flood, ctx, conn, ids, rate=INPUT_RATE, total=INPUT_TOTAL)
+            nursery.start_soon(partial(flood_it, senders=origins, seconds=2 * FLOOD_FOR))
+    for i, conn in enumerate(inputs):
+        if not await _retry(ctx, conn, sink, origins[0], f"a marker after input {i + 1}"):
+            raise CaseFailed(
+                f"closed input {i + 1} ({conn.closed}) while it brought {INPUT_RATE:g} new"
+                " messages a second, within every limit"
+            )
+    seconds = trio.current_time() - started
+    sent = [i for ids in brought for i in ids]
+    relayed = _count(sink, sent)
+    most = int((LINK_BURST + LINK_RATE * seconds) * SLACK)
+    if relayed > most:
+        raise CaseFailed(
+            f"sent {sink.name} {relayed:,} of the {len(sent):,} new messages in"
+            f" {seconds:.1f}s, more than a receiver's new connection accepts ({most:,}): a"
+            " receiver would cut the peer off for relaying"
+        )
+    if relayed < LINK_BURST:
+        raise CaseFailed(f"sent {sink.name} only {relayed:,} of {len(sent):,} new messages")
+    return (
+        f"sent {sink.name} {relayed:,} of {len(sent):,} new messages in {seconds:.1f}s (at most"
+        f" {most:,} allowed)"
     )
