@@ -12,7 +12,7 @@ Rules:
 
 from .channels import BadChannel, ChannelError, Channels, channel_body, channel_of, shown_text
 from .dm import DMError, Opened, is_dm, open_dm, seal
-from .fingerprint import fingerprint, short_fingerprint, typed_digits
+from .fingerprints import fingerprint, short_fingerprint, typed_digits
 from .keys import Identity, KeyFileError, default_path, load_or_create
 from .pins import Assessment, PinTable, Trust
 from .signing import SigStatus, Verdict, sign, verify

@@ -95,6 +95,8 @@ def decode_b64(value: object, size: int | None = None, what: str = "value") -> b
         data = base64.b64decode(value.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error, ValueError):
         raise BadEncoding(f"{what} is not base64") from None
+    if size is not None and len(data) != size:
+        raise BadEncoding(f"{what} must be {b64_length(size)} base64 characters ({size} bytes)")
     if base64.b64encode(data).decode("ascii") != value:
         raise BadEncoding(f"{what} is not in canonical base64")
     return data

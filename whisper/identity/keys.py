@@ -37,7 +37,7 @@ import nacl.utils
 import platformdirs
 
 from .encoding import BadEncoding, decode_b64, encode_b64
-from .fingerprint import fingerprint
+from .fingerprints import fingerprint
 
 APP_NAME = "whisper-p2p"  # the data directory's name, as for the terminal UI's history
 FILE_NAME = "identity.key"
@@ -105,13 +105,15 @@ def load(path: Path) -> Identity:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise
-    except IsADirectoryError:
-        raise KeyFileError(f"{path} is a directory: give -identity the path of a file") from None
     except OSError as exc:
         raise KeyFileError(f"cannot read the key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
+    try:
         _check_private(path, os.fstat(fd))
-        data = f.read(MAX_FILE + 1)
+        data = os.read(fd, MAX_FILE + 1)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the key file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     return Identity(_parse(path, data))
 
 
@@ -150,6 +152,8 @@ def key_file_text(identity: Identity) -> str:
 
 
 def _check_private(path: Path, st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise KeyFileError(f"{path} is a directory: give -identity the path of a file")
     if not stat.S_ISREG(st.st_mode):
         raise KeyFileError(f"{path} is not a regular file: give -identity the path of a key file")
     if os.name != "posix":

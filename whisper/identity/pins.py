@@ -9,9 +9,9 @@ Rules:
   binds, refreshes or contradicts a pin: a signed message relayed by a Go peer arrives
   unsigned, and its author is no impostor for that.
 - Nicks are compared folded: NFKC, case-folded, with control, format and space characters
-  removed, so ``Alice``, ``alice`` + U+200B and fullwidth ``alice`` are one nick.  Other
-  look-alikes (``alice`` with a Cyrillic ``a``) are not folded: a fingerprint tells them
-  apart.  Only nicks of at most ``MAX_NICK`` characters are folded, so the work is bounded.
+  removed, NFKC again; so ``Alice``, ``alice`` + U+200B and fullwidth ``alice`` are one
+  nick.  Other look-alikes (``alice`` with a Cyrillic ``a``) are not folded: a fingerprint
+  tells them apart.  Only nicks of at most ``MAX_NICK`` characters are folded (bounded work).
 - Our own nicks are pinned to our key (``pin_own``) and never evicted: no one else's
   message shows as ours.
 - The table is bounded (``max_pins``), as a segmented LRU: a new pin is on *probation*
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .encoding import BadEncoding, decode_b64, encode_b64
-from .fingerprint import digits
+from .fingerprints import digits
 
 DEFAULT_MAX_PINS = 10_000
 PROMOTE_AFTER = 3600.0
@@ -84,7 +84,7 @@ def fold(nick: str) -> str | None:
         return None
     folded = unicodedata.normalize("NFKC", nick).casefold()
     folded = "".join(c for c in folded if unicodedata.category(c) not in _DROPPED)
-    return folded or None
+    return unicodedata.normalize("NFKC", folded) or None  # what was dropped may uncompose
 
 
 class PinTable:

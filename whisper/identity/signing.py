@@ -79,15 +79,10 @@ UNSIGNED = Verdict(SigStatus.UNSIGNED)
 
 def shown_nick(fields: Mapping[str, Any]) -> str:
     """The nick a receiver shows (PROTOCOL.md §2.3); BadEncoding if a nick key is no string."""
-    nick = fields.get("Nick")
-    if nick is not None and type(nick) is not str:
-        raise BadEncoding("Nick must be a string")
-    if nick:
-        return nick
-    go_nick = fields.get("omitempty", "")
-    if type(go_nick) is not str:
-        raise BadEncoding("omitempty must be a string")
-    return go_nick
+    nick, go_nick = fields.get("Nick", ""), fields.get("omitempty", "")
+    if type(nick) is not str or type(go_nick) is not str:
+        raise BadEncoding("Nick and omitempty must be strings")
+    return nick or go_nick
 
 
 def signed_bytes(fields: Mapping[str, Any], key: bytes) -> bytes:
@@ -121,7 +116,7 @@ def verify(fields: Mapping[str, Any]) -> Verdict:
     if key_text is None and sig_text is None:
         return UNSIGNED
     if key_text is None or sig_text is None:
-        return Verdict(SigStatus.INVALID, reason=f"{SIG if key_text is None else KEY} is missing")
+        return Verdict(SigStatus.INVALID, reason=f"{KEY if key_text is None else SIG} is missing")
     try:
         key = decode_b64(key_text, KEY_BYTES, KEY)
         signature = decode_b64(sig_text, SIG_BYTES, SIG)
