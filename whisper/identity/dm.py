@@ -136,7 +136,7 @@ def open_dm(identity: Identity, fields: Mapping[str, Any]) -> Opened | None:
     if type(sealed) is not str or len(sealed) not in SEALED_LENGTHS:
         return None
     try:
-        box = decode_b64(sealed, None, SEALED)
+        box = decode_b64(sealed, None, SEALED, canonical=False)  # a box is a box
         padded = identity.unsealer.decrypt(box)
     except (BadEncoding, nacl.exceptions.CryptoError):
         return None
