@@ -63,9 +63,7 @@ class HyParViewConfig:
 
 
 class HyParView:
-    def __init__(
-        self, me: str, rng: random.Random, config: HyParViewConfig | None = None
-    ) -> None:
+    def __init__(self, me: str, rng: random.Random, config: HyParViewConfig | None = None) -> None:
         self.me = me
         self.rng = rng
         self.config = config or HyParViewConfig()
@@ -294,7 +292,9 @@ class HyParView:
                 return
             refused, pending, forgiven = self._refused, self._pending, now - c.refused_for
             choices = [
-                p for p in self.passive if p not in pending and refused.get(p, -INFINITY) <= forgiven
+                p
+                for p in self.passive
+                if p not in pending and refused.get(p, -INFINITY) <= forgiven
             ]
             if not choices:
                 self._repairing = False

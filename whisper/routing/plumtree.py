@@ -165,7 +165,9 @@ class Plumtree:
             self.lazy.pop(peer, None)
             self.eager[peer] = None
             for start in range(0, len(ids), wire.MAX_IDS):
-                out.append(Send(peer, wire.Graft(self.me, tuple(ids[start : start + wire.MAX_IDS]))))
+                out.append(
+                    Send(peer, wire.Graft(self.me, tuple(ids[start : start + wire.MAX_IDS])))
+                )
         return out
 
     def next_deadline(self) -> float:
@@ -227,7 +229,9 @@ class Plumtree:
     def _take(self, msg_id: str, payload: object, size: int, now: float) -> None:
         c = self.config
         seen, cache = self._seen, self._cache
-        while seen and (len(seen) >= c.seen_entries or next(iter(seen.values())) <= now - c.seen_ttl):
+        while seen and (
+            len(seen) >= c.seen_entries or next(iter(seen.values())) <= now - c.seen_ttl
+        ):
             seen.popitem(last=False)
         seen[msg_id] = now
         while cache and (

@@ -171,7 +171,12 @@ class SimNet:
         return msg_id
 
     def crash(self, at: float, fraction: float) -> None:
+        """A random ``fraction`` of the live peers crash at ``at``, all at once."""
         self._push(at, _CRASH, None, None, fraction)
+
+    def kill(self, at: float, peers: Sequence[str]) -> None:
+        """These peers crash at ``at``."""
+        self._push(at, _CRASH, None, None, tuple(peers))
 
     # -- running ------------------------------------------------------------------------
 
@@ -243,9 +248,11 @@ class SimNet:
         record.origin, record.audience = origin, len(living) - 1
         self._apply(origin, self.peers[origin].broadcast(msg_id, origin, self.now))  # type: ignore[attr-defined]
 
-    def _crash(self, fraction: float) -> None:
-        living = self.living()
-        for addr in self.rng.sample(living, round(fraction * len(living))):
+    def _crash(self, which: float | tuple[str, ...]) -> None:
+        if type(which) is not tuple:
+            living = self.living()
+            which = tuple(self.rng.sample(living, round(which * len(living))))
+        for addr in which:
             self.alive[addr] = False
             for other in self.out[addr] | self.into[addr]:
                 self.out[other].discard(addr)

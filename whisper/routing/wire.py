@@ -260,9 +260,7 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any], str], Control]] = {
     "accept": lambda obj, sender: Accept(sender),
     "reject": lambda obj, sender: Reject(sender),
     "disconnect": lambda obj, sender: Disconnect(sender),
-    "shuffle": lambda obj, sender: Shuffle(
-        sender, _address(obj, "Origin"), _ttl(obj), _peers(obj)
-    ),
+    "shuffle": lambda obj, sender: Shuffle(sender, _address(obj, "Origin"), _ttl(obj), _peers(obj)),
     "shufflereply": lambda obj, sender: ShuffleReply(sender, _peers(obj)),
     "ihave": lambda obj, sender: IHave(sender, _ids(obj)),
     "graft": lambda obj, sender: Graft(sender, _ids(obj)),
