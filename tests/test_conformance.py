@@ -76,6 +76,10 @@ FAILING = [
     ("discovery-garbage", "crash-on-garbage-datagram", "exited with status 6"),
     ("discovery-garbage", "dial-garbage", "named only by garbage datagrams (port over 65535"),
     ("discovery-not-self", "dial-self", "dialled its own address"),
+    ("signed-relay", "strip-identity", "relayed the signed message with Key, Sig stripped"),
+    ("signed-tampered", "no-sig-check", "relayed 8 of 8 tampered signed messages"),
+    ("signed-tampered", "seen-before-check", "marked seen before its signature was checked"),
+    ("dm-relay", "drop-dm", "the direct message (for another key) was not relayed"),
 ]
 
 # PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
@@ -83,6 +87,7 @@ GO_FAILS = {"no-body", "hash-mismatch", "too-old", "far-future", "oversized", "d
 GO_FAILS |= {"file-relay", "backlog-replay", "backlog-not-own", "backlog-fresh-only"}
 GO_FAILS |= {"flood-contained", "flooder-cut-off", "relay-paced"}  # no flood control
 GO_FAILS |= {"discovery-dial", "discovery-garbage", "discovery-not-self"}  # hears nothing
+GO_FAILS |= {"signed-relay", "signed-tampered", "dm-relay"}  # strips Key, Sig, Sealed
 GO = "--go"
 DEAF = {"no-discovery", GO}
 
@@ -151,6 +156,8 @@ def test_go_stand_in_gets_the_report_the_worked_example_predicts(results: dict) 
     assert "replayed none" in report["backlog-replay"].detail
     assert "sink1 (127.0.0.1:" in report["discovery-dial"].detail
     assert "was never dialled" in report["discovery-dial"].detail
+    assert "Key, Sig, Channel, Nick stripped" in report["signed-relay"].detail
+    assert "with Sealed stripped" in report["dm-relay"].detail
 
 
 # -- the harness's small rules --------------------------------------------------------
@@ -192,6 +199,9 @@ async def test_a_fixed_discovery_port_fills_the_template_and_runs_one_case_at_a_
 def test_levels_select_their_cases() -> None:
     assert {c.level for c in select(["limits"])} == {"limits"}
     assert [c.name for c in select(None, ["dedupe"])] == ["dedupe"]
+    assert "identity" not in {c.level for c in select()}  # run only when asked
+    assert {c.name for c in select(["identity"])} == {"signed-relay", "signed-tampered", "dm-relay"}
+    assert [c.name for c in select(None, ["dm-relay"])] == ["dm-relay"]
     with pytest.raises(ValueError):
         select(["no-such-level"])
 

@@ -31,6 +31,7 @@ from whisper import codec
 from whisper.discovery_policy import MAX_DATAGRAM, parse_datagram
 from whisper.flood import Connection, FloodControl, FloodCut
 from whisper.freshness import check_fresh
+from whisper.identity import dm, signing
 from whisper.ids import HASH_PREFIX, hashed_id
 from whisper.message import KNOWN_KEYS, InvalidMessage, Message, NotChat
 from whisper.peers import PeerTable
@@ -81,12 +82,15 @@ BUGS = {
     "dial-garbage": "dials any 127.0.0.1:PORT found in a datagram, junk around it and all",
     "dial-self": "dials its own address when a datagram announces it",
     "refuse-when-full": "refuses new connections once its 128 slots are taken, never evicting",
+    "no-sig-check": "relays signed messages without checking their signature",
+    "strip-identity": "relays signed messages without Key and Sig",
+    "drop-dm": "drops direct messages it cannot open",
 }
 # Documented Go traits: crashes on a missing Body, no hashed IDs, no expiry, no size limit;
 # encoding/json's depth limit is 10,000; it re-encodes and relays to the message's own Addr.
 # No backlog either (it has no replay), and no flood control.  Its discovery listener reads
 # into a zero-length buffer, so it never learns an address from a datagram.  It accepts every
-# connection (a goroutine each): no slots to run out of.
+# connection (a goroutine each): no slots to run out of.  It checks no signature (§7.5).
 GO = (
     "crash-no-body",
     "no-hash-check",
@@ -96,6 +100,7 @@ GO = (
     "no-backlog",
     "no-flood-control",
     "no-discovery",
+    "no-sig-check",
 )
 GO_DEPTH = 10_000
 GO_FIELDS = ("ID", "Addr", "Body", "omitempty", "Timestamp")
@@ -253,6 +258,8 @@ class FakePeer:
             self.seen.add(message.id)
         if not self.id_ok(message):
             return
+        if not self.signature_ok(obj):
+            return
         if not self.fresh(message):
             return
         if conn is not None and not self.admit(conn, message.addr):
@@ -266,6 +273,8 @@ class FakePeer:
             self.accepted += 1
         if "strip-file-keys" in bugs:
             obj = {k: v for k, v in obj.items() if k not in FILE_KEYS}
+        if "strip-identity" in bugs:
+            obj = {k: v for k, v in obj.items() if k not in (signing.KEY, signing.SIG)}
         if "go-reencode" in bugs:
             struct = {k: obj.get(k, 0 if k == "Timestamp" else "") for k in GO_FIELDS}
             await self.forward(codec.encode_object(struct), None)
@@ -347,6 +356,15 @@ class FakePeer:
         expected = hashed_id(message.addr, message.body, message.timestamp)
         got = message.id if "hash-case-sensitive" in self.bugs else message.id.lower()
         return got == expected
+
+    def signature_ok(self, obj: dict[str, Any]) -> bool:
+        """Signatures (§7.5) are checked before the ID is marked seen; a DM (§7.6) is relayed
+        whoever it is for (this fake has no key to open one with)."""
+        if "drop-dm" in self.bugs and dm.is_dm(obj):
+            return False
+        if "no-sig-check" in self.bugs:
+            return True
+        return signing.verify(obj).status is not signing.SigStatus.INVALID
 
     def fresh(self, message: Message) -> bool:
         if not message.timestamp:

@@ -26,7 +26,7 @@ import trio
 
 from ..addr import AddressError, parse_hostport
 from .harness import LOCALHOST, Target, program_of
-from .registry import LEVELS, Case, select
+from .registry import ASKED_ONLY, LEVELS, Case, select
 from .runner import FAIL, PASS, SKIP, Result, run_cases, start_problem
 
 NAME_WIDTH = 22
@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--target", metavar="HOST:PORT", help="a peer that is already running")
     p.add_argument(
         "--level",
-        default=",".join(LEVELS),
-        help=f"comma-separated levels to run (default: all of {','.join(LEVELS)})",
+        help=f"comma-separated levels to run, of {','.join(LEVELS)} (default: all but"
+        f" {','.join(sorted(ASKED_ONLY))})",
     )
     p.add_argument("--case", action="append", default=[], metavar="NAME", help="only this case")
     p.add_argument(
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        levels = [name.strip() for name in args.level.split(",") if name.strip()]
+        levels = [name.strip() for name in (args.level or "").split(",") if name.strip()]
         names = [n.strip() for item in args.case for n in item.split(",") if n.strip()]
         cases = select(levels, names)
     except ValueError as exc:

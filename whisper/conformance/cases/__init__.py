@@ -9,6 +9,7 @@ from . import (
     files,
     flood,
     hashed_id,
+    identity,
     limits,
     timestamp,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "files",
     "flood",
     "hashed_id",
+    "identity",
     "limits",
     "timestamp",
 ]

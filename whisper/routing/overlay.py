@@ -1,0 +1,82 @@
+"""The scalable router: HyParView's views carry Plumtree's tree, as one state machine.
+
+Rules:
+- One object per peer, fed what the shell (the engine, or ``sim.py``) sees: ``join``, a
+  control received (``received``), a chat message received whole (``gossip``) or written
+  by us (``broadcast``), a link lost (``link_down``), the time (``tick``).  Every method
+  returns the actions to carry out, in order (a ``Send`` of ``Disconnect`` comes before the
+  ``Disconnect`` that closes the link it is written on).
+- Membership decides the neighbours: each ``Connect`` HyParView returns makes the peer a
+  Plumtree neighbour (eager), each ``Disconnect`` or lost link removes it from the tree.
+- Membership controls go to ``hyparview.py``, broadcast controls to ``plumtree.py``; an
+  ``Invalid`` control is the shell's business (it never reaches here).
+- Legacy peers (``legacy_up``: they do not speak the extension) are outside the overlay:
+  they are pushed every message and sent no control.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from . import wire
+from .actions import Action, Connect, Disconnect
+from .hyparview import HyParView, HyParViewConfig
+from .plumtree import Plumtree, PlumtreeConfig
+
+
+class Overlay:
+    def __init__(
+        self,
+        me: str,
+        rng: random.Random,
+        membership: HyParViewConfig | None = None,
+        broadcast: PlumtreeConfig | None = None,
+    ) -> None:
+        self.me = me
+        self.membership = HyParView(me, rng, membership)
+        self.tree = Plumtree(me, broadcast)
+
+    def join(self, contacts: Iterable[str], now: float) -> list[Action]:
+        return self._follow(self.membership.join(contacts, now))
+
+    def received(self, control: wire.Control, now: float) -> list[Action]:
+        if isinstance(control, wire.BROADCAST):
+            return self.tree.received(control, now)
+        return self._follow(self.membership.received(control, now))
+
+    def gossip(
+        self, sender: str | None, msg_id: str, payload: object, now: float, size: int = 0
+    ) -> list[Action]:
+        return self.tree.gossip(sender, msg_id, payload, now, size)
+
+    def broadcast(self, msg_id: str, payload: object, now: float, size: int = 0) -> list[Action]:
+        return self.tree.broadcast(msg_id, payload, now, size)
+
+    def link_down(self, peer: str, now: float) -> list[Action]:
+        self.tree.neighbor_down(peer)
+        return self._follow(self.membership.link_down(peer, now))
+
+    def legacy_up(self, peer: str) -> None:
+        self.tree.legacy_up(peer)
+
+    def tick(self, now: float) -> list[Action]:
+        return self.tree.tick(now) + self._follow(self.membership.tick(now))
+
+    def shuffle_now(self, now: float) -> list[Action]:
+        return self._follow(self.membership.shuffle_now(now))
+
+    def next_deadline(self) -> float:
+        return min(self.membership.next_deadline(), self.tree.next_deadline())
+
+    def neighbors(self) -> list[str]:
+        """The peers we keep links with: the active view and the legacy peers."""
+        return [*self.membership.active, *self.tree.legacy]
+
+    def _follow(self, actions: list[Action]) -> list[Action]:
+        for action in actions:
+            if type(action) is Connect:
+                self.tree.neighbor_up(action.peer)
+            elif type(action) is Disconnect:
+                self.tree.neighbor_down(action.peer)
+        return actions
