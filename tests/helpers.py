@@ -9,8 +9,9 @@ from typing import Any
 
 import trio
 
-from whisper import Config, Delivered, Node, Notice
+from whisper import Config, Delivered, Node
 from whisper.codec import Decoder, Violation, encode_object
+from whisper.events import Event
 from whisper.ids import hashed_id, random_id
 
 LOCAL = "127.0.0.1"
@@ -39,6 +40,31 @@ async def start_node(nursery: trio.Nursery, **kw: Any) -> Node:
     node = Node(Config(host=LOCAL, port=0, **kw))
     await nursery.start(node.run)
     return node
+
+
+def outgoing(node: Node) -> list[str]:
+    """The addresses of the node's outgoing links, whatever their state."""
+    return [p.addr for p in node.peers() if p.outgoing]
+
+
+def connected(node: Node) -> list[str]:
+    return [p.addr for p in node.peers() if p.outgoing and p.connected]
+
+
+async def linked(node: Node, *addrs: str) -> None:
+    """Return once ``node`` has a connected outgoing link to each of ``addrs``."""
+    with node.subscribe() as events:
+        while not set(addrs) <= set(connected(node)):
+            await events.receive()
+
+
+async def until_event(node: Node, predicate: Callable[[Event], bool]) -> Event:
+    """Wait for the first event of ``node`` that ``predicate`` accepts (from now on)."""
+    with node.subscribe(buffer=100_000) as events:
+        async for event in events:
+            if predicate(event):
+                return event
+    raise AssertionError("the subscription ended")
 
 
 class Inbox:
@@ -73,14 +99,15 @@ async def inbox(nursery: trio.Nursery, node: Node) -> Inbox:
 
 
 async def notices(nursery: trio.Nursery, node: Node) -> list[str]:
-    """The texts of the node's notices, as they come (a list the caller watches)."""
+    """The texts of the node's status events (everything but messages), as they come (a
+    list the caller watches)."""
     texts: list[str] = []
 
     async def watch(task_status=trio.TASK_STATUS_IGNORED) -> None:
         with node.subscribe() as events:
             task_status.started()
             async for event in events:
-                if isinstance(event, Notice):
+                if not isinstance(event, Delivered):
                     texts.append(event.text)
 
     await nursery.start(watch)

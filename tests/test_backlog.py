@@ -13,15 +13,17 @@ from whisper.backlog import (
     HISTORY_AGE,
     REPLAY_MAX_AGE,
     Backlog,
+    BacklogConfig,
     is_history,
     marked,
     replay_age,
 )
 from whisper.codec import decode_all
 from whisper.display import in_display_order, take_batch
-from whisper.events import Delivered, Event, Notice
+from whisper.events import Delivered, Event, Notice, PeerLinked, PeerLost
 from whisper.headless import format_line
 from whisper.message import Message
+from whisper.peers import ConnectionConfig
 
 from .helpers import LOCAL, inbox, origin, send, sink, start_node, wire
 
@@ -286,7 +288,7 @@ async def test_newcomers_see_recent_history_once_in_order(nursery) -> None:
     with trio.fail_after(TIMEOUT), b.subscribe() as b_events:
         c.say("hi, I am new")  # a, then b (told by a), dial c back: both replay
         async for event in b_events:
-            if isinstance(event, Notice) and event.text == f"connected to {c.addr}":
+            if isinstance(event, PeerLinked) and event.addr == c.addr:
                 break
         await box_c.wait_for(lambda bodies: "hi from b" in bodies)
         await trio.testing.wait_all_tasks_blocked(cushion=0.1)
@@ -302,7 +304,7 @@ async def test_newcomers_see_recent_history_once_in_order(nursery) -> None:
 async def test_each_reconnection_is_replayed_without_repeating_on_one_connection(
     nursery,
 ) -> None:
-    node = await start_node(nursery, backoff_base=0.05)
+    node = await start_node(nursery, connections=ConnectionConfig(backoff_base=0.05))
     connections: list[list[dict]] = []
     changed = trio.Event()
     close_first = trio.Event()
@@ -340,7 +342,7 @@ async def test_each_reconnection_is_replayed_without_repeating_on_one_connection
         await until(lambda: len(connections[0]) == 2)
         close_first.set()
         async for event in events:
-            if isinstance(event, Notice) and event.text.startswith(f"lost {addr}"):
+            if isinstance(event, PeerLost) and event.addr == addr:
                 break
         node.say("m3")  # queued for the link while it is down
         await until(lambda: len(connections) == 2 and len(connections[1]) == 3)
@@ -354,7 +356,7 @@ async def test_each_reconnection_is_replayed_without_repeating_on_one_connection
 
 
 async def test_backlog_zero_replays_nothing(nursery) -> None:
-    node = await start_node(nursery, backlog=0)
+    node = await start_node(nursery, backlog=BacklogConfig(entries=0))
     s = await sink(nursery)
     node.say("not kept")
     node.connect(s.addr)
@@ -366,7 +368,7 @@ async def test_backlog_zero_replays_nothing(nursery) -> None:
 
 
 async def test_a_returning_peer_that_said_much_still_hears_what_others_said(nursery) -> None:
-    node = await start_node(nursery, backlog=50)
+    node = await start_node(nursery, backlog=BacklogConfig(entries=50))
     bob = await sink(nursery)  # bob's listening side; he talks to the node on an origin
     for body in ("one", "two", "three"):
         node.say(body)

@@ -9,17 +9,19 @@ from collections.abc import Callable
 import trio
 
 from whisper import Node
+from whisper.backlog import BacklogConfig
 from whisper.codec import encode_object
+from whisper.peers import ConnectionConfig
 from whisper.sendqueue import OVER_BUDGET
 
-from .helpers import inbox, notices, origin, send, sink, start_node, wire
+from .helpers import inbox, notices, origin, outgoing, send, sink, start_node, wire
 
 TIMEOUT = 20  # nothing here waits this long
 MiB = 1024 * 1024
 
 
 async def quiet_node(nursery: trio.Nursery, **kw) -> Node:
-    return await start_node(nursery, discovery_port=None, **kw)
+    return await start_node(nursery, discovery=None, **kw)
 
 
 async def until(predicate: Callable[[], bool]) -> None:
@@ -37,18 +39,19 @@ def unfinished(body: str, **kw) -> bytes:
 async def test_the_connection_holding_the_most_is_dropped_when_the_receive_budget_is_spent(
     nursery,
 ):
-    node = await quiet_node(nursery, receive_budget=4 * MiB)
+    node = await quiet_node(nursery, connections=ConnectionConfig(receive_budget=4 * MiB))
+    budget = node.engine.receive_budget
     box = await inbox(nursery, node)
     texts = await notices(nursery, node)
     small, big, third = await origin(node), await origin(node), await origin(node)
     emoji = "\U0001f600"
     with trio.fail_after(TIMEOUT):
         await small.send_all(unfinished("s" * 100_000))
-        await until(lambda: node.receive_budget.total > 100_000)
+        await until(lambda: budget.total > 100_000)
         # 500,000 characters with an emoji: 2 MB in Python, from 0.5 MB on the wire
         await big.send_all(unfinished("b" * 500_000 + emoji))
-        await until(lambda: node.receive_budget.total > 2_500_000)
-        assert not node.receive_budget.over() and not node.stats.over_budget
+        await until(lambda: budget.total > 2_500_000)
+        assert not budget.over() and not node.stats.over_budget
         await third.send_all(unfinished("t" * 200_000 + emoji))  # now over: big goes
         assert await big.receive_some(100) == b""
         await until(lambda: any("receive budget" in n for n in texts))
@@ -57,13 +60,16 @@ async def test_the_connection_holding_the_most_is_dropped_when_the_receive_budge
         await box.wait_for(lambda bodies: len(bodies) == 2)
     assert node.stats.over_budget == 1
     assert sorted(len(b) for b in box.bodies) == [100_000, 200_001]
-    assert node.receive_budget.total < 100  # nothing unfinished: the last bytes read
+    assert budget.total < 100  # nothing unfinished: the last bytes read
     (drop,) = [n for n in texts if "receive budget" in n]
     assert drop.startswith("dropped 127.0.0.1:") and "holds the most" in drop
 
 
 async def test_the_send_budget_cuts_the_slowest_queues_and_the_others_get_everything(nursery):
-    node = await quiet_node(nursery, send_budget=1 * MiB, stall_timeout=1000)
+    node = await quiet_node(
+        nursery, connections=ConnectionConfig(send_budget=1 * MiB, stall_timeout=1000)
+    )
+    links = node.engine.table.outgoing
     stalled = [await sink(nursery, read=False, rcvbuf=4096) for _ in range(3)]
     healthy = [await sink(nursery) for _ in range(2)]
     conn = await origin(node)
@@ -78,12 +84,12 @@ async def test_the_send_budget_cuts_the_slowest_queues_and_the_others_get_everyt
             await send(conn, *(wire(f"{i} {filler}") for i in range(start, start + 200)))
             for s in healthy:
                 await s.wait_for(lambda s, n=start + 200: filled(s) >= n)
-            assert node.send_budget.total <= 1 * MiB
+            assert node.engine.links.send_budget.total <= 1 * MiB
     for s in stalled:
-        queue = node.links[s.addr].queue
+        queue = links[s.addr].queue
         assert queue.dropped > 0 and queue.overflow == OVER_BUDGET  # not its own 8 MiB cap
     for s in healthy:
-        assert node.links[s.addr].queue.dropped == 0
+        assert links[s.addr].queue.dropped == 0
         assert [b.split(" ")[0] for b in s.bodies if b.endswith("x")] == [
             str(i) for i in range(total)
         ]
@@ -99,7 +105,11 @@ async def test_a_listener_that_keeps_stalling_is_given_up_on_while_an_honest_one
     """A stall is detected after 10 s without progress, so the link has always been up the
     10 s that made it a success: a listener that never reads was redialled, and replayed
     the backlog, every 10.5 s for ever."""
-    node = await quiet_node(nursery, max_failures=3, backlog=100, backlog_bytes=8 * MiB)
+    node = await quiet_node(
+        nursery,
+        connections=ConnectionConfig(max_failures=3),
+        backlog=BacklogConfig(entries=100, max_bytes=8 * MiB),
+    )
     texts = await notices(nursery, node)
     honest = await sink(nursery)
     stalled = await sink(nursery, read=False, rcvbuf=4096)
@@ -118,7 +128,7 @@ async def test_a_listener_that_keeps_stalling_is_given_up_on_while_an_honest_one
             await trio.sleep(1)
         await honest.wait_for(lambda s: ticks[-1] in s.bodies)
     assert stalled.connections == 3  # each a failure, though each was up over 10 s
-    assert stalled.addr not in node.links and stalled.addr in node.table.given_up()
+    assert stalled.addr not in outgoing(node) and stalled.addr in node.engine.table.given_up()
     assert len(ticks) > 30  # three stalls of 10 s
     assert honest.connections == 1
     assert [b for b in honest.bodies if b.startswith("tick")] == ticks

@@ -69,7 +69,8 @@ async def test_version():
     ],
 )
 def test_loopback_takes_part_in_discovery_only_when_asked(args, port):
-    assert config_from_args(build_parser().parse_args(args)).discovery_port == port
+    discovery = config_from_args(build_parser().parse_args(args)).discovery
+    assert (discovery and discovery.port) == port
 
 
 async def test_a_loopback_peer_binds_no_udp_port_unless_given_one(nursery):

@@ -16,12 +16,19 @@ from ipaddress import IPv4Address
 import pytest
 import trio
 
-from whisper import Config, Node, cli
+from whisper import cli
 from whisper.addr import AddressError
 from whisper.discovery import LOGGED_IGNORED, Discovery, run_discovery
-from whisper.discovery_policy import LIMITED_BROADCAST, Endpoint, Scope, UnsafeDestination
+from whisper.discovery_policy import (
+    LIMITED_BROADCAST,
+    DiscoveryConfig,
+    Endpoint,
+    Scope,
+    UnsafeDestination,
+)
+from whisper.engine import PeerInfo
 
-from .helpers import LOCAL, sink, start_node
+from .helpers import LOCAL, outgoing, sink, start_node
 from .test_discovery_policy import ETH, GARBAGE, LAN
 
 TIMEOUT = 10
@@ -35,10 +42,10 @@ def _config(*argv: str):
 
 
 def test_cli_flags():
-    assert _config().discovery_port is None  # bound to loopback: only when asked for
-    assert _config("-discovery-port", "7000").discovery_port == 7000
-    assert _config("--discovery-port", "7000", "--no-discovery").discovery_port is None
-    assert _config("-no-discovery").discovery_port is None
+    assert _config().discovery is None  # bound to loopback: only when asked for
+    assert _config("-discovery-port", "7000").discovery == DiscoveryConfig(7000)
+    assert _config("--discovery-port", "7000", "--no-discovery").discovery is None
+    assert _config("-no-discovery").discovery is None
     with pytest.raises(AddressError):
         _config("-discovery-port", "0")
 
@@ -62,9 +69,8 @@ def datagrams(port: int, *payloads: bytes, to: str = LOCAL) -> None:
 
 async def discovering(nursery: trio.Nursery, port: int) -> Discovery:
     """A loopback node and its discovery task, started by hand so that the test can see it."""
-    node = await start_node(nursery, discovery_port=None)
-    node.config.discovery_port = port
-    discovery = await nursery.start(run_discovery, node)
+    node = await start_node(nursery, discovery=None)
+    discovery = await nursery.start(run_discovery, node, DiscoveryConfig(port), LOCAL)
     assert discovery is not None
     return discovery
 
@@ -81,7 +87,7 @@ async def test_dials_what_it_hears_never_itself_never_twice_ignores_garbage(nurs
         datagrams(port, first.addr.encode(), first.addr.encode(), marker.addr.encode())
         await marker.wait_for(lambda s: s.connections == 1)
     assert first.connections == 1
-    assert set(node.links) == {first.addr, marker.addr}
+    assert set(outgoing(node)) == {first.addr, marker.addr}
     assert discovery.ignored == len(GARBAGE) + 1
     logged = [r.message for r in caplog.records if "ignored a datagram" in r.message]
     assert len(logged) == LOGGED_IGNORED and "garbage" in logged[0]
@@ -89,16 +95,17 @@ async def test_dials_what_it_hears_never_itself_never_twice_ignores_garbage(nurs
 
 async def test_two_nodes_share_the_port_and_both_hear_a_broadcast(nursery):
     port = free_udp_port()
-    a = await start_node(nursery, discovery_port=port)
-    b = await start_node(nursery, discovery_port=port)
+    a = await start_node(nursery, discovery=DiscoveryConfig(port))
+    b = await start_node(nursery, discovery=DiscoveryConfig(port))
     target = await sink(nursery)
     with trio.fail_after(TIMEOUT):
         datagrams(port, target.addr.encode(), to="127.255.255.255")  # local table: dev lo
         await target.wait_for(lambda s: s.connections == 2)
         datagrams(port, a.addr.encode(), to="127.255.255.255")
-        while a.addr not in b.links:  # a ignores itself, b dials it
-            await trio.sleep(0.01)
-    assert b.addr not in a.links and a.addr not in a.links
+        with b.subscribe() as events:
+            while a.addr not in outgoing(b):  # a ignores itself, b dials it
+                await events.receive()
+    assert b.addr not in outgoing(a) and a.addr not in outgoing(a)
 
 
 async def test_loopback_node_opens_no_sending_socket(nursery):
@@ -110,7 +117,7 @@ async def test_loopback_node_opens_no_sending_socket(nursery):
 async def test_a_port_we_cannot_share_is_a_warning_not_a_failure(nursery, caplog):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:  # no SO_REUSE*
         holder.bind(("0.0.0.0", 0))
-        node = await start_node(nursery, discovery_port=holder.getsockname()[1])
+        node = await start_node(nursery, discovery=DiscoveryConfig(holder.getsockname()[1]))
     assert node.addr and any("cannot listen on UDP" in r.message for r in caplog.records)
 
 
@@ -126,13 +133,28 @@ class FakeSocket:
         return len(data)
 
 
+class FakeNode:
+    """What discovery sees of a node (``DiscoveryHost``): its address, peers and dial path."""
+
+    addr = "10.77.0.5:7000"
+
+    def __init__(self, peers: dict[str, bool]) -> None:
+        self._peers = [
+            PeerInfo(addr, True, "connected" if up else "connecting", 0.0)
+            for addr, up in peers.items()
+        ]
+        self.learned_addrs: list[str] = []
+
+    def peers(self) -> list[PeerInfo]:
+        return self._peers
+
+    def learned(self, addr: str) -> bool:
+        self.learned_addrs.append(addr)
+        return True
+
+
 def lan_discovery(scope: Scope, peers: dict[str, bool]) -> tuple[Discovery, FakeSocket]:
-    node = Node(Config(host=LOCAL, port=0, discovery_port=None))
-    for addr, connected in peers.items():
-        assert node.table.should_dial(addr, 0.0)
-        if connected:
-            node.table.connected(addr, 0.0)
-    discovery = Discovery(node, scope, 7777, interval=30.0)
+    discovery = Discovery(FakeNode(peers), scope, 7777, interval=30.0)
     discovery.own = Endpoint(ETH.ip, 7000)
     discovery.sender = fake = FakeSocket()  # type: ignore[assignment]
     return discovery, fake

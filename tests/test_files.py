@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from whisper import files
+from whisper.codec import Limits
 from whisper.commands import execute
 from whisper.display import shown_body
 from whisper.events import Delivered, Notice
@@ -23,16 +24,15 @@ from whisper.files import (
     MAX_NORMALIZED,
     MAX_RECEIVED_NAME,
     FileError,
+    FilesConfig,
     FileStore,
     RejectedFile,
     StoredFile,
     max_file_size,
     parse,
-    prepare,
     safe_name,
-    save,
-    save_in,
 )
+from whisper.files_io import prepare, save, save_in
 from whisper.message import Message
 
 from .gopeer import GoPeer
@@ -317,35 +317,35 @@ async def test_send_files_save_between_two_nodes(nursery, tmp_path: Path) -> Non
     picture.write_bytes(bytes(range(256)) * 50)
     a.connect(b.addr)
     with trio.fail_after(TIMEOUT):
-        assert execute(a, f"/send '{picture}'").lines == ["sent cat.gif (12.5 KiB)"]
+        assert (await execute(a, f"/send '{picture}'")).lines == ["sent cat.gif (12.5 KiB)"]
         await box.wait_for(lambda bodies: len(bodies) == 1)
     (event,) = box.messages
     assert event.message.body == "[file] cat.gif (12.5 KiB, image/gif)"
     assert isinstance(event.file, StoredFile) and event.file.number == 1
     assert shown_body(event) == "[file #1] cat.gif (12.5 KiB, image/gif)  /save 1"
-    listing = execute(b, "/files").lines
+    listing = (await execute(b, "/files")).lines
     assert "1 file(s), 12.5 KiB, in memory" in listing[0]
     assert "#1  cat.gif (12.5 KiB, image/gif)  from alice" in listing[1]
     out = tmp_path / "out"
     out.mkdir()
-    assert execute(b, f"/save 1 {out}").lines == [f"saved #1 as {out / 'cat.gif'}"]
-    assert execute(b, f"/save #1 {out}").lines == [f"saved #1 as {out / 'cat (1).gif'}"]
+    assert (await execute(b, f"/save 1 {out}")).lines == [f"saved #1 as {out / 'cat.gif'}"]
+    assert (await execute(b, f"/save #1 {out}")).lines == [f"saved #1 as {out / 'cat (1).gif'}"]
     assert (out / "cat.gif").read_bytes() == picture.read_bytes()
-    assert execute(b, "/save 2").lines == ["no file #2: /files lists them"]
-    assert execute(b, "/save").lines == ["usage: /save N [PATH]"]
+    assert (await execute(b, "/save 2")).lines == ["no file #2: /files lists them"]
+    assert (await execute(b, "/save")).lines == ["usage: /save N [PATH]"]
     assert sorted(os.listdir(tmp_path)) == ["cat.gif", "out"]  # nothing written unasked
 
 
 async def test_send_refuses_what_does_not_fit(nursery, tmp_path: Path) -> None:
-    node = await start_node(nursery, max_message_size=4096)
+    node = await start_node(nursery, limits=Limits(max_size=4096))
     path = tmp_path / "big.txt"
     path.write_bytes(b"x" * 3000)
     with node.subscribe() as events:
-        (line,) = execute(node, f"/send {path}").lines
+        (line,) = (await execute(node, f"/send {path}")).lines
         assert line.startswith("not sent: big.txt is 2.9 KiB: a file message must fit in 4.0 KiB")
         with pytest.raises(trio.WouldBlock):
             events.receive_nowait()
-    assert execute(node, "/send").lines == ["usage: /send PATH"]
+    assert (await execute(node, "/send")).lines == ["usage: /send PATH"]
     assert node.stats.sent == 0
 
 
@@ -385,7 +385,7 @@ async def test_a_file_name_of_combining_marks_does_not_stall_relaying(nursery) -
 
 
 async def test_downloads_dir_saves_as_files_arrive(nursery, tmp_path: Path) -> None:
-    node = await start_node(nursery, downloads=tmp_path)
+    node = await start_node(nursery, files=FilesConfig(downloads=tmp_path))
     conn = await origin(node)
     with node.subscribe() as events, trio.fail_after(TIMEOUT):
         await send(conn, wire("[file] .bashrc", **file_fields(name="../.bashrc")))
@@ -408,6 +408,6 @@ async def test_the_go_peer_shows_a_file_message_body_and_survives(nursery, tmp_p
     path = tmp_path / "cat.gif"
     path.write_bytes(b"GIF89a")
     with trio.fail_after(TIMEOUT):
-        execute(node, f"/send {path}")
+        (await execute(node, f"/send {path}"))
         await gopher.wait_for("alice: [file] cat.gif (6 B, image/gif)")
     assert not gopher.crashed

@@ -10,10 +10,23 @@ import trio.testing
 
 from whisper import Node
 from whisper.commands import execute
-from whisper.events import Notice
+from whisper.events import Delivered
 from whisper.flood import RESERVE, FloodConfig
+from whisper.seen import SeenConfig
 
-from .helpers import Inbox, hashed, inbox, now_ms, origin, send, sink, start_node, wire
+from .helpers import (
+    Inbox,
+    hashed,
+    inbox,
+    linked,
+    now_ms,
+    origin,
+    outgoing,
+    send,
+    sink,
+    start_node,
+    wire,
+)
 
 TIMEOUT = 20  # nothing here waits this long: the flooder is cut within ~5 s
 DEFAULTS = FloodConfig()
@@ -25,17 +38,7 @@ FLOOD_TICK = 0.05
 
 
 async def flood_node(nursery: trio.Nursery, **kw) -> Node:
-    return await start_node(nursery, flood=kw.pop("flood", DEFAULTS), discovery_port=None, **kw)
-
-
-async def linked(node: Node, *addrs: str) -> None:
-    """Return once ``node`` has a connected outgoing link to each of ``addrs``."""
-    with node.subscribe() as events:
-        while not all(
-            a in node.table.outgoing and node.table.outgoing[a].state.value == "connected"
-            for a in addrs
-        ):
-            await events.receive()
+    return await start_node(nursery, flood=kw.pop("flood", DEFAULTS), discovery=None, **kw)
 
 
 async def us_and_bob(nursery: trio.Nursery) -> tuple[Node, Node, Inbox]:
@@ -106,12 +109,12 @@ class Flooder:
         self.closed.set()
 
 
-def notices(node: Node, into: list[str]):
+def notices(node: Node, into: list[str]):  # status events: each has text
     async def watch(task_status=trio.TASK_STATUS_IGNORED):
         with node.subscribe(buffer=100_000) as events:
             task_status.started()
             async for event in events:
-                if isinstance(event, Notice):
+                if not isinstance(event, Delivered):
                     into.append(event.text)
 
     return watch
@@ -142,7 +145,7 @@ async def test_a_flooder_at_20x_is_contained_at_the_first_hop_while_honest_peers
             said.append(node.say(f"{node.nick} says {i}").body)
             if i == lines // 2:
                 for j in range(paste):  # a user pastes a block of text mid-flood
-                    said.append(execute_line(node, f"{node.nick} pasted line {j}"))
+                    said.append(await execute_line(node, f"{node.nick} pasted line {j}"))
             await trio.sleep(0.1)  # a person typing, paced
 
     with trio.fail_after(TIMEOUT):
@@ -174,12 +177,12 @@ async def test_a_flooder_at_20x_is_contained_at_the_first_hop_while_honest_peers
     assert sum(b.startswith("flood") for b in boxes["r1"].bodies) >= DEFAULTS.origin_burst
     # Nobody was cut or blamed; r1 dialled the flooder's Addr like anyone's.
     for relay in relays:
-        assert relay.flood.stats.cut == relay.flood.stats.penalties == 0, relay.nick
+        assert relay.engine.flood.stats.cut == relay.engine.flood.stats.penalties == 0, relay.nick
         lost = [n for n in relay_notices[relay.nick] if n.startswith(("lost", "dropped"))]
         assert lost == [], (relay.nick, lost)
-    assert r1.addr in r2.links and r3.addr in r2.links and r2.addr in r1.links
-    assert r2.addr in r3.links and flooder_sink.addr in r1.links
-    assert execute(r1, "/blacklist").lines == ["nobody is blacklisted"]
+    assert r1.addr in outgoing(r2) and r3.addr in outgoing(r2) and r2.addr in outgoing(r1)
+    assert r2.addr in outgoing(r3) and flooder_sink.addr in outgoing(r1)
+    assert (await execute(r1, "/blacklist")).lines == ["nobody is blacklisted"]
 
 
 async def test_a_flood_over_the_connection_limit_is_cut_and_cut_again_when_it_comes_back(
@@ -198,21 +201,24 @@ async def test_a_flood_over_the_connection_limit_is_cut_and_cut_again_when_it_co
     # Back at once on loopback (not refused: every local peer shares the IP), it is cut
     # again after its new connection's start and reserve, paid by what is left of the spare.
     assert again.closed_at - again.started_at < 3.0
-    assert node.flood.stats.cut == 2
+    assert node.engine.flood.stats.cut == 2
     # We relayed what we took of both to bob, no faster than his new connection from us
     # accepts: he had no reason to cut us off.
     assert node.stats.held_back > 0
-    assert bob.flood.stats.cut == bob.flood.stats.penalties == 0
-    assert node.table.outgoing[bob.addr].state.value == "connected"
-    (entry,) = node.flood.blacklist.entries(trio.current_time())
+    assert bob.engine.flood.stats.cut == bob.engine.flood.stats.penalties == 0
+    assert node.engine.table.outgoing[bob.addr].state.value == "connected"
+    (entry,) = node.engine.flood.blacklist.entries(trio.current_time())
     assert entry.host == "127.0.0.1" and entry.addr is None
-    assert bob.addr in node.links and node.flood.blocked(bob.addr, trio.current_time()) is None
-    listing = execute(node, "/blacklist").lines
+    assert (
+        bob.addr in outgoing(node)
+        and node.engine.flood.blocked(bob.addr, trio.current_time()) is None
+    )
+    listing = (await execute(node, "/blacklist")).lines
     assert listing[1].startswith("  host 127.0.0.1: ") and "over the connection limit" in listing[1]
 
 
-def execute_line(node: Node, line: str) -> str:
-    reply = execute(node, line)
+async def execute_line(node: Node, line: str) -> str:
+    reply = await execute(node, line)
     assert not reply.lines, reply.lines  # sent: nothing to report
     return line
 
@@ -221,16 +227,16 @@ async def test_200_pasted_lines_and_a_50_message_backlog_pass_the_defaults(nurse
     a = await flood_node(nursery, nick="a")
     b = await flood_node(nursery, nick="b")
     box = await inbox(nursery, b)
-    pasted = [execute_line(a, f"pasted line {i}") for i in range(200)]  # b is not linked yet
+    pasted = [await execute_line(a, f"pasted line {i}") for i in range(200)]  # b is not linked yet
     with trio.fail_after(TIMEOUT):
         assert a.connect(b.addr)  # the link opens with a backlog replay: the last 50
         await box.wait_for(lambda got: len(got) == 50)
         assert box.bodies == pasted[-50:]
         assert all(d.history for d in box.messages)
-        pasted += [execute_line(a, f"pasted again {i}") for i in range(200)]
+        pasted += [await execute_line(a, f"pasted again {i}") for i in range(200)]
         await box.wait_for(lambda got: len(got) == 250)
     assert box.bodies[50:] == pasted[200:]
-    assert b.flood.stats.over_origin == b.flood.stats.penalties == 0
+    assert b.engine.flood.stats.over_origin == b.engine.flood.stats.penalties == 0
 
 
 async def test_a_flood_claiming_bobs_addr_blacklists_nobody_and_bob_is_still_heard(
@@ -257,13 +263,13 @@ async def test_a_flood_claiming_bobs_addr_blacklists_nobody_and_bob_is_still_hea
     # Contained: one connection's budget for bob's Addr, however it is spelt.
     forged_seen = sum(b.startswith(("forged", "more")) for b in box.bodies)
     assert forged_seen <= DEFAULTS.origin_burst + DEFAULTS.origin_rate * elapsed + 1
-    assert us.flood.stats.cut == 1
-    (entry,) = us.flood.blacklist.entries(trio.current_time())
+    assert us.engine.flood.stats.cut == 1
+    (entry,) = us.engine.flood.blacklist.entries(trio.current_time())
     assert entry.addr is None and entry.host == "127.0.0.1"  # the attacker's host, shared
-    assert us.flood.blocked(bob.addr, trio.current_time()) is None
-    assert us.table.outgoing[bob.addr].state.value == "connected"
-    assert us.links[bob.addr].batches_sent == 0 or bob.addr in us.links  # never closed
-    listing = execute(us, "/blacklist").lines  # the flood's claim is told, as a claim
+    assert us.engine.flood.blocked(bob.addr, trio.current_time()) is None
+    assert us.engine.table.outgoing[bob.addr].state.value == "connected"
+    assert bob.addr in outgoing(us)  # never closed
+    listing = (await execute(us, "/blacklist")).lines  # the flood's claim is told, as a claim
     assert listing[1].startswith("  host 127.0.0.1: ") and f"from {bob.addr}: anyone" in listing[1]
 
 
@@ -295,7 +301,7 @@ async def test_forgers_on_six_connections_silence_neither_bob_nor_us(nursery, au
 
         async def we_talk() -> None:
             for line in ours:
-                execute_line(us, line)  # "not sent: peers accept ..." fails here
+                await execute_line(us, line)  # "not sent: peers accept ..." fails here
                 await trio.sleep(2.0)
 
         async with trio.open_nursery() as traffic:
@@ -308,9 +314,9 @@ async def test_forgers_on_six_connections_silence_neither_bob_nor_us(nursery, au
         await heard_by_bob.wait_for(lambda got: set(ours) <= set(got))
     assert not any(b.startswith("forged") and b in ours for b in box.bodies)
     assert us.stats.forged >= DEFAULTS.penalty_limit  # forgeries of us: dropped, counted ...
-    assert us.flood.stats.cut == 1  # ... and their connection cut; only theirs
-    assert us.flood.blocked(bob.addr, trio.current_time()) is None
-    assert us.table.outgoing[bob.addr].state.value == "connected"
+    assert us.engine.flood.stats.cut == 1  # ... and their connection cut; only theirs
+    assert us.engine.flood.blocked(bob.addr, trio.current_time()) is None
+    assert us.engine.table.outgoing[bob.addr].state.value == "connected"
 
 
 async def test_a_reconnecting_flooder_gets_no_new_burst_and_old_honest_messages_are_no_fault(
@@ -319,7 +325,7 @@ async def test_a_reconnecting_flooder_gets_no_new_burst_and_old_honest_messages_
     """A fresh connection every 4,900 messages pushed 20,000 a second: the seen cache
     filled, the window shrank to 10-13 s, and honest messages 15 s old were dropped and
     counted against the connection that carried them."""
-    us = await flood_node(nursery, seen_max_entries=800)  # a flood fills it quickly
+    us = await flood_node(nursery, seen=SeenConfig(max_entries=800))  # a flood fills it quickly
     box = await inbox(nursery, us)
     honest = await origin(us)  # a peer's link, open before the flood
     started = trio.current_time()
@@ -333,7 +339,7 @@ async def test_a_reconnecting_flooder_gets_no_new_burst_and_old_honest_messages_
                 assert await conn.receive_some(1024) == b""  # read to the end, or cut
             await conn.aclose()
         elapsed = trio.current_time() - started
-        assert us.seen.span(trio.current_time()) < 15  # it had to forget early
+        assert us.engine.seen.span(trio.current_time()) < 15  # it had to forget early
         old = wire("15 s old", Timestamp=now_ms() - 15_000)
         await send(honest, old, wire("fresh"))
         await box.wait_for(lambda got: "fresh" in got)
@@ -365,7 +371,7 @@ async def test_payloads_without_a_body_are_counted_and_their_flood_cut(nursery, 
     # Read at 2,000 a second; its 1,100, 500 a second, the penalty credit: ~0.8 s.
     budget = FIRST + 500 * elapsed + DEFAULTS.penalty_limit + 1
     assert us.stats.ignored <= budget and elapsed < 3, (us.stats.ignored, elapsed)
-    assert us.flood.stats.cut == 1
+    assert us.engine.flood.stats.cut == 1
 
 
 async def test_the_blacklist_commands_list_and_lift_it(nursery):
@@ -373,13 +379,13 @@ async def test_the_blacklist_commands_list_and_lift_it(nursery):
     node = await flood_node(nursery, flood=tiny)
     with trio.fail_after(TIMEOUT):
         await Flooder("127.0.0.1:9").run(node, 400, rotate=True)
-    listing = execute(node, "/blacklist").lines
+    listing = (await execute(node, "/blacklist")).lines
     assert listing[0] == "1 blacklisted; /unblock ADDR lifts an entry"
     assert listing[1].startswith("  host 127.0.0.1: ") and "over the connection limit" in listing[1]
-    assert execute(node, "/unblock 10.9.9.9:9").lines[0].startswith("10.9.9.9:9 is not")
-    assert "is not blacklisted" in execute(node, "/unblock 10.9.9.9:\u00b2").lines[0]
-    assert execute(node, "/unblock 127.0.0.1").lines == ["unblocked 127.0.0.1"]
-    assert execute(node, "/blacklist").lines == ["nobody is blacklisted"]
+    assert (await execute(node, "/unblock 10.9.9.9:9")).lines[0].startswith("10.9.9.9:9 is not")
+    assert "is not blacklisted" in (await execute(node, "/unblock 10.9.9.9:\u00b2")).lines[0]
+    assert (await execute(node, "/unblock 127.0.0.1")).lines == ["unblocked 127.0.0.1"]
+    assert (await execute(node, "/blacklist")).lines == ["nobody is blacklisted"]
 
 
 async def test_the_blacklist_expires(nursery, autojump_clock):
@@ -390,25 +396,25 @@ async def test_the_blacklist_expires(nursery, autojump_clock):
         await send(conn, *(wire(f"flood {i}") for i in range(100)))
         with contextlib.suppress(trio.BrokenResourceError):  # a reset: our messages unread
             assert await conn.receive_some(1024) == b""  # cut: EOF
-    assert len(node.flood.blacklist.entries(trio.current_time())) == 1
+    assert len(node.engine.flood.blacklist.entries(trio.current_time())) == 1
     await trio.sleep(59)
-    assert len(node.flood.blacklist.entries(trio.current_time())) == 1
+    assert len(node.engine.flood.blacklist.entries(trio.current_time())) == 1
     await trio.sleep(2)
-    assert node.flood.blacklist.entries(trio.current_time()) == []
+    assert node.engine.flood.blacklist.entries(trio.current_time()) == []
 
 
 async def test_flood_control_off_and_over_our_own_limit(nursery):
-    off = await start_node(nursery, discovery_port=None)
-    assert off.flood is None
-    assert execute(off, "/blacklist").lines[0].startswith("flood control is off")
+    off = await start_node(nursery, discovery=None)
+    assert off.blacklist() is None
+    assert (await execute(off, "/blacklist")).lines[0].startswith("flood control is off")
     node = await flood_node(nursery, flood=FloodConfig(origin_burst=3, origin_rate=0.5))
     for i in range(3):
-        execute_line(node, f"line {i}")
-    (refused,) = execute(node, "one too many").lines
+        await execute_line(node, f"line {i}")
+    (refused,) = (await execute(node, "one too many")).lines
     assert refused.startswith(
         "not sent: peers accept 3 messages at once, then 0.5 a second, from one sender; wait "
     )
-    assert execute(node, "/me waves").lines[0].startswith("not sent: peers accept")
+    assert (await execute(node, "/me waves")).lines[0].startswith("not sent: peers accept")
 
 
 async def test_a_connection_sending_invalid_messages_is_cut_and_its_host_listed(nursery):
@@ -424,7 +430,7 @@ async def test_a_connection_sending_invalid_messages_is_cut_and_its_host_listed(
         await send(good, wire("still here"))
         await box.wait_for(lambda got: got == ["still here"])
     assert node.stats.invalid == DEFAULTS.penalty_limit + 1  # the last one used up the credit
-    (listed,) = execute(node, "/blacklist").lines[1:]
+    (listed,) = (await execute(node, "/blacklist")).lines[1:]
     assert listed.startswith(
         "  host 127.0.0.1: 101 invalid messages (claiming to be from 127.0.0.1:9"
     )

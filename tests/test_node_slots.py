@@ -11,12 +11,17 @@ import trio
 import trio.testing
 
 from whisper.connmgr import DEFAULT_ACTIVE_FOR, DEFAULT_GRACE
+from whisper.peers import ConnectionConfig
 
-from .helpers import inbox, origin, send, sink, start_node, wire
+from .helpers import inbox, origin, outgoing, send, sink, start_node, wire
 
 TIMEOUT = 600  # virtual seconds (autojump clock): the waits here are 5 and 60 s
 SLOTS = 8
 NOWHERE = "a peer with no address"  # an Addr the node does not dial
+
+
+def incoming(node) -> int:
+    return sum(not p.outgoing for p in node.peers())
 
 
 async def closed(stream: trio.SocketStream) -> bool:
@@ -28,13 +33,15 @@ async def closed(stream: trio.SocketStream) -> bool:
 
 async def test_idle_connections_do_not_lock_out_an_honest_newcomer(nursery, autojump_clock):
     relay = await sink(nursery)
-    node = await start_node(nursery, max_incoming=SLOTS, peers=[relay.addr])
+    node = await start_node(
+        nursery, connections=ConnectionConfig(max_incoming=SLOTS), peers=[relay.addr]
+    )
     box = await inbox(nursery, node)
     with trio.fail_after(TIMEOUT):
         await relay.wait_for(lambda s: s.connections == 1)
         idle = [await origin(node) for _ in range(SLOTS)]  # they never say anything
         await trio.testing.wait_all_tasks_blocked()
-        assert len(node.table.incoming) == SLOTS
+        assert incoming(node) == SLOTS
         assert await closed(await origin(node))  # every slot is new: the newcomer waits
         await trio.sleep(DEFAULT_GRACE)
         newcomer = await origin(node)
@@ -47,7 +54,7 @@ async def test_idle_connections_do_not_lock_out_an_honest_newcomer(nursery, auto
         await relay.wait_for(lambda s: {"and another", "still here"} <= set(s.bodies))
         assert await closed(idle[1])
     assert box.bodies == ["hello from a newcomer", "and another", "still here"]
-    assert len(node.table.incoming) == SLOTS
+    assert incoming(node) == SLOTS
 
 
 @pytest.mark.parametrize("announced", ["by a message each", "by discovery"])
@@ -55,7 +62,7 @@ async def test_fake_listeners_do_not_keep_real_newcomers_out(nursery, autojump_c
     """Fakes that accept (half of them read, half never do) fill every outgoing slot; two
     real newcomers that speak are dialled (once the fakes have been quiet long enough) and
     get relayed messages."""
-    node = await start_node(nursery, max_outgoing=SLOTS)
+    node = await start_node(nursery, connections=ConnectionConfig(max_outgoing=SLOTS))
     conn = await origin(node)
     fakes = [await sink(nursery, read=i % 2 == 0) for i in range(SLOTS)]
     with trio.fail_after(TIMEOUT):
@@ -71,7 +78,7 @@ async def test_fake_listeners_do_not_keep_real_newcomers_out(nursery, autojump_c
         await send(conn, wire("too early", addr=newcomers[0].addr))
         await send(conn, wire("marker", addr=NOWHERE))
         await fakes[0].wait_for(lambda s: "marker" in s.bodies)
-        assert set(node.links) == {fake.addr for fake in fakes}  # every fake is too new
+        assert set(outgoing(node)) == {fake.addr for fake in fakes}  # every fake is too new
         await trio.sleep(quiet)
         for newcomer in newcomers:
             await send(conn, wire("a real newcomer", addr=newcomer.addr))
@@ -80,6 +87,6 @@ async def test_fake_listeners_do_not_keep_real_newcomers_out(nursery, autojump_c
         await send(conn, wire("for everyone", addr=NOWHERE))
         for newcomer in newcomers:
             await newcomer.wait_for(lambda s: "for everyone" in s.bodies)
-    assert len(node.links) == SLOTS
-    assert {n.addr for n in newcomers} < set(node.links)
-    assert {fake.addr for fake in fakes[:2]}.isdisjoint(node.links)  # the oldest gave way
+    assert len(outgoing(node)) == SLOTS
+    assert {n.addr for n in newcomers} < set(outgoing(node))
+    assert {fake.addr for fake in fakes[:2]}.isdisjoint(outgoing(node))  # the oldest gave way

@@ -284,8 +284,7 @@ def test_leaving_closes_the_connections() -> None:
         s.type(f"/quit{ENTER}")
 
     screen = run_screen(script)
-    assert screen.node.links == {}
-    assert screen.node.table.incoming == {}
+    assert screen.node.peers() == []
 
 
 def test_the_node_failing_to_start_is_raised_before_any_screen() -> None:

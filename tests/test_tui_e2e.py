@@ -200,7 +200,7 @@ async def test_chat_in_a_real_terminal(tmp_path: Path) -> None:
         screen = await tmux.exited()
         assert "exit status 0\nisig icanon echo" in screen
         with trio.fail_after(TIMEOUT):  # alice closed her link to bob
-            while bob.node.table.incoming:
+            while any(not p.outgoing for p in bob.node.peers()):
                 await trio.sleep(POLL)
 
     history = data / "whisper-p2p" / "history"

@@ -37,7 +37,7 @@ def test_history_then_a_file_then_save(tmp_path: Path) -> None:
         bob.node.say("/me waved before phil came")
         await bob.linked_to(s.node.addr)  # bob's link to phil: the backlog goes first
         await s.until(lambda: "* bob waved before phil came" in s.log())
-        execute(bob.node, f"/send {picture}")
+        await execute(bob.node, f"/send {picture}")
         await s.until(lambda: "/save 1" in s.log())
         s.type(f"/save 1 {tmp_path / 'saved.gif'}{ENTER}")
         await s.until(lambda: "saved #1 as" in s.log())

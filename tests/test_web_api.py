@@ -194,13 +194,13 @@ async def test_bad_bodies_are_400_and_the_node_carries_on(web, body, why):
 
 
 async def test_a_body_over_the_message_size_is_413_and_the_connection_stays_usable(web):
-    huge = json.dumps({"Body": "x" * (web.node.config.max_message_size + 10)})
+    huge = json.dumps({"Body": "x" * (web.node.config.limits.max_size + 10)})
     r = await web.client.post("/api/messages", content=huge)
     assert r.status_code == 413 and "larger than" in r.json()["error"]
     # the same keep-alive connection: hypercorn read the rest, so the next request works
     assert (await web.client.get("/api/peers")).status_code == 200
     # within the request's limit, but not once ID, Addr, Nick and Timestamp are added
-    big = json.dumps({"Body": "x" * (web.node.config.max_message_size - 100)})
+    big = json.dumps({"Body": "x" * (web.node.config.limits.max_size - 100)})
     r = await web.client.post("/api/messages", content=big)
     assert r.status_code == 413 and "too long" in r.json()["error"]
 

@@ -40,23 +40,31 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .addr import dialable
 from .codec import encode_object
+from .freshness import HISTORY_AGE
 from .message import Message
 
 DEFAULT_BACKLOG = 50
 MAX_BACKLOG = 10_000
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 HISTORY_KEY = "History"
-#: A message whose Timestamp is older than this on arrival is history (twice the allowed skew).
-HISTORY_AGE = 120.0
 #: Never replay a message older than this (PROTOCOL.md §7.3).
 REPLAY_MAX_AGE = 480.0
 #: Replay only what the receiver will still accept for this long after we decided.
 REPLAY_MARGIN = 60.0
+
+
+@dataclass(frozen=True)
+class BacklogConfig:
+    """``Config.backlog``: messages replayed on each new connection (0: off), bytes kept."""
+
+    entries: int = DEFAULT_BACKLOG
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
 def replay_age(memory: float, skew: float) -> float:
@@ -134,6 +142,12 @@ class Backlog:
         while len(self._entries) > 2 * self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries.values())))
         return True
+
+    def extend(self, items: Sequence[tuple[Message, int]]) -> None:
+        """``add`` each of ``items`` (message, encoded size), in order."""
+        add = self.add
+        for message, size in items:
+            add(message, size)
 
     def _drop(self, entry: Entry) -> None:
         """Forget an entry that is the oldest of its author (every bound drops those)."""

@@ -40,13 +40,16 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from .addr import AddressError, check_host, format_hostport, outward_ipv4, parse_hostport
-from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG
+from .backlog import DEFAULT_BACKLOG, MAX_BACKLOG, BacklogConfig
+from .codec import Limits
 from .commands import nick_problem
-from .discovery_policy import DISCOVERY_PORT
-from .files import FileError, user_path
+from .config import Config
+from .discovery_policy import DISCOVERY_PORT, DiscoveryConfig
+from .files import FileError, FilesConfig
+from .files_io import user_path
 from .flood_flags import add_flood_flags, flood_from_args
 from .loglimit import RepeatLimit
-from .node import Config, Node
+from .node import Node
 from .sanitize import for_terminal
 
 if TYPE_CHECKING:
@@ -189,12 +192,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.discovery_port is not None and not 1 <= args.discovery_port <= 65535:
         raise AddressError(f"-discovery-port {args.discovery_port}: must be 1-65535")
     if args.no_discovery or (args.discovery_port is None and _loopback(config.host)):
-        config.discovery_port = None
+        config.discovery = None
     else:
-        config.discovery_port = args.discovery_port or DISCOVERY_PORT
+        config.discovery = DiscoveryConfig(args.discovery_port or DISCOVERY_PORT)
     if not 0 <= args.backlog <= MAX_BACKLOG:
         raise AddressError(f"-backlog {args.backlog}: must be 0-{MAX_BACKLOG}")
-    config.backlog = args.backlog
+    config.backlog = BacklogConfig(entries=args.backlog)
     if args.downloads is not None:
         try:
             downloads = user_path(args.downloads)
@@ -202,11 +205,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise AddressError(f"-downloads {exc}") from None
         if not downloads.is_dir():
             raise AddressError(f"-downloads {args.downloads}: not a directory")
-        config.downloads = downloads.resolve()
+        config.files = FilesConfig(downloads=downloads.resolve())
     if args.max_message_size is not None:
         if args.max_message_size < 1024:
             raise AddressError("-max-message-size must be at least 1024")
-        config.max_message_size = args.max_message_size
+        config.limits = Limits(max_size=args.max_message_size)
     try:
         config.flood = flood_from_args(args)
     except ValueError as exc:

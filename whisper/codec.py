@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from typing import Any
 import ijson
 from ijson.utils import sendable_list
 
+from .escapes import SurrogateEscapes
 from .message import Message
 
 DEFAULT_MAX_SIZE = 1024 * 1024
@@ -77,66 +77,22 @@ _PARSE_ERRORS = (ijson.JSONError, ValueError, ArithmeticError, OverflowError)
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What one message may hold (see the rules above); ``Config.limits``."""
+
+    max_size: int = DEFAULT_MAX_SIZE
+    max_depth: int = DEFAULT_MAX_DEPTH
+    max_values: int = DEFAULT_MAX_VALUES
+
+    def decoder(self) -> Decoder:
+        return Decoder(max_size=self.max_size, max_depth=self.max_depth, max_values=self.max_values)
+
+
+@dataclass(frozen=True, slots=True)
 class Violation:
     """The remote broke the protocol; drop the connection.  ``reason`` is for the log."""
 
     reason: str
-
-
-_HIGH = rb"[dD][89abAB][0-9a-fA-F]{2}"
-_LOW = rb"[dD][c-fC-F][0-9a-fA-F]{2}"
-#: Where a slice may hold a surrogate escape at all (the fast path skips the others).
-_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
-#: An escaped lone surrogate: group 1 is what comes before its ``uXXXX`` and is kept.  Each
-#: branch starts at the first backslash of a run (none before it), whose length says which
-#: backslashes begin escapes: an odd run ends with one.  Linear: a run is tried from its start.
-_LONE_SURROGATE = re.compile(
-    rb"(\\(?<!\\\\)(?:"
-    rb"(?:\\\\)*(?=u" + _HIGH + rb"(?!\\u" + _LOW + rb"))"  # a high no low follows
-    rb"|(?:\\\\)+(?=u" + _LOW + rb")"  # a low after escaped backslashes
-    rb"|(?<!\\u" + _HIGH + rb"\\)(?=u" + _LOW + rb")"  # a low after no high
-    rb"|\\(?:\\\\)*u" + _HIGH + rb"\\(?=u" + _LOW + rb")"  # a low after "\\uD800" as text
-    rb"))u[0-9a-fA-F]{4}"
-)
-#: The end of a slice that may be the first half of what _LONE_SURROGATE must see whole.
-_PARTIAL = re.compile(
-    rb"\\(?:u(?:[dD](?:[89a-fA-F][0-9a-fA-F]?)?)?)?\Z"
-    rb"|\\u" + _HIGH + rb"(?:\\(?:u(?:[dD](?:[c-fC-F][0-9a-fA-F]?)?)?)?)?\Z"
-)
-
-
-class SurrogateEscapes:
-    """Rewrites escaped lone surrogates to ``\\ufffd`` in a byte stream (module rules)."""
-
-    def __init__(self) -> None:
-        self._held = b""
-
-    def feed(self, data: bytes) -> bytes:
-        """The bytes that may go to the parser now, rewritten; the rest is kept for later."""
-        if self._held:
-            data, self._held = self._held + data, b""
-        hint = _SURROGATE_HINT.search(data)
-        if b"\\" in data[-12:]:
-            cut = self._partial(data)
-            data, self._held = data[:cut], data[cut:]
-        return _LONE_SURROGATE.sub(rb"\1ufffd", data) if hint else data
-
-    def flush(self) -> bytes:
-        """What was kept back, at the end of the stream."""
-        held, self._held = self._held, b""
-        return _LONE_SURROGATE.sub(rb"\1ufffd", held)
-
-    @staticmethod
-    def _partial(data: bytes) -> int:
-        """Where a possibly unfinished surrogate escape (or pair) at the end starts."""
-        found = _PARTIAL.search(data, max(0, len(data) - 12))
-        while found:
-            start = found.start()
-            before = data[: start + 1]
-            if (len(before) - len(before.rstrip(b"\\"))) % 2:  # an odd run: it begins an escape
-                return start
-            found = _PARTIAL.search(data, start + 1)
-        return len(data)
 
 
 class Decoder:
@@ -276,13 +232,19 @@ class Decoder:
         """Turn parser events into objects; return a violation reason or None.
 
         Each value (a scalar, or a container when it opens) counts once against max_values.
+        Called once per slice on every event of every message: the open container and
+        whether it is a dict are kept in locals, and scalars (most events) are tested first.
         """
         events = self._events
+        if not events:
+            return None
         stack = self._stack
         keys = self._keys
         values = self._values
         strings = self._strings
         max_values = self.max_values
+        top = stack[-1] if stack else None  # the open container values go into
+        in_dict = type(top) is dict
         try:
             for event, value in events:
                 if event == "map_key":
@@ -290,40 +252,48 @@ class Decoder:
                     if exact:
                         strings += _sizeof(value)
                     continue
-                if event == "end_map" or event == "end_array":
-                    value = stack.pop()
-                    keys.pop()
-                    if not stack:
-                        out.append(value)
-                        values = strings = 0
-                        continue
-                else:
+                if event in _SCALARS:
                     values += 1
                     if values > max_values:
                         return f"more than {max_values} JSON values in one message"
-                    if event == "start_map" or event == "start_array":
-                        if not stack and event == "start_array":
-                            return "top-level value is not an object"
-                        if len(stack) >= self.max_depth:
-                            return f"nested deeper than {self.max_depth} levels"
-                        stack.append({} if event == "start_map" else [])
-                        keys.append(None)
-                        continue
-                    if not stack:
+                    if top is None:
                         return "top-level value is not an object"
-                    if exact and event == "string":
-                        strings += _sizeof(value)
+                    if event == "string":
+                        if exact:
+                            strings += _sizeof(value)
                     elif event == "number" and (
                         value in _INFINITIES
                         or value != value
                         or (type(value) is int and not _INT64_MIN <= value <= _INT64_MAX)
                     ):
                         return "number out of range"
-                parent = stack[-1]
-                if type(parent) is dict:
-                    parent[keys[-1]] = value
+                elif event == "end_map" or event == "end_array":
+                    value = stack.pop()
+                    keys.pop()
+                    if not stack:
+                        out.append(value)
+                        values = strings = 0
+                        top = None
+                        continue
+                    top = stack[-1]
+                    in_dict = type(top) is dict
+                else:  # start_map, start_array
+                    values += 1
+                    if values > max_values:
+                        return f"more than {max_values} JSON values in one message"
+                    if top is None and event == "start_array":
+                        return "top-level value is not an object"
+                    if len(stack) >= self.max_depth:
+                        return f"nested deeper than {self.max_depth} levels"
+                    in_dict = event == "start_map"
+                    top = {} if in_dict else []
+                    stack.append(top)
+                    keys.append(None)
+                    continue
+                if in_dict:
+                    top[keys[-1]] = value  # type: ignore[index]
                 else:
-                    parent.append(value)
+                    top.append(value)  # type: ignore[union-attr]
             return None
         finally:
             self._values = values
@@ -332,6 +302,7 @@ class Decoder:
 
 
 _sizeof = sys.getsizeof
+_SCALARS = frozenset(("string", "number", "boolean", "null"))
 _INFINITIES = (float("inf"), float("-inf"))
 # yajl (ijson's C backend) refuses -2**63 as an overflow; the pure backend must agree.
 _INT64_MIN, _INT64_MAX = -(2**63 - 1), 2**63 - 1

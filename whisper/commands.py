@@ -5,26 +5,31 @@ Rules:
   an empty or blank line sends nothing.  ``//text`` sends ``/text``.
 - ``/me TEXT`` sends the Body ``/me TEXT``, which front ends show as an action (PROTOCOL.md
   §2.4); peers that do not know the convention show the text as typed.
-- A command that fails, or a typo, returns a one-line hint; ``execute`` never raises for user
-  input.
-- Commands that only concern a display (``/clear``, ``/show N``, and the keys ``/help``
-  adds) are reported in the ``Reply`` for the front end to act on.
-- ``/send``, ``/files`` and ``/save`` are file transfer (extension 10, ``files.py``): a file
-  is read, or written, here and at once; either is at most one message's size.
+- ``execute`` uses only the node's public interface and never raises for user input: a
+  command that fails, or a typo, returns a one-line hint.
+- A ``Reply`` is data: English ``lines`` that are *not* cleaned for any display (they may
+  quote what a peer or the user wrote; each front end cleans them its own way), the typed
+  result in ``data`` (a ``Dialled``, ``PeerInfo`` rows, blacklist entries, files ...) for
+  front ends that render it themselves (the JSON API), and what only concerns a display
+  (``clear``, ``quit``, ``/show N``, and the keys ``/help`` adds) for the front end to act on.
+- ``/send``, ``/files`` and ``/save`` are file transfer (extension 10, ``files.py``): reading
+  and writing the file (``files_io.py``) run in a worker thread, off the event loop.
 - ``/blacklist`` and ``/unblock`` are flood control (extension 12, ``flood.py``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
-from . import files
-from .addr import AddressError, format_hostport, parse_hostport
+from . import files, files_io
+from .addr import AddressError
 from .node import Node
-from .sanitize import for_terminal
+from .peers import Dialled
 
 MAX_NICK = 32
 
@@ -34,6 +39,7 @@ class Reply:
     lines: list[str] = field(default_factory=list)
     quit: bool = False
     clear: bool = False
+    data: Any = None
     show: int | None = None  # /show N: the number of a message the display cut short
     help: bool = False  # /help: a front end adds its own keys
 
@@ -57,26 +63,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def execute(node: Node, line: str) -> Reply:
+async def execute(node: Node, line: str) -> Reply:
     if not line.startswith("/") or line.startswith("//"):
         text = line[1:] if line.startswith("//") else line
-        if text.strip():
-            try:
-                node.say(text)
-            except ValueError as exc:
-                return Reply([f"not sent: {exc}"])
-        return Reply()
+        return _say(node, text) if text.strip() else Reply()
     name, _, arg = line[1:].partition(" ")
-    arg = arg.strip()
     handler = _HANDLERS.get(name.lower())
     if handler is None:
-        return Reply([f"unknown command /{for_terminal(name)}: type /help for the list"])
-    return handler(node, arg)
+        return Reply([f"unknown command /{name}: type /help for the list"])
+    reply = handler(node, arg.strip())
+    return await reply if isinstance(reply, Awaitable) else reply
 
 
 def usage(name: str) -> str:
     args, _ = COMMANDS[name]
     return f"usage: /{name} {args}".rstrip()
+
+
+def _say(node: Node, text: str, extra: dict[str, str] | None = None) -> Reply:
+    try:
+        message = node.say(text, extra)
+    except ValueError as exc:
+        return Reply([f"not sent: {exc}"])
+    return Reply(data=message)
 
 
 def _help(node: Node, arg: str) -> Reply:
@@ -105,24 +114,25 @@ def _nick(node: Node, arg: str) -> Reply:
     return Reply([f"you are now {arg}"])
 
 
+_NOT_DIALLED = {
+    Dialled.ALREADY: "already linked to {addr}",
+    Dialled.OURSELVES: "{addr} is our own address",
+    Dialled.BLACKLISTED: "{addr} is blacklisted (flood control): /unblock it first",
+    Dialled.FULL: "not connecting to {addr}: already {n} outgoing links, the most we keep "
+    "(/disconnect one, /peers lists them)",
+}
+
+
 def _connect(node: Node, arg: str) -> Reply:
     if not arg:
         return Reply([usage("connect")])
     try:
-        if node.flood is not None and node.flood.blocked(_hostport(arg), trio.current_time()):
-            return Reply([f"{for_terminal(arg)} is blacklisted (flood control): /unblock it first"])
-        full = len(node.table.outgoing) >= node.table.max_outgoing
-        started = node.connect(arg)
+        verdict = node.connect(arg)
     except AddressError as exc:
         return Reply([f"{exc}; {usage('connect')}"])
-    if not started and full and _hostport(arg) not in node.table.outgoing:
-        return Reply(
-            [
-                f"not connecting to {arg}: already {len(node.table.outgoing)} outgoing links, "
-                "the most we keep (/disconnect one, /peers lists them)"
-            ]
-        )
-    return Reply([f"connecting to {arg}" if started else f"already linked to {arg} (or it is us)"])
+    text = _NOT_DIALLED.get(verdict, "connecting to {addr}")
+    n = sum(p.outgoing for p in node.peers())
+    return Reply([text.format(addr=arg, n=n)], data=verdict)
 
 
 def _disconnect(node: Node, arg: str) -> Reply:
@@ -130,62 +140,58 @@ def _disconnect(node: Node, arg: str) -> Reply:
         return Reply([usage("disconnect")])
     try:
         if node.disconnect(arg):
-            return Reply()
+            return Reply(data=True)
     except AddressError as exc:
         return Reply([f"{exc}; {usage('disconnect')}"])
-    return Reply([f"no outgoing link to {arg}: /peers lists them"])
+    return Reply([f"no outgoing link to {arg}: /peers lists them"], data=False)
 
 
 def _peers(node: Node, arg: str) -> Reply:
-    now = trio.current_time()
-    table = node.table
+    peers = node.peers()
     rows = [
-        f"  out {p.addr}  {p.state.value} {now - p.since:.0f}s"
-        + (f"  ({for_terminal(p.last_error)})" if p.last_error else "")
-        for p in table.outgoing.values()
+        f"  {'out' if p.outgoing else 'in '} {p.addr}  {p.state} {p.seconds:.0f}s"
+        + (f"  ({p.last_error})" if p.last_error else "")
+        for p in peers
     ]
-    rows += [f"  in  {p.addr}  connected {now - p.since:.0f}s" for p in table.incoming.values()]
-    head = f"{len(table.outgoing)} outgoing, {len(table.incoming)} incoming; we are {node.addr}"
-    return Reply([head, *rows])
+    out = sum(p.outgoing for p in peers)
+    head = f"{out} outgoing, {len(peers) - out} incoming; we are {node.addr}"
+    return Reply([head, *rows], data=peers)
 
 
 def _me(node: Node, arg: str) -> Reply:
-    if not arg:
-        return Reply([usage("me")])
-    try:
-        node.say(f"/me {arg}")
-    except ValueError as exc:
-        return Reply([f"not sent: {exc}"])
-    return Reply()
+    return _say(node, f"/me {arg}") if arg else Reply([usage("me")])
 
 
-def _send(node: Node, arg: str) -> Reply:
+async def _send(node: Node, arg: str) -> Reply:
     """Extension 10: a file message (PROTOCOL.md §7.2)."""
     path = _unquote(arg)
     if not path:
         return Reply([usage("send")])
+    limit = node.config.limits.max_size
     try:
-        outgoing = files.prepare(path, node.config.max_message_size)
-        node.say(outgoing.body, outgoing.extra)
-    except (files.FileError, ValueError) as exc:
-        return Reply([f"not sent: {for_terminal(str(exc))}"])
-    return Reply([f"sent {for_terminal(outgoing.name)} ({files.human_size(outgoing.size)})"])
+        outgoing = await trio.to_thread.run_sync(files_io.prepare, path, limit)
+    except files.FileError as exc:
+        return Reply([f"not sent: {exc}"])
+    reply = _say(node, outgoing.body, outgoing.extra)
+    if not reply.lines:
+        reply.lines = [f"sent {outgoing.name} ({files.human_size(outgoing.size)})"]
+    return reply
 
 
 def _files(node: Node, arg: str) -> Reply:
-    kept = node.files.files()
+    kept = node.files()
     if not kept:
-        return Reply(["no files received; nothing is written unless you /save it"])
+        return Reply(["no files received; nothing is written unless you /save it"], data=kept)
     head = (
-        f"{len(kept)} file(s), {files.human_size(node.files.nbytes)}, in memory; "
+        f"{len(kept)} file(s), {files.human_size(sum(f.size for f in kept))}, in memory; "
         "/save N [PATH] writes one"
     )
     rows = [
-        f"  #{f.number}  {for_terminal(f.describe())}  from {for_terminal(f.sender)}"
+        f"  #{f.number}  {f.describe()}  from {f.sender}"
         f"  {time.strftime('%H:%M', time.localtime(f.received))}"
         for f in kept
     ]
-    return Reply([head, *rows])
+    return Reply([head, *rows], data=kept)
 
 
 def _number(text: str) -> int | None:
@@ -202,19 +208,20 @@ def _show(node: Node, arg: str) -> Reply:
     return Reply([usage("show")]) if number is None else Reply(show=number)
 
 
-def _save(node: Node, arg: str) -> Reply:
+async def _save(node: Node, arg: str) -> Reply:
     text, _, target = arg.partition(" ")
     number = _number(text)
     if number is None:
         return Reply([usage("save")])
-    stored = node.files.get(number)
-    if stored is None:
-        return Reply([node.files.missing(number)])
+    stored = node.file(number)
+    if isinstance(stored, str):
+        return Reply([stored])
+    downloads = node.config.files.downloads
     try:
-        path = files.save(stored, _unquote(target), node.config.downloads)
+        path = await trio.to_thread.run_sync(files_io.save, stored, _unquote(target), downloads)
     except files.FileError as exc:
-        return Reply([f"not saved: {for_terminal(str(exc))}"])
-    return Reply([f"saved #{stored.number} as {for_terminal(str(path))}"])
+        return Reply([f"not saved: {exc}"])
+    return Reply([f"saved #{stored.number} as {path}"], data=path)
 
 
 def _unquote(text: str) -> str:
@@ -227,28 +234,24 @@ def _unquote(text: str) -> str:
 
 def _blacklist(node: Node, arg: str) -> Reply:
     """Extension 12: who flood control cut off (PROTOCOL.md §7.4)."""
-    if node.flood is None:
+    entries = node.blacklist()
+    if entries is None:
         return Reply(["flood control is off (-no-flood-control): nobody is blacklisted"])
-    now = trio.current_time()
-    entries = node.flood.blacklist.entries(now)
     if not entries:
-        return Reply(["nobody is blacklisted"])
-    rows = [f"  {for_terminal(e.describe(now))}" for e in entries]
-    return Reply([f"{len(entries)} blacklisted; /unblock ADDR lifts an entry", *rows])
+        return Reply(["nobody is blacklisted"], data=entries)
+    rows = [f"  {e.text}" for e in entries]
+    return Reply([f"{len(entries)} blacklisted; /unblock ADDR lifts an entry", *rows], data=entries)
 
 
 def _unblock(node: Node, arg: str) -> Reply:
     if not arg:
         return Reply([usage("unblock")])
-    if node.flood is None:
+    if node.blacklist() is None:
         return Reply(["flood control is off (-no-flood-control): nothing to unblock"])
-    if not node.flood.unblock(arg):
-        return Reply([f"{for_terminal(arg)} is not blacklisted: /blacklist lists the entries"])
-    return Reply([f"unblocked {for_terminal(arg)}"])
-
-
-def _hostport(text: str) -> str:
-    return format_hostport(*parse_hostport(text))
+    lifted = node.unblock(arg)
+    if not lifted:
+        return Reply([f"{arg} is not blacklisted: /blacklist lists the entries"], data=lifted)
+    return Reply([f"unblocked {arg}"], data=lifted)
 
 
 def _clear(node: Node, arg: str) -> Reply:
@@ -259,7 +262,7 @@ def _quit(node: Node, arg: str) -> Reply:
     return Reply(quit=True)
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[Node, str], Reply | Awaitable[Reply]]] = {
     "help": _help,
     "nick": _nick,
     "connect": _connect,

@@ -2,9 +2,11 @@
 
 Rules (the decisions themselves are in ``discovery_policy.py``):
 
-- ``Node.run`` starts ``run_discovery`` when ``config.discovery_port`` is not None, after the
+- ``Node.run`` starts ``run_discovery`` when ``Config.discovery`` is not None, after the
   TCP listener is bound and before it reports ready.  The first announcement is sent before
   ``task_status.started()``.
+- It sees the node only through ``DiscoveryHost``: our address, the public ``peers()``
+  snapshot and ``learned`` (the node's automatic dial path); nothing of its internals.
 - Announcements go out from a UDP socket bound to our own address (and, where the OS allows,
   to the interface that owns it, ``SO_BINDTODEVICE``), to that interface's directed
   broadcast address only; ``check_destination`` guards every send.  A peer bound to loopback
@@ -12,8 +14,8 @@ Rules (the decisions themselves are in ``discovery_policy.py``):
 - We listen on ``0.0.0.0:discovery_port`` with ``SO_REUSEADDR`` and ``SO_REUSEPORT``, so that
   every peer on a host shares the port and each one gets every broadcast.  A port we cannot
   bind is a warning, not a failure of the node: it goes on without hearing.
-- What we hear goes through ``judge`` and ``DialPolicy`` and then to ``Node.learned``, the
-  node's automatic dial path (never our own address, never one we have a link to).
+- What we hear goes through ``judge`` and ``DialPolicy`` and then to ``learned`` (never our
+  own address, never one we have a link to).
   Ignored datagrams are logged at debug level, the first ``LOGGED_IGNORED`` of them.
 - Send errors (interface down, firewall) are logged once per episode and never raised.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import logging
 import socket
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import psutil
 import trio
@@ -35,6 +37,7 @@ from .discovery_policy import (
     AnnounceSchedule,
     Decision,
     DialPolicy,
+    DiscoveryConfig,
     Endpoint,
     InterfaceAddress,
     Scope,
@@ -45,10 +48,7 @@ from .discovery_policy import (
     on_behalf,
     parse_endpoint,
 )
-from .peers import State
-
-if TYPE_CHECKING:
-    from .node import Node
+from .engine.snapshots import PeerInfo
 
 LOGGED_IGNORED = 20
 
@@ -102,10 +102,19 @@ async def open_sender(scope: Scope) -> trio.socket.SocketType:
     return sock
 
 
+class DiscoveryHost(Protocol):
+    """What discovery needs of the node (``Node`` is one)."""
+
+    @property
+    def addr(self) -> str: ...
+    def peers(self) -> list[PeerInfo]: ...
+    def learned(self, addr: str) -> bool: ...
+
+
 class Discovery:
     """One node's discovery: a listener task and an announcer task around the pure policy."""
 
-    def __init__(self, node: Node, scope: Scope, port: int, interval: float) -> None:
+    def __init__(self, node: DiscoveryHost, scope: Scope, port: int, interval: float) -> None:
         self.node = node
         self.scope = scope
         self.port = port
@@ -133,7 +142,7 @@ class Discovery:
             self._ignored(f"from {source}: {verdict}")
             return
         addr = str(verdict)
-        if addr in self.node.links:
+        if any(p.outgoing and p.addr == addr for p in self.node.peers()):
             return
         decision = self.policy.decide(addr, trio.current_time())
         if decision is not Decision.DIAL:
@@ -164,9 +173,7 @@ class Discovery:
             return
         endpoints = [self.own]
         if kind is Announcement.ROUND:
-            known = [
-                p.addr for p in self.node.table.outgoing.values() if p.state is State.CONNECTED
-            ]
+            known = [p.addr for p in self.node.peers() if p.outgoing and p.connected]
             own = str(self.own)
             endpoints += on_behalf(known, self.scope, own, self.schedule.rounds)
         for endpoint in endpoints:
@@ -189,17 +196,21 @@ class Discovery:
 
 
 async def run_discovery(
-    node: Node, *, task_status: trio.TaskStatus[Discovery | None] = trio.TASK_STATUS_IGNORED
+    node: DiscoveryHost,
+    config: DiscoveryConfig,
+    bound: str,
+    *,
+    task_status: trio.TaskStatus[Discovery | None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Announce and listen for ``node`` until cancelled (see the module's rules)."""
-    port = node.config.discovery_port
-    assert port is not None
-    scope = choose_scope(node.config.host, parse_hostport(node.addr)[0], interface_addresses())
+    """Announce and listen for ``node`` (bound to the IP ``bound``) until cancelled (see the
+    module's rules)."""
+    port = config.port
+    scope = choose_scope(bound, parse_hostport(node.addr)[0], interface_addresses())
     if scope is None:
         log.info("discovery off: no IPv4 interface owns %s", node.addr)
         task_status.started(None)
         return
-    discovery = Discovery(node, scope, port, node.config.discovery_interval)
+    discovery = Discovery(node, scope, port, config.interval)
     try:
         listener = await open_listener(port)
     except OSError as exc:

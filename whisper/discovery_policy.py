@@ -54,6 +54,14 @@ _OCTET = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
 _DATAGRAM = re.compile(rb"(%s(?:\.%s){3}):([1-9][0-9]{0,4})" % (_OCTET, _OCTET))
 
 
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """``Config.discovery`` (None: no discovery): the UDP port, and how often we announce."""
+
+    port: int = DISCOVERY_PORT
+    interval: float = ANNOUNCE_INTERVAL
+
+
 class Endpoint(NamedTuple):
     ip: IPv4Address
     port: int

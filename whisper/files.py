@@ -1,4 +1,4 @@
-"""File transfer (extension 10): file messages out; received files kept in memory, saved on request.
+"""File transfer (extension 10): file messages out; received files kept in memory.  Pure.
 
 Rules (PROTOCOL.md §7.2 is normative):
 
@@ -21,9 +21,7 @@ Rules (PROTOCOL.md §7.2 is normative):
   ``FileName`` of more than ``MAX_RECEIVED_NAME`` characters rejects the file, and a name is
   cut to ``MAX_NORMALIZED`` characters (keeping the extension) *before* it is normalised to
   NFC, which is quadratic in a run of combining marks (80,000 of them took 14 s).
-- Saving never overwrites: a file is created with ``O_EXCL`` (which also refuses to follow a
-  symlink there); in a directory the first free name of ``cat.gif``, ``cat (1).gif`` ... is
-  taken.  An explicit path that exists is refused.
+- No disk I/O here: reading a file to send and saving one are ``files_io.py``.
 """
 
 from __future__ import annotations
@@ -31,9 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import mimetypes
-import os
 import re
-import stat
 import time
 import unicodedata
 from collections import OrderedDict
@@ -78,6 +74,16 @@ _DEVICES = frozenset(
     {"con", "prn", "aux", "nul", "conin$", "conout$"}
     | {f"{p}{i}" for p in ("com", "lpt") for i in [*"0123456789", "¹", "²", "³"]}
 )
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    """``Config.files``: received files kept in memory; ``downloads``: save each one there as
+    it arrives (None: only on ``/save``)."""
+
+    max_files: int = DEFAULT_MAX_FILES
+    max_bytes: int = DEFAULT_MAX_BYTES
+    downloads: Path | None = None
 
 
 class FileError(Exception):
@@ -175,34 +181,14 @@ class Outgoing:
     extra: dict[str, str]
 
 
-def user_path(text: str) -> Path:
-    """A path as the user typed it, ``~`` expanded.  Raises ``FileError`` for ``~nobody``."""
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:  # what pathlib raises for an unknown user, or no home directory
-        raise FileError(f"cannot expand {text}: no such user, or no home directory") from None
-
-
-def prepare(path_text: str, max_message_size: int) -> Outgoing:
-    """Read a file to send.  Raises ``FileError`` with a one-line reason."""
-    path = user_path(path_text)
+def file_message(filename: str, data: bytes, max_message_size: int) -> Outgoing:
+    """What to send for ``data`` read from a file called ``filename``.  Raises ``FileError``
+    when it cannot fit in one message."""
     limit = max_file_size(max_message_size)
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise FileError(f"{path} is not a regular file")
-        if info.st_size > limit:
-            raise FileError(_too_big(path.name, info.st_size, limit, max_message_size))
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
-    except FileNotFoundError:
-        raise FileError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
     if len(data) > limit:
-        raise FileError(_too_big(path.name, len(data), limit, max_message_size))
-    mime = mimetypes.guess_type(path.name)[0] or DEFAULT_TYPE
-    name = safe_name(path.name, mime)
+        raise FileError(too_big(filename, len(data), limit, max_message_size))
+    mime = mimetypes.guess_type(filename)[0] or DEFAULT_TYPE
+    name = safe_name(filename, mime)
     extra = {
         NAME_KEY: name,
         TYPE_KEY: mime,
@@ -211,7 +197,7 @@ def prepare(path_text: str, max_message_size: int) -> Outgoing:
     return Outgoing(name, len(data), describe(name, len(data), mime), extra)
 
 
-def _too_big(name: str, size: int, limit: int, max_message_size: int) -> str:
+def too_big(name: str, size: int, limit: int, max_message_size: int) -> str:
     return (
         f"{name} is {human_size(size)}: a file message must fit in "
         f"{human_size(max_message_size)}, so files up to {human_size(limit)}"
@@ -342,87 +328,3 @@ class FileStore:
             return False
         self.autosaved += cost
         return True
-
-
-# -- saving -----------------------------------------------------------------------------
-
-
-def save(stored: StoredFile, target: str | None, downloads: Path | None) -> Path:
-    """Write a received file: into ``target`` (a new file, or a directory), else into
-    ``downloads``, else the current directory.  Never overwrites.  Raises ``FileError``."""
-    if target:
-        path = user_path(target)
-        if not path.is_dir():
-            try:
-                return _create(path, stored.data)
-            except FileExistsError:
-                raise FileError(
-                    f"{path} exists: not overwritten (give a new name, or a directory)"
-                ) from None
-        directory = path
-    else:
-        directory = downloads if downloads is not None else Path.cwd()
-    return save_in(directory, stored.name, stored.data)
-
-
-def save_in(directory: Path, name: str, data: bytes) -> Path:
-    """Create ``name`` (already safe) in ``directory``, or the first free ``stem (n).ext``."""
-    if not directory.is_dir():
-        raise FileError(f"{directory} is not a directory")
-    stem, dot, ext = name.rpartition(".")
-    if not stem:
-        stem, dot, ext = name, "", ""
-    for n in range(MAX_FRESH_TRIES):
-        candidate = name if n == 0 else f"{stem} ({n}){dot}{ext}"
-        path = directory / candidate
-        if path.parent != directory:  # safe_name makes this impossible; never trust it
-            raise FileError(f"refusing the name {candidate!r}")
-        try:
-            return _create(path, data)
-        except FileExistsError:
-            continue
-    raise FileError(f"no free name for {name} in {directory}")
-
-
-def _create(path: Path, data: bytes) -> Path:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    flags |= getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags, 0o644)
-    except FileExistsError:
-        raise  # the caller picks another name, or refuses
-    except OSError as exc:
-        raise FileError(f"cannot create {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL in the path
-        raise FileError(f"cannot create {path}: {exc}") from None
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError as exc:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise FileError(f"cannot write {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    return path.resolve()
-
-
-async def autosave(
-    store: FileStore, stored: StoredFile, directory: Path, notice: Callable[[str, bool], None]
-) -> None:
-    """``-downloads DIR``: save a received file there, off the event loop; say what happened."""
-    import trio  # the one asynchronous helper here; the rest of this module is plain
-
-    if not store.may_autosave(stored):
-        notice(
-            f"file #{stored.number} not saved: {human_size(AUTOSAVE_MAX_BYTES)} already "
-            f"auto-saved this run (/save {stored.number} still works)",
-            True,
-        )
-        return
-    try:
-        path = await trio.to_thread.run_sync(save_in, directory, stored.name, stored.data)
-    except FileError as exc:
-        notice(f"file #{stored.number} not saved: {exc}", True)
-    else:
-        notice(f"saved file #{stored.number} as {path}", False)

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_SKEW = 60.0
+from .seen import DEFAULT_SKEW
+
+#: A message whose Timestamp is older than this on arrival is history (twice the allowed skew).
+HISTORY_AGE = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +77,24 @@ def check_fresh(
             False,
         )
     return None
+
+
+class Window:
+    """The window at one moment, in milliseconds, for a batch of messages: inside ``low``
+    .. ``high`` a message is fresh without a call; at the edges ``check`` decides (and says
+    why).  ``history``: a message written before it is shown as history on arrival."""
+
+    __slots__ = ("high", "history", "low", "memory", "skew", "ttl", "wall")
+
+    def __init__(
+        self, wall: float, memory: float, skew: float = DEFAULT_SKEW, ttl: float | None = None
+    ) -> None:
+        self.wall, self.memory, self.skew, self.ttl = wall, memory, skew, ttl
+        self.low = (wall - window(memory, skew)) * 1000 + 1  # a millisecond inside: no rounding
+        self.high = (wall + skew) * 1000 - 1
+        self.history = (wall - HISTORY_AGE) * 1000
+
+    def check(self, timestamp_ms: int) -> Stale | None:
+        return check_fresh(
+            timestamp_ms, now=self.wall, memory=self.memory, skew=self.skew, ttl=self.ttl
+        )

@@ -2,7 +2,8 @@
 
 Rules:
 - Each stdin line is handed to ``commands.execute`` (so ``/connect``, ``/peers``, ``/nick``,
-  ``/quit`` ... work as in the terminal UI); command replies go to stderr.
+  ``/quit`` ... work as in the terminal UI); command replies go to stderr, neutralised for
+  the terminal.
 - Each message received from the network is written to stdout as one ``nick: body`` line
   (``Addr`` when there is no nick), an action (``/me waves``) as ``* nick waves`` as the
   terminal UI shows it, neutralised for the terminal, and flushed.  With ``json_output``
@@ -97,9 +98,9 @@ async def run_headless(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_print_messages, events, stdout_fd, json_output, file_contents)
             async for line in read_lines(stdin_fd):
-                reply = execute(node, line)
+                reply = await execute(node, line)
                 for text in reply.lines:
-                    say(text)
+                    say(for_terminal(text))
                 if reply.show is not None:
                     say("/show is for the terminal UI: headless prints every message whole")
                 if reply.quit:

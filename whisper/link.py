@@ -1,24 +1,22 @@
-"""One outgoing link: the single TCP stream on which we send messages to one peer.
+"""One outgoing link's trio task: dial, write what the engine has for it, say how it went.
 
-Rules:
-- The link owns a bounded ``SendQueue`` (all queues share the node's ``SendBudget``).
-  ``enqueue`` never blocks: when the queue is full, or the budget is spent and this queue is
-  among the longest, the message is dropped for this peer only; each overflow episode is
-  logged once.
-- One task per link.  It dials (``CONNECT_TIMEOUT``), sets ``TCP_NODELAY``, then sends
-  queued messages in batches.  A write that makes no progress (not one ``SEND_CHUNK``) for
-  ``SEND_STALL_TIMEOUT`` means the peer has stalled: the link is dropped and retried later
-  like any failure, and counts as one however long the link was up (``PeerTable.failed``):
-  a peer that keeps stalling is given up on.  A slow peer that keeps reading is not stalled,
-  however long a batch or a backlog replay takes it.
+Rules (the decisions are the engine's, ``engine/links.py``; this is the I/O around them):
+- One task per link, started on the engine's ``Dial`` and stopped by ``close`` (its
+  ``CloseLink``).  It knows its ``Peer`` (the engine's handle) and a ``LinkHost`` (the
+  node) to report to, nothing else: not the peer table, not the other links.
+- It dials (``connect_timeout``), sets ``TCP_NODELAY``, reports ``link_connected``, then
+  writes whatever ``data_to_send`` hands it (the backlog replay first, then queued
+  batches), sleeping until ``wake`` when there is nothing.  Nothing is written before
+  ``link_connected``: a capability exchange (reading the peer's banner) plugs in just
+  before it and reports what the peer speaks (``caps``); what was queued meanwhile waits.
+- A write that makes no progress (not one ``SEND_CHUNK``) for ``stall_timeout`` means the
+  peer has stalled: the link is dropped and retried later like any failure, reported as a
+  stall (a peer that keeps stalling is given up on, ``PeerTable.failed``).  A slow peer
+  that keeps reading is not stalled, however long a batch or a backlog replay takes it.
 - Whispernet connections are one-way: anything the peer sends back is read and discarded,
   and its EOF tells us the link is gone.
-- After a failure the link waits as the ``PeerTable`` says, or gives up (the task returns,
-  and its queue is emptied).  The queue is kept across reconnects, so what was queued during
-  a short outage is sent.
-- On each connection the backlog replay the node attached (``replay``, extension 11) is
-  written first, before anything queued, one message at a time from the backlog's own
-  ``bytes`` (encoded once for every link).
+- After a failure it reports ``link_failed``; the engine answers with ``Retry`` (the node
+  sets ``retry_at``) or stops the task.
 """
 
 from __future__ import annotations
@@ -26,94 +24,69 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
 from .addr import parse_hostport
-from .peers import PeerTable
-from .sendqueue import SendQueue, Shared
+from .peers import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, ConnectionConfig, Peer
 
-if TYPE_CHECKING:
-    from .backlog import LinkReplay
-    from .flood import LinkBudget
-
-CONNECT_TIMEOUT = 5.0
-SEND_STALL_TIMEOUT = 10.0
 #: Progress is measured in writes of this size: a slow peer that keeps reading is not stalled.
 SEND_CHUNK = 64 * 1024
 
 log = logging.getLogger("whisper.link")
 
 
+class LinkHost(Protocol):
+    def link_connected(self, link: Peer, caps: frozenset[str] = ...) -> None: ...
+    def data_to_send(self, link: Peer) -> bytes: ...
+    def link_failed(self, link: Peer, error: str, *, stalled: bool) -> None: ...
+    def link_redial(self, link: Peer) -> None: ...
+
+
+class Stalled(str):
+    """Why a write failed, when it was a stall (no progress for the stall timeout)."""
+
+
 class OutgoingLink:
     def __init__(
         self,
-        addr: str,
-        table: PeerTable,
-        notice: Callable[[str, bool], None],
-        queue: SendQueue | None = None,
+        link: Peer,
+        host: LinkHost,
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         stall_timeout: float = SEND_STALL_TIMEOUT,
     ) -> None:
-        self.addr = addr
-        self.queue = queue if queue is not None else SendQueue()
-        self._table = table
-        self._notice = notice
+        self.link = link
+        self.addr = link.addr
+        self.retry_at: float | None = None  # set by the node on the engine's Retry
+        self._host = host
         self._connect_timeout = connect_timeout
         self._stall_timeout = stall_timeout
         self._wake: trio.Event | None = None
         self._cancel = trio.CancelScope()
-        self._stalled = False  # the last connection ended in a stall
-        self._overflows_logged = 0
         self.batches_sent = 0
-        #: Set by the node: the backlog to write first on each connection (extension 11).
-        self.replay: LinkReplay | None = None
-        #: Set by the node: what flood control lets it send the peer (extension 12).
-        self.budget: LinkBudget | None = None
 
-    def enqueue(self, data: bytes | Shared, now: float) -> None:
-        queue = self.queue
-        queued = queue.put(data, now)
-        if queue.overflows != self._overflows_logged:  # this one, or a cut by the budget
-            self._overflows_logged = queue.overflows
-            log.warning("dropping messages for %s: %s", self.addr, queue.overflow)
-        if queued and self._wake is not None:
+    def wake(self) -> None:
+        if self._wake is not None:
             self._wake.set()
 
     def close(self) -> None:
         self._cancel.cancel()
 
     async def run(self) -> None:
-        """Dial, send, redial; return when given up or closed."""
-        try:
-            with self._cancel:
-                await self._redial()
-        finally:
-            self.queue.close()  # and out of the send budget
-
-    async def _redial(self) -> None:
-        while True:
-            error = await self._connect_and_pump()
-            now = trio.current_time()
-            delay = self._table.failed(self.addr, now, error, stalled=self._stalled)
-            if delay is None:
-                self._notice(f"gave up on {self.addr}: {error}", True)
-                return
-            first = self._table.outgoing[self.addr].failures == 1
-            log.log(
-                logging.WARNING if first else logging.INFO,
-                "cannot reach %s: %s; retrying in %.1fs",
-                self.addr,
-                error,
-                delay,
-            )
-            await trio.sleep(delay)
-            self._table.connecting(self.addr, trio.current_time())
+        """Dial, send, redial; return when the engine gives up or the link is closed."""
+        with self._cancel:
+            while True:
+                error = await self._connect_and_pump()
+                self.retry_at = None
+                self._host.link_failed(self.link, error, stalled=isinstance(error, Stalled))
+                if self.retry_at is None:
+                    return
+                await trio.sleep_until(self.retry_at)
+                self._host.link_redial(self.link)
 
     async def _connect_and_pump(self) -> str:
-        self._stalled = False
         host, port = parse_hostport(self.addr)
         try:
             with trio.fail_after(self._connect_timeout):
@@ -126,13 +99,8 @@ class OutgoingLink:
             return f"not a usable host name: {exc}"
         async with stream:
             stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-            self._table.connected(self.addr, trio.current_time())
-            self._notice(f"connected to {self.addr}", False)
-            error = await self._session(stream)
-        if self.replay is not None:
-            self.replay.lost()
-        self._notice(f"lost {self.addr}: {error}", True)
-        return error
+            self._host.link_connected(self.link)
+            return await self._session(stream)
 
     async def _session(self, stream: trio.SocketStream) -> str:
         """Send until the link breaks; return why it did."""
@@ -152,44 +120,67 @@ class OutgoingLink:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_eof)
-            reason = await self._send_replay(stream) or await self._pump(stream)
+            reason = await self._pump(stream)
             nursery.cancel_scope.cancel()
         return reason
 
-    async def _send_replay(self, stream: trio.SocketStream) -> str | None:
-        """Write the backlog owed to this connection before anything queued; why it failed."""
-        for data in self.replay.connected() if self.replay is not None else ():
-            error = await self._send(stream, data)
-            if error:
-                return error
-        return None
-
     async def _pump(self, stream: trio.SocketStream) -> str:
-        queue = self.queue
         while True:
-            data = queue.take()
+            data = self._host.data_to_send(self.link)
             if not data:
                 self._wake = trio.Event()
                 await self._wake.wait()
                 self._wake = None
                 continue
-            error = await self._send(stream, data)
+            error = await send_all(stream, data, self._stall_timeout)
             if error:
                 return error
             self.batches_sent += 1
 
-    async def _send(self, stream: trio.SocketStream, data: bytes) -> str | None:
-        """Write ``data``; None when done, else why the link is broken (or stalled: no
-        ``SEND_CHUNK`` could be written for the stall timeout)."""
-        view = memoryview(data)
-        with trio.move_on_after(self._stall_timeout) as scope:
-            try:
-                for start in range(0, len(view), SEND_CHUNK):
-                    await stream.send_all(view[start : start + SEND_CHUNK])
-                    scope.deadline = trio.current_time() + self._stall_timeout  # progress
-            except (trio.BrokenResourceError, OSError) as exc:
-                return str(exc.__cause__ or exc) or "connection broken"
-        if scope.cancelled_caught:
-            self._stalled = True
-            return f"stalled: nothing could be sent for {self._stall_timeout:.0f}s"
-        return None
+
+async def send_all(stream: trio.abc.SendStream, data: bytes, stall_timeout: float) -> str | None:
+    """Write ``data``; None when done, else why the link is broken (or stalled: no
+    ``SEND_CHUNK`` could be written for ``stall_timeout``)."""
+    view = memoryview(data)
+    with trio.move_on_after(stall_timeout) as scope:
+        try:
+            for start in range(0, len(view), SEND_CHUNK):
+                await stream.send_all(view[start : start + SEND_CHUNK])
+                scope.deadline = trio.current_time() + stall_timeout  # progress
+        except (trio.BrokenResourceError, OSError) as exc:
+            return str(exc.__cause__ or exc) or "connection broken"
+    if scope.cancelled_caught:
+        return Stalled(f"stalled: nothing could be sent for {stall_timeout:.0f}s")
+    return None
+
+
+class LinkTasks:
+    """The running tasks of the outgoing links, by address: one started on each ``Dial``,
+    found again for ``Flush``, ``Retry`` and ``CloseLink`` (only if it is still that link's),
+    forgotten when it ends, which the engine is told (``ended``)."""
+
+    def __init__(self, host: LinkHost, config: ConnectionConfig, ended: Callable[[Peer], None]):
+        self._host = host
+        self._config = config
+        self._ended = ended
+        self._tasks: dict[str, OutgoingLink] = {}
+
+    def get(self, link: Peer) -> OutgoingLink | None:
+        task = self._tasks.get(link.addr)
+        return task if task is not None and task.link is link else None
+
+    def start(self, nursery: trio.Nursery, link: Peer) -> None:
+        cfg = self._config
+        task = OutgoingLink(
+            link, self._host, connect_timeout=cfg.connect_timeout, stall_timeout=cfg.stall_timeout
+        )
+        self._tasks[link.addr] = task
+        nursery.start_soon(self._run, task)
+
+    async def _run(self, task: OutgoingLink) -> None:
+        try:
+            await task.run()
+        finally:
+            if self._tasks.get(task.addr) is task:
+                del self._tasks[task.addr]
+            self._ended(task.link)

@@ -13,6 +13,11 @@ Rules:
   After ``max_failures`` consecutive failures we give up on the address; an address given up
   on is not dialled again because a message mentions it until ``give_up_for`` has passed
   (the user's ``/connect`` always dials), and is forgotten after that.
+- An outgoing peer *is* the link's state: besides the dial state it holds the link's send
+  queue, its backlog replay and the capabilities its peer announced (set by the engine).
+  ``outgoing`` is the one list of links there is; the trio shell keeps only the tasks.
+- ``should_dial`` says why an address is not dialled, as a ``Dialled`` a front end can
+  explain (``Admission.verdict``).
 - Incoming connections are listed by their remote address.  At most ``max_incoming`` in
   all, and at most ``max_per_host`` from one network (``connmgr.network``: a public IPv4
   /24 or IPv6 /64, a private address on its own), so that one machine or subnet cannot take
@@ -32,11 +37,17 @@ from __future__ import annotations
 import enum
 import ipaddress
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import connmgr
 from .connmgr import DEFAULT_ACTIVE_FOR, DEFAULT_GRACE, host_of, network
+
+if TYPE_CHECKING:
+    from .backlog import LinkReplay
+    from .flood import LinkBudget
+    from .sendqueue import SendQueue
 
 DEFAULT_MAX_OUTGOING = 128
 DEFAULT_MAX_FAILURES = 5
@@ -46,6 +57,29 @@ DEFAULT_GIVE_UP_FOR = 600.0
 DEFAULT_STABLE_AFTER = 10.0
 DEFAULT_MAX_INCOMING = 128
 DEFAULT_MAX_PER_HOST = 16
+CONNECT_TIMEOUT = 5.0
+#: A link whose writes make no progress for this long has stalled (PROTOCOL.md §5.3).
+SEND_STALL_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """How many connections, how links are dialled and retried, what a link may hold
+    waiting (``sendqueue.py``) and when it has stalled (``link.py``).  ``Config.connections``."""
+
+    max_outgoing: int = DEFAULT_MAX_OUTGOING
+    max_failures: int = DEFAULT_MAX_FAILURES
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    max_incoming: int = DEFAULT_MAX_INCOMING
+    max_per_host: int = DEFAULT_MAX_PER_HOST  # per connmgr.network; loopback exempt
+    slot_grace: float = DEFAULT_GRACE  # a new connection cannot be made to give way (connmgr.py)
+    slot_active_for: float = DEFAULT_ACTIVE_FOR  # ... nor one that produced within this
+    connect_timeout: float = CONNECT_TIMEOUT
+    stall_timeout: float = SEND_STALL_TIMEOUT
+    queue_bytes: int = 8 * 1024 * 1024  # one link's queue
+    queue_items: int = 20_000
+    send_budget: int = 64 * 1024 * 1024  # all the queues together (sendqueue.py)
+    receive_budget: int = 128 * 1024 * 1024  # all unfinished incoming messages (budget.py)
 
 
 class State(enum.Enum):
@@ -54,7 +88,21 @@ class State(enum.Enum):
     BACKOFF = "waiting to retry"
 
 
-@dataclass(slots=True)
+class Dialled(enum.Enum):
+    """Whether an address is dialled, or why not.  True only for ``STARTED``."""
+
+    STARTED = "dialling"
+    OURSELVES = "it is our own address"
+    ALREADY = "already linked"
+    FULL = "the outgoing links are at their limit"
+    GIVEN_UP = "given up on a while ago"
+    BLACKLISTED = "blacklisted by flood control"  # decided by flood.py, not by the table
+
+    def __bool__(self) -> bool:
+        return self is Dialled.STARTED
+
+
+@dataclass(slots=True, eq=False)
 class Peer:
     addr: str
     outgoing: bool
@@ -66,7 +114,14 @@ class Peer:
     opened: float = 0.0  # when it took its slot
     produced: float | None = None  # the last new message it delivered (out: from its Addr)
     pinned: bool = False  # the user asked for it: never replaced
-    close: Callable[[], None] | None = None  # the node's handle on an incoming connection
+    close: Callable[[], None] | None = None  # the engine's handle on an incoming connection
+    # -- an outgoing link's state, kept by the engine (engine/links.py) --
+    queue: SendQueue | None = None
+    replay: LinkReplay | None = None
+    caps: frozenset[str] = field(default_factory=frozenset)
+    pending: Iterator[bytes] = field(default_factory=lambda: iter(()))  # replay, then queue
+    overflows_logged: int = 0  # the queue's overflow episodes logged so far
+    budget: LinkBudget | None = None  # flood control: what a receiver accepts (flood.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +131,7 @@ class Admission:
 
     refused: str = ""
     replaces: Peer | None = None
+    verdict: Dialled = Dialled.STARTED  # an outgoing link's: why not, for front ends
 
     def __bool__(self) -> bool:
         return not self.refused
@@ -98,6 +154,7 @@ class PeerTable:
         active_for: float = DEFAULT_ACTIVE_FOR,
         rng: random.Random | None = None,
     ) -> None:
+        """Limits as in ``ConnectionConfig`` (``from_config``); ``rng`` for the jitter."""
         self.self_addr = self_addr
         self.max_outgoing = max_outgoing
         self.max_failures = max_failures
@@ -114,6 +171,19 @@ class PeerTable:
         self.incoming: dict[str, Peer] = {}
         self._given_up: dict[str, float] = {}  # addr -> clock time we gave up
 
+    @classmethod
+    def from_config(cls, config: ConnectionConfig, self_addr: str = "") -> PeerTable:
+        return cls(
+            self_addr,
+            max_outgoing=config.max_outgoing,
+            max_failures=config.max_failures,
+            backoff_base=config.backoff_base,
+            max_incoming=config.max_incoming,
+            max_per_host=config.max_per_host,
+            grace=config.slot_grace,
+            active_for=config.slot_active_for,
+        )
+
     # -- outgoing --------------------------------------------------------------------
 
     def should_dial(
@@ -123,22 +193,22 @@ class PeerTable:
         ``spoke``: a message of ``addr``'s own was just accepted.  When the table is full,
         a spoken or user-requested address replaces a link that gives way."""
         if addr == self.self_addr:
-            return Admission("it is our own address")
+            return _not(Dialled.OURSELVES)
         peer = self.outgoing.get(addr)
         if peer is not None:
             peer.pinned |= by_user
-            return Admission("linked already")
+            return _not(Dialled.ALREADY)
         gave_up = self._given_up.get(addr)
         if gave_up is not None:
             if not by_user and now - gave_up < self.give_up_for:
-                return Admission("given up on")
+                return _not(Dialled.GIVEN_UP)
             del self._given_up[addr]
         replaces = None
         if len(self.outgoing) >= self.max_outgoing:
             if by_user or spoke:
                 replaces = self._victim(self.outgoing.values(), now)
             if replaces is None:
-                return _full(f"{self.max_outgoing} outgoing links")
+                return _full(f"{self.max_outgoing} outgoing links", Dialled.FULL)
             del self.outgoing[replaces.addr]
         self.outgoing[addr] = Peer(
             addr,
@@ -253,8 +323,12 @@ class PeerTable:
         return peer
 
 
-def _full(what: str) -> Admission:
-    return Admission(f"{what} already, none may give way")
+def _full(what: str, verdict: Dialled = Dialled.FULL) -> Admission:
+    return Admission(f"{what} already, none may give way", verdict=verdict)
+
+
+def _not(verdict: Dialled) -> Admission:
+    return Admission(verdict.value, verdict=verdict)
 
 
 def _is_loopback(host: str) -> bool:

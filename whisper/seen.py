@@ -18,10 +18,22 @@ Rules (PROTOCOL.md §4):
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 DEFAULT_TTL = 600.0
 DEFAULT_MAX_ENTRIES = 500_000
 DEFAULT_BUCKETS = 16
+DEFAULT_SKEW = 60.0
+
+
+@dataclass(frozen=True)
+class SeenConfig:
+    """What we remember and for how long; with the clock skew we allow, that fixes which
+    timestamps we accept (``freshness.py``).  ``Config.seen``."""
+
+    ttl: float = DEFAULT_TTL
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    skew: float = DEFAULT_SKEW
 
 
 class SeenCache:

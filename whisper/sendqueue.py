@@ -1,16 +1,21 @@
 """The bounded queues of encoded messages waiting for the outgoing links.  Pure state.
 
 Rules (PROTOCOL.md §5.3):
-- A ``SendQueue`` serves one link, bounded in bytes and in items.  ``put`` never blocks:
+- A ``SendQueue`` serves one link, bounded in bytes and in messages.  ``put`` never blocks:
   when the message does not fit it is dropped *for this peer only*, counted, and ``put``
   returns False.
+- ``put_batch`` queues the messages of one received chunk as one item: the engine joins them
+  once into one ``Shared`` that every link getting the same messages holds, so the common
+  case costs one call per link per batch, not one per message.  When the batch does not fit
+  whole, its messages are put one by one, and exactly those that do not fit are dropped.
 - All the queues together are bounded by one ``SendBudget``, in bytes of memory: a message
   counts once however many queues hold it (the node encodes it once and puts the same
   ``Shared`` on every link).  When the total goes over the limit, the queues that hold the
   most lose their newest messages, all cut down to one level (``budget.cut_level``), until an
   eighth of the budget is free (so that this happens once per eighth of the budget sent, not
-  at every message).  The slowest peers lose messages; a peer that keeps up (a short queue)
-  loses none, and a slow one never stalls the others.
+  at every message); a batch goes whole (at most one received chunk under the level).  The
+  slowest peers lose messages; a peer that keeps up (a short queue) loses none, and a slow
+  one never stalls the others.
 - ``take`` hands back everything queued, up to ``batch_bytes`` (at least one message), as one
   ``bytes`` so the link makes few ``send_all`` calls.  What is taken no longer counts: it is
   the one batch the link is writing (at most ``batch_bytes`` or one message).
@@ -22,7 +27,7 @@ Rules (PROTOCOL.md §5.3):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .budget import cut_level
 
@@ -36,13 +41,15 @@ OVER_BUDGET = "all queues together are at the send budget, and its queue is amon
 
 
 class Shared:
-    """One encoded message, on every queue it was put on; counted once by the budget."""
+    """Encoded messages (one, or a batch of ``count``), on every queue it was put on;
+    counted once by the budget."""
 
-    __slots__ = ("data", "holders", "size")
+    __slots__ = ("count", "data", "holders", "size")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, count: int = 1) -> None:
         self.data = data
         self.size = len(data)
+        self.count = count
         self.holders = 0  # queues holding it, when they share a budget
 
 
@@ -96,6 +103,7 @@ class SendQueue:
         self.budget = budget
         self._items: deque[Shared] = deque()
         self._bytes = 0
+        self._count = 0  # messages in the items
         self.dropped = 0
         self.overflows = 0
         self.overflowing_since: float | None = None
@@ -104,7 +112,8 @@ class SendQueue:
             budget._queues.add(self)
 
     def __len__(self) -> int:
-        return len(self._items)
+        """Messages queued."""
+        return self._count
 
     @property
     def nbytes(self) -> int:
@@ -115,12 +124,13 @@ class SendQueue:
         item = data if isinstance(data, Shared) else Shared(data)
         size = item.size
         items = self._items
-        if len(items) >= self.max_items or self._bytes + size > self.max_bytes:
-            self.dropped += 1
+        if self._count + item.count > self.max_items or self._bytes + size > self.max_bytes:
+            self.dropped += item.count
             self._episode(now, FULL)
             return False
         items.append(item)
         self._bytes += size
+        self._count += item.count
         budget = self.budget
         if budget is None:
             return True
@@ -134,6 +144,16 @@ class SendQueue:
             return bool(items) and items[-1] is item  # else it was cut at once
         return True
 
+    def put_batch(self, parts: Sequence[bytes], batch: Shared, now: float = 0.0) -> int:
+        """Queue the messages ``parts``, joined in ``batch`` (which other queues may hold too);
+        return how many were dropped."""
+        if (
+            self._count + batch.count <= self.max_items
+            and self._bytes + batch.size <= self.max_bytes
+        ):
+            return 0 if self.put(batch, now) else batch.count
+        return sum(not self.put(part, now) for part in parts)
+
     def take(self) -> bytes:
         """Remove and return queued messages joined (b"" when empty)."""
         items = self._items
@@ -142,12 +162,14 @@ class SendQueue:
         if self._bytes <= self.batch_bytes:
             batch = list(items)
             items.clear()
+            self._count = 0
         else:
             batch = [items.popleft()]
             size = batch[0].size
             while items and size + items[0].size <= self.batch_bytes:
                 size += items[0].size
                 batch.append(items.popleft())
+            self._count -= sum(i.count for i in batch)
         data = batch[0].data if len(batch) == 1 else b"".join([i.data for i in batch])
         self._bytes -= len(data)
         self.overflowing_since = None
@@ -160,6 +182,7 @@ class SendQueue:
             self.budget._let_go(self._items)
         self._items.clear()
         self._bytes = 0
+        self._count = 0
         self.overflowing_since = None
 
     def close(self) -> None:
@@ -176,8 +199,9 @@ class SendQueue:
         while items and self._bytes > level:
             item = items.pop()
             self._bytes -= item.size
+            self._count -= item.count
             budget._let_go((item,))
-            self.dropped += 1
+            self.dropped += item.count
         self._episode(now, OVER_BUDGET)
 
     def _episode(self, now: float, why: str) -> None:

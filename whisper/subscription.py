@@ -4,19 +4,24 @@ Rules:
 - The node never waits for a front end.  ``offer`` queues an event or drops it: dropped when
   ``max_events`` are waiting, or when the event would take the waiting bytes past
   ``max_bytes`` (one event alone is always let in, however large, so a front end that keeps
-  up sees every message).  An event's size is what the node says it is: a message's encoded
-  length, a notice's text length.
+  up sees every message).  An event's size is ``events.weight``: a message's encoded
+  length, a status event's text length.  ``offer_all`` offers a batch (one call per
+  received chunk, not one per message).
 - The front end learns what it missed: after a drop, its next ``receive`` returns a warning
   ``Notice`` saying how many events were dropped, before the events that follow.
-- ``receive``, ``receive_nowait`` and ``async for`` behave as on a trio memory channel;
-  ``close`` (the node does it when the subscription ends) ends the iteration.
+- ``receive``, ``receive_nowait`` and ``async for`` behave as on a trio memory channel
+  (``WouldBlock`` when empty, ``EndOfChannel`` once closed and empty; ``receive`` is a
+  checkpoint); ``close`` (the node does it when the subscription ends) ends the iteration.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable
+
 import trio
 
-from .events import Event, Notice
+from .events import Delivered, Event, Notice
 
 DEFAULT_MAX_EVENTS = 1024
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -24,35 +29,70 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 class Subscription:
     def __init__(self, max_events: int = DEFAULT_MAX_EVENTS, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.max_events = max_events
         self.max_bytes = max_bytes
-        self._send, self._receive = trio.open_memory_channel[tuple[Event, int]](max_events)
+        self._items: deque[tuple[Event, int]] = deque()
         self._bytes = 0
         self._unreported = 0
+        self._closed = False
+        self._lot = trio.lowlevel.ParkingLot()
         self.dropped = 0
 
     def offer(self, event: Event, size: int) -> bool:
-        """Queue ``event`` (node side); False if it was dropped."""
+        """Queue ``event`` of weight ``size`` (node side); False if it was dropped."""
+        kept = self._put(event, size)
+        if kept:
+            self._lot.unpark_all()
+        return kept
+
+    def offer_all(self, events: Iterable[Event]) -> None:
+        """Queue each of ``events`` that fits, weighed by ``events.weight``."""
+        put = self._put
+        for event in events:
+            put(event, event.size if type(event) is Delivered else len(event.text))  # type: ignore[union-attr]
+        if self._items:
+            self._lot.unpark_all()
+
+    def _put(self, event: Event, size: int) -> bool:
+        if self._closed or len(self._items) >= self.max_events:
+            return self._drop()
         if self._bytes and self._bytes + size > self.max_bytes:
             return self._drop()
-        try:
-            self._send.send_nowait((event, size))
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            return self._drop()
+        self._items.append((event, size))
         self._bytes += size
         return True
 
     def close(self) -> None:
-        self._send.close()
+        self._closed = True
+        self._lot.unpark_all()
 
     async def receive(self) -> Event:
-        if self._unreported:
-            return self._report()
-        return self._taken(await self._receive.receive())
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            event = self.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return event
+        while True:  # parking was the checkpoint: no second one once woken
+            await self._lot.park()
+            try:
+                return self.receive_nowait()
+            except trio.WouldBlock:
+                continue
 
     def receive_nowait(self) -> Event:
         if self._unreported:
-            return self._report()
-        return self._taken(self._receive.receive_nowait())
+            count, self._unreported = self._unreported, 0
+            return Notice(f"this display fell behind: {count} events were dropped", warning=True)
+        if self._items:
+            event, size = self._items.popleft()
+            self._bytes -= size
+            return event
+        if self._closed:
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
 
     def __aiter__(self) -> Subscription:
         return self
@@ -63,16 +103,7 @@ class Subscription:
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 
-    def _taken(self, item: tuple[Event, int]) -> Event:
-        event, size = item
-        self._bytes -= size
-        return event
-
     def _drop(self) -> bool:
         self.dropped += 1
         self._unreported += 1
         return False
-
-    def _report(self) -> Notice:
-        count, self._unreported = self._unreported, 0
-        return Notice(f"this display fell behind: {count} events were dropped", warning=True)

@@ -2,14 +2,15 @@
 
 Rules:
 - The session uses the node only as every front end does: events from ``Node.subscribe()``,
-  typed lines through ``commands.execute``, and read-only status (nick, address, peer counts).
+  typed lines through ``commands.execute``, and snapshots (nick, address, ``peers()``).
 - Typed lines come from key handlers (the asyncio side) through ``TrioToken.run_sync_soon``
   into an unbounded channel (a person types them) and are executed in order on the trio
   side.  A pasted block of several lines is executed line by line.  What a reply leaves to
   the display is done here: ``/clear``, ``/show N``, and the keys after ``/help``.
 - Every ``Delivered`` event is shown, our own included (that is the local echo); nicks heard
   are remembered for completion.  History and files are shown as ``display.py`` says.
-  A ``Notice`` goes to the status line and the message area.
+  Any other event (a notice, a peer linked or lost ...) goes, as its ``text``, to the
+  status line and the message area (``render`` cleans every string shown).
 - ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, closing every connection; the node
   failing ends it with the node's error.
 - ``run_tui`` is the entry point: while the screen is up, the ``whisper`` loggers do not
@@ -75,7 +76,9 @@ class Session:
         self.ui = ChatUI(
             submit=self.submit,
             status=self.status,
-            completer=ChatCompleter(self.nicks.recent, lambda: list(node.table.outgoing)),
+            completer=ChatCompleter(
+                self.nicks.recent, lambda: [p.addr for p in node.peers() if p.outgoing]
+            ),
             history=history,
             input=input,
             output=output,
@@ -83,10 +86,10 @@ class Session:
         )
 
     def status(self) -> Status:
-        table = self.node.table
-        return Status(
-            self.node.nick, self.node.addr, table.connected_outgoing(), len(table.incoming)
-        )
+        peers = self.node.peers()
+        out = sum(p.outgoing and p.connected for p in peers)
+        incoming = sum(not p.outgoing for p in peers)
+        return Status(self.node.nick, self.node.addr, out, incoming)
 
     def submit(self, text: str) -> None:
         """A line the user typed (called on the asyncio side): run it on the trio side."""
@@ -117,7 +120,7 @@ class Session:
     async def _execute(self, typed: trio.MemoryReceiveChannel[str]) -> None:
         async for text in typed:
             for line in text.split("\n"):
-                reply = execute(self.node, line)
+                reply = await execute(self.node, line)
                 if reply.clear:
                     self.ui.clear()
                 if reply.lines:

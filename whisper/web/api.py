@@ -116,7 +116,7 @@ class Api:
 
     async def connect(self, request: Request) -> Response:
         obj = parse_object(await read_body(request, SMALL_BODY))
-        result = self.bridge.connect(text_field(obj, "Addr"))
+        result = await self.bridge.connect(text_field(obj, "Addr"))
         self.hub.refresh()
         return JSONResponse(result, status_code=202)
 
@@ -159,7 +159,7 @@ class Api:
 
     async def set_me(self, request: Request) -> Response:
         obj = parse_object(await read_body(request, SMALL_BODY))
-        self.bridge.set_nick(text_field(obj, "Nick").strip())
+        await self.bridge.set_nick(text_field(obj, "Nick").strip())
         self.hub.refresh()
         return JSONResponse(self.hub.state)
 
@@ -169,6 +169,6 @@ class Api:
         if line.split(maxsplit=1)[0].lower() == "/quit":
             lines = ["/quit leaves the terminal UI; here, close the tab (whisper keeps running)"]
             return JSONResponse({"lines": lines, "clear": False})
-        reply = self.bridge.execute(line)
+        reply = await self.bridge.execute(line)
         self.hub.refresh()
         return JSONResponse({"lines": reply.lines, "clear": reply.clear})

@@ -1,11 +1,10 @@
 """The web front end's one door into the node.
 
 Rules:
-- Everything in ``whisper.web`` reaches the node through a ``Bridge`` and nothing else, so
-  that a change to the node's inside (the engine refactor) changes this module alone.  It
-  uses the node's public surface only: ``subscribe()``, ``commands.execute``, ``say``,
-  ``connect``, ``disconnect``, ``nick`` and ``addr``, and read-only looks at the peer table
-  and the file store for snapshots.
+- Everything in ``whisper.web`` reaches the node through a ``Bridge`` and nothing else.  It
+  uses the node's public interface only: ``subscribe()``, ``commands.execute``, ``say``,
+  ``connect``, ``disconnect``, ``nick`` and ``addr``, and the snapshots ``peers()``,
+  ``files()`` and ``file(n)``.
 - What the user may do fails as a ``Refused`` carrying the HTTP status that says why: 400
   for bad input, 404 for nothing there, 413 for too large, 429 for a send that flood control
   refuses (we would be sending faster than peers accept).  The text is one line for a person.
@@ -23,8 +22,6 @@ import mimetypes
 import time
 from collections.abc import Iterator
 from typing import Any
-
-import trio
 
 from .. import files
 from ..addr import AddressError, format_hostport, parse_hostport
@@ -57,7 +54,7 @@ class Bridge:
 
     @property
     def max_message_size(self) -> int:
-        return self._node.config.max_message_size
+        return self._node.config.limits.max_size
 
     @property
     def max_file_size(self) -> int:
@@ -72,8 +69,8 @@ class Bridge:
 
     # -- acting ------------------------------------------------------------------------
 
-    def execute(self, line: str) -> Reply:
-        return execute(self._node, line)
+    async def execute(self, line: str) -> Reply:
+        return await execute(self._node, line)
 
     def say(self, body: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send a message; its wire ID and Timestamp."""
@@ -109,15 +106,15 @@ class Bridge:
         sent = self.say(files.describe(safe, len(data), mime), extra)
         return {**sent, "Name": safe, "Type": mime, "Size": len(data)}
 
-    def set_nick(self, nick: str) -> str:
-        reply = self.execute(f"/nick {nick}")
+    async def set_nick(self, nick: str) -> str:
+        reply = await self.execute(f"/nick {nick}")
         if not nick or self._node.nick != nick:
             raise Refused(400, reply.lines[0] if reply.lines else "not a valid nick")
         return nick
 
-    def connect(self, text: str) -> dict[str, str]:
+    async def connect(self, text: str) -> dict[str, str]:
         addr = _canonical(text)
-        reply = self.execute(f"/connect {addr}")
+        reply = await self.execute(f"/connect {addr}")
         return {"Addr": addr, "Text": " ".join(reply.lines)}
 
     def disconnect(self, text: str) -> str:
@@ -130,37 +127,25 @@ class Bridge:
 
     def peers(self) -> list[dict[str, Any]]:
         """Every link: outgoing ones we dial, then incoming connections, with their state."""
-        table = self._node.table
-        offset = time.time() - trio.current_time()  # the table keeps trio's clock
-        rows = [
+        now = time.time()
+        return [
             {
                 "Addr": p.addr,
-                "Direction": "out",
-                "State": p.state.value,
-                "Since": round(p.since + offset),
+                "Direction": "out" if p.outgoing else "in",
+                "State": p.state,
+                "Since": round(now - p.seconds),
                 "Error": p.last_error,
             }
-            for p in table.outgoing.values()
+            for p in self._node.peers()
         ]
-        rows += [
-            {
-                "Addr": p.addr,
-                "Direction": "in",
-                "State": "connected",
-                "Since": round(p.since + offset),
-                "Error": "",
-            }
-            for p in table.incoming.values()
-        ]
-        return rows
 
     def files(self) -> list[files.StoredFile]:
-        return self._node.files.files()
+        return self._node.files()
 
     def file(self, number: int) -> files.StoredFile:
-        stored = self._node.files.get(number)
-        if stored is None:
-            raise Refused(404, self._node.files.missing(number))
+        stored = self._node.file(number)
+        if isinstance(stored, str):
+            raise Refused(404, stored)
         return stored
 
 

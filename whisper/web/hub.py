@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 from ..display import take_batch
-from ..events import Delivered, Notice
+from ..events import Delivered
 from ..files import CONTENTS_KEY
 from .bridge import Bridge
 from .store import MessageRing, Users, dumps
@@ -189,7 +189,7 @@ class Hub:
                 if self.users.heard(event):
                     self._send_changed("users", self.users.records())
                 added = True
-            elif type(event) is Notice:
+            else:  # a status event: a notice, a peer linked or lost ...
                 line = event_line("notice", Text=event.text, Warning=event.warning)
                 self._broadcast(line)
                 self._refresh.set()  # connected, lost, disconnected ...: peers changed

@@ -1,0 +1,97 @@
+"""Engine benchmark: the relay pipeline alone, without sockets, trio or a front end.
+
+What it measures (numbers only; nothing is asserted): one engine with ``--links`` connected
+outgoing links (the sinks) and one more to the messages' origin, as in ``bench_relay.py``,
+is fed ``--messages`` new ~150-byte messages (as that bench writes them: unique IDs, a
+Timestamp, an extra key, the origin's ``Addr``) in 64 KiB chunks, as one incoming
+connection would deliver them; after each chunk every link's bytes are taken (what its
+task would write).  Printed: microseconds of CPU per relayed message for decoding alone, and for the
+whole engine (decode, checks, seen, encode, backlog, events, routing, queues).  The
+difference from ``bench_relay.py``'s "peer CPU per message" is the trio shell, the sockets
+and the headless front end.  ``--profile`` prints the top of a cProfile run instead.
+Run ``.venv/bin/python bench/bench_engine.py --help`` for options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import secrets
+import time
+
+from whisper.codec import Decoder
+from whisper.config import Config
+from whisper.engine import Dial, Engine
+
+CHUNK = 64 * 1024
+WALL = 1_800_000_000.0
+ORIGIN = "10.0.3.1:5"  # the messages' Addr: a link the engine never writes them to
+
+
+def messages(n: int, origin: str) -> bytes:
+    prefix, stamp = secrets.token_hex(4), int(WALL * 1000)
+    return "".join(
+        f'{{"ID":"{prefix}{i:08x}","Addr":"{origin}","Body":"lazy dog jumps over #{i}",'
+        f'"Nick":"src","Timestamp":{stamp},"BenchT":{i}}}\n'
+        for i in range(n)
+    ).encode()
+
+
+def chunks(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+
+
+def decode_only(data: bytes) -> float:
+    decoder = Decoder()
+    start = time.process_time()
+    for chunk in chunks(data):
+        decoder.feed(chunk)
+    return time.process_time() - start
+
+
+def engine_run(data: bytes, links: int) -> float:
+    """CPU seconds for the engine to relay ``data`` to ``links`` sinks (origin ORIGIN)."""
+    engine = Engine(Config(host="10.0.0.1", discovery=None, wall_clock=lambda: WALL))
+    engine.start("10.0.0.1:5", 0.0)
+    dialled = []
+    for addr in [ORIGIN, *(f"10.0.1.{i + 1}:5" for i in range(links))]:
+        _, actions = engine.connect(addr, 0.0)
+        dialled += [a.link for a in actions if type(a) is Dial]
+    for link in dialled:
+        engine.link_connected(link, 0.0)
+    conn, _ = engine.open_incoming("10.0.2.1:4000", 0.0)
+    assert not isinstance(conn, str)
+    pieces = chunks(data)
+    start = time.process_time()
+    for i, chunk in enumerate(pieces):
+        engine.receive_data(conn, chunk, i * 0.001)
+        for link in dialled:
+            while engine.data_to_send(link):
+                pass
+    return time.process_time() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="CPU per message of the relay engine alone.")
+    p.add_argument("--messages", type=int, default=200_000, help="messages fed (200000)")
+    p.add_argument("--links", type=int, default=4, help="connected outgoing links (4)")
+    p.add_argument("--profile", action="store_true", help="print a cProfile summary")
+    args = p.parse_args()
+    data = messages(args.messages, ORIGIN)
+    if args.profile:
+        profile = cProfile.Profile()
+        profile.enable()
+        engine_run(data, args.links)
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(18)
+        return
+    per = 1e6 / args.messages
+    size = len(data) / args.messages
+    print(f"{args.messages:,} messages of {size:.0f} bytes, {args.links} links + the origin's")
+    print(f"decode only          {decode_only(data) * per:6.2f} us/msg")
+    print(f"engine, whole relay  {engine_run(data, args.links) * per:6.2f} us/msg")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""One incoming connection as the engine sees it: the handle its shell task passes back.
+
+Rules:
+- Created by ``Engine.open_incoming`` for a connection the peer table and flood control let
+  in; the shell feeds its bytes to ``Engine.receive_data`` and tells ``closed_incoming``.
+- It owns the connection's decoder (``codec.py``), its flood-control state (``flood.py``)
+  and the count of invalid messages it sent (the first ``LOGGED_PER_CONNECTION`` logged).
+- ``closed`` is set, with the reason, once the engine has decided to drop it; from then on
+  whatever else arrives on it is discarded, and the shell stops reading.
+- Flood control paces a connection (a work token per object, ``flood.py``): out of tokens,
+  the engine keeps the objects not yet handled in ``pending`` and sets ``resume_at``; the
+  shell reads nothing more (TCP pushes back on the sender) until then, and hands them back
+  with ``Engine.resume``.
+- What the unfinished messages of all connections hold together is bounded by one receive
+  budget (``budget.py``, PROTOCOL.md §5.3): ``over_budget`` charges a connection after each
+  chunk and names those to drop while it is spent, the one holding the most first.
+- ``greeting``: bytes the shell writes once when the connection is accepted
+  (``Engine.greeting``, empty today: a capability banner plugs in there).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..budget import Budget
+from ..codec import Decoder, Violation
+from ..flood import Connection as FloodConnection
+
+LOGGED_PER_CONNECTION = 10
+
+
+class Incoming:
+    __slots__ = (
+        "closed",
+        "decoder",
+        "flood",
+        "greeting",
+        "invalid",
+        "pending",
+        "remote",
+        "resume_at",
+    )
+
+    def __init__(self, remote: str, decoder: Decoder, flood: FloodConnection | None) -> None:
+        self.remote = remote
+        self.decoder = decoder
+        self.flood = flood
+        self.invalid = 0
+        self.closed: str | None = None
+        self.greeting = b""
+        self.pending: list[dict[str, Any] | Violation] = []  # decoded, not yet handled
+        self.resume_at: float | None = None  # paced: handle ``pending`` from then on
+
+    def __repr__(self) -> str:
+        return f"<Incoming {self.remote}{' closed' if self.closed else ''}>"
+
+
+def over_budget(budget: Budget[Incoming], conn: Incoming) -> list[tuple[Incoming, str]]:
+    """Charge what ``conn``'s decoder holds; the connections to drop, and why."""
+    budget.hold(conn, conn.decoder.held)
+    victims = []
+    while budget.over():
+        victim = budget.biggest()
+        assert victim is not None
+        reason = (
+            f"the receive budget ({_mib(budget.limit)} for all connections) is spent, "
+            f"and its unfinished message holds the most ({_mib(budget.held(victim))})"
+        )
+        budget.release(victim)
+        victims.append((victim, reason))
+    return victims
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / (1024 * 1024):.1f} MiB"

@@ -1,0 +1,208 @@
+"""The relay engine: the whole whispernet node as one synchronous object.  No trio.
+
+Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
+- The engine is fed what happened, with the time (``now``: any monotonic clock in seconds;
+  the wall clock is ``Config.wall_clock``), and returns the ``actions.py`` to carry out.
+  It never blocks, sleeps, reads a clock of its own or touches a socket.
+- ``Engine`` holds the state (seen cache, peer table, flood control, backlog, files) and the
+  extension points (``stages.py``); receiving is ``pipeline.py``, outgoing links
+  ``links.py``.  This module is what the user and the links' tasks do: say, connect,
+  disconnect, a link up, failed, ended; and the snapshots front ends ask for.
+- Our own messages are marked seen before they are sent: peers that echo them are ignored;
+  flood control keeps us under what peers accept from one sender (``OwnLimit``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .. import codec
+from ..addr import dialable, format_hostport, parse_hostport
+from ..backlog import Backlog, replay_age
+from ..budget import Budget
+from ..config import Config
+from ..events import Delivered
+from ..files import FileStore
+from ..flood import Entry, FloodControl
+from ..ids import hashed_id, random_id
+from ..message import Message
+from ..peers import Dialled, Peer, PeerTable
+from ..seen import SeenCache
+from .actions import Action, Outbox
+from .incoming import Incoming
+from .links import Links
+from .pipeline import Pipeline
+from .snapshots import BlacklistEntry, PeerInfo, Stats, blacklist_entries, peer_infos
+from .stages import (
+    BacklogKeeper,
+    Batch,
+    Check,
+    Control,
+    FilesView,
+    FloodRouter,
+    Keeper,
+    Router,
+    View,
+)
+
+log = logging.getLogger("whisper.engine")
+
+
+class Engine(Pipeline):
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = cfg = config or Config()
+        self.nick = cfg.nick
+        self.addr = ""  # our advertised IP:PORT, known once the shell has bound (start)
+        self.stats = Stats()
+        self.seen = SeenCache(cfg.seen.ttl, cfg.seen.max_entries)
+        self.table = PeerTable.from_config(cfg.connections)
+        self.flood = FloodControl(cfg.flood) if cfg.flood else None
+        self.backlog = Backlog(
+            cfg.backlog.entries,
+            cfg.backlog.max_bytes,
+            clock=cfg.wall_clock,
+            max_age=self._replay_age,
+            max_size=cfg.limits.max_size,
+        )
+        self.files = FileStore(cfg.files.max_files, cfg.files.max_bytes, clock=cfg.wall_clock)
+        self.out = Outbox()
+        self.receive_budget: Budget[Incoming] = Budget(cfg.connections.receive_budget)
+        self.links = Links(
+            self.table, self.backlog, self.flood, self.out, cfg.connections, self.stats
+        )
+        # -- extension points (stages.py) --
+        self.checks: list[Check] = []
+        self.controls: list[Control] = []
+        self.keepers: list[Keeper] = [BacklogKeeper(self.backlog)]
+        self.views: list[View] = [
+            FilesView(self.files, self.out, autosave=cfg.files.downloads is not None)
+        ]
+        self.router: Router = FloodRouter()
+        self.greeting = b""  # written first on every accepted connection (a capability banner)
+        self.now = 0.0  # the time of the last input (or of the one being handled)
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def start(self, addr: str, now: float) -> list[Action]:
+        """The shell listens at ``addr`` (our advertised IP:PORT): dial the configured peers."""
+        self.now = now
+        self.addr = self.table.self_addr = addr
+        if self.flood is not None:
+            self.flood.here = addr  # a shared host: never refused, never blocked
+        for peer in self.config.peers:
+            self.links.dial(format_hostport(*parse_hostport(peer)), now, by_user=True)
+        return self.out.take()
+
+    # -- routing -----------------------------------------------------------------------
+
+    def send(self, data: bytes, now: float, *, needs: str | None = None) -> None:
+        """Route a payload of our own (an extension's control message) to the links the
+        router picks, only those that announced ``needs``.  Called from within an input."""
+        batch = Batch(needs=needs)
+        batch.add(data, None, None)
+        self.links.route(self.router, batch, now)
+
+    # -- what the user does ------------------------------------------------------------
+
+    def say(
+        self, body: str, extra: Mapping[str, Any] | None = None, *, now: float
+    ) -> tuple[Message, list[Action]]:
+        """Originate a chat message (``extra``: extension keys).  Raises ValueError (empty,
+        too long; ``flood.OwnLimit``: faster than peers accept) with a one-line reason."""
+        self.now = now
+        if not body:
+            raise ValueError("cannot send an empty message")
+        if not self.addr:
+            raise RuntimeError("the node is not running")
+        body, nick = codec.well_formed(body), codec.well_formed(self.nick)  # as peers read them
+        stamp = int(self.config.wall_clock() * 1000)
+        while True:
+            message_id = (
+                hashed_id(self.addr, body, stamp) if self.config.hashed_ids else random_id()
+            )
+            if self.seen.add(message_id, now):
+                break
+            stamp += 1  # the same text twice within a millisecond: keep IDs unique
+        message = Message.create(
+            id=message_id, addr=self.addr, body=body, nick=nick, timestamp=stamp, extra=extra
+        )
+        data = codec.encode(message)
+        limit = self.config.limits.max_size
+        if len(data) > limit:
+            raise ValueError(f"message too long: {len(data)} bytes encoded, peers accept {limit}")
+        if self.flood is not None:
+            self.flood.own(now)  # OwnLimit: peers would drop it
+        self.stats.sent += 1
+        self.out.emit(Delivered(message, own=True, size=len(data)))
+        batch = Batch()
+        batch.add(data, message, None)
+        self._relay(batch, now)
+        return message, self.out.take()
+
+    def connect(self, addr: str, now: float) -> tuple[Dialled, list[Action]]:
+        """Open an outgoing link at the user's request; raises ``AddressError``."""
+        self.now = now
+        verdict = self.links.dial(format_hostport(*parse_hostport(addr)), now, by_user=True)
+        return verdict, self.out.take()
+
+    def learned(self, addr: str, now: float) -> tuple[bool, list[Action]]:
+        """Dial an address heard of other than in a message (discovery), as for ``Addr``."""
+        self.now = now
+        canonical = dialable(addr)
+        if not self.addr or canonical is None:
+            return False, []
+        started = bool(self.links.dial(canonical, now, by_user=False))
+        return started, self.out.take()
+
+    def disconnect(self, addr: str, now: float) -> tuple[bool, list[Action]]:
+        """Close an outgoing link; raises ``AddressError``."""
+        self.now = now
+        done = self.links.disconnect(format_hostport(*parse_hostport(addr)), now)
+        return done, self.out.take()
+
+    def unblock(self, key: str) -> list[Entry]:
+        """Lift the blacklist entries for an ``Addr`` or host IP; returns them."""
+        return self.flood.unblock(key) if self.flood is not None else []
+
+    # -- what an outgoing link's task reports (links.py) ---------------------------------
+
+    def link_connected(
+        self, link: Peer, now: float, caps: frozenset[str] = frozenset()
+    ) -> list[Action]:
+        """The link's TCP connection is up (``caps``: what its peer said it speaks)."""
+        self.now = now
+        self.links.connected(link, now, caps)
+        return self.out.take()
+
+    def data_to_send(self, link: Peer) -> bytes:
+        """What the link is to write next: its replay on a new connection, then its queue."""
+        return self.links.data_to_send(link)
+
+    def link_failed(
+        self, link: Peer, error: str, now: float, *, stalled: bool = False
+    ) -> list[Action]:
+        """The link could not connect, or its connection broke (``error``: why; ``stalled``:
+        its writes stopped making progress)."""
+        self.now = now
+        self.links.failed(link, error, now, stalled=stalled)
+        return self.out.take()
+
+    def link_redial(self, link: Peer, now: float) -> None:
+        self.links.redial(link, now)
+
+    def link_ended(self, link: Peer) -> None:
+        self.links.ended(link)
+
+    # -- snapshots for front ends ------------------------------------------------------
+
+    def peers(self, now: float) -> list[PeerInfo]:
+        return peer_infos(self.table, now)
+
+    def blacklist(self, now: float) -> list[BlacklistEntry] | None:
+        """Who flood control cut off; None when flood control is off."""
+        return blacklist_entries(self.flood, now) if self.flood is not None else None
+
+    def _replay_age(self) -> float:
+        return replay_age(self.seen.span(self.now), self.config.seen.skew)
