@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench_relay import HOST, Peer, Source, read_status
+from bench_relay import HOST, Peer, Source, read_status, whisper_peer
 
 MB = 1_000_000
 BODY_CHARS = 999_000  # a ~1 MB message stays under the 1 MiB limit with its other keys
@@ -207,7 +207,7 @@ ATTACKS = {"receive": attack_receive, "replay": attack_replay, "queues": attack_
 
 
 def run(name: str, cmd: list[str], args: argparse.Namespace) -> Outcome:
-    peer = Peer(cmd, flood_control=True)
+    peer = whisper_peer(cmd, flood_control=True)
     capped = False
 
     def watch() -> bool:
