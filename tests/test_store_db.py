@@ -62,7 +62,14 @@ def test_adding_is_idempotent_by_message_id(tmp_path):
 def test_messages_keep_their_fields_and_flags(tmp_path):
     go = Message.from_wire({"ID": "go1", "Addr": "10.0.0.7:5", "Body": "hi", "omitempty": "gopher"})
     both = Message.from_wire(
-        {"ID": "x", "Addr": "a:1", "Body": "b", "Nick": "n", "omitempty": "other", "Ext": {"k": [1]}}
+        {
+            "ID": "x",
+            "Addr": "a:1",
+            "Body": "b",
+            "Nick": "n",
+            "omitempty": "other",
+            "Ext": {"k": [1]},
+        }
     )
     stored = [
         record("mine", own=True),

@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -123,10 +124,8 @@ class History:
         return cls(path, conn, lock)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA optimize")
-        except sqlite3.Error:
-            pass
         self._conn.close()
         self._lock.release()
 
@@ -185,7 +184,9 @@ class History:
         return self._run(lambda: self._conn.execute("SELECT count(*) FROM messages").fetchone()[0])
 
     def find(self, message_id: str) -> Stored | None:
-        rows = self._select(f"{_SELECT} WHERE idkey = ? AND id = ?", (idkey(message_id), message_id))
+        rows = self._select(
+            f"{_SELECT} WHERE idkey = ? AND id = ?", (idkey(message_id), message_id)
+        )
         return rows[0] if rows else None
 
     def page(self, before: int | None = None, limit: int = 100) -> list[Stored]:
@@ -199,27 +200,20 @@ class History:
 
     def since(self, after: int = 0, limit: int = 100) -> list[Stored]:
         """The ``limit`` oldest messages newer than ``after``, oldest first."""
-        return self._select(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after, _bounded(limit)))
+        return self._select(
+            f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after, _bounded(limit))
+        )
 
     def search(self, text: str, limit: int = 50, before: int | None = None) -> list[Stored]:
         """The ``limit`` newest messages holding every word of ``text`` (query.py), older
         than ``before``; newest first."""
-        match = fts_query(text)
-        if match is None:
-            return []
-        return self._select(
-            f"{_SELECT} WHERE seq IN (SELECT rowid FROM {schema.FTS_TABLE}"
-            f" WHERE {schema.FTS_TABLE} MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?)"
-            " ORDER BY seq DESC",
-            (match, _top(before), _bounded(limit)),
-        )
+        return self._run(lambda: search(self._conn, text, limit, before))
 
     def recent_for_backlog(self, limit: int, max_age: float, now: float) -> list[Stored]:
         """The ``limit`` newest messages (by ``seq``) whose Timestamp is at most ``max_age``
         seconds before ``now``, oldest first: what a restarted peer's backlog starts with."""
         rows = self._select(
-            f"{_SELECT} WHERE received_at >= ? AND {_WRITTEN_MS} >= ?"
-            " ORDER BY seq DESC LIMIT ?",
+            f"{_SELECT} WHERE received_at >= ? AND {_WRITTEN_MS} >= ? ORDER BY seq DESC LIMIT ?",
             (now - max_age - BACKLOG_SLACK, int((now - max_age) * 1000), _bounded(limit)),
         )
         rows.reverse()
@@ -230,11 +224,13 @@ class History:
         total = 0
         while True:
             deleted = self._write(
-                lambda conn: conn.execute(
-                    "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
-                    " WHERE received_at < ? ORDER BY seq LIMIT ?)",
-                    (older_than, PRUNE_CHUNK),
-                ).rowcount
+                lambda conn: (
+                    conn.execute(
+                        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
+                        " WHERE received_at < ? ORDER BY seq LIMIT ?)",
+                        (older_than, PRUNE_CHUNK),
+                    ).rowcount
+                )
             )
             total += deleted
             if deleted < PRUNE_CHUNK:
@@ -310,9 +306,23 @@ class History:
         return None if row is None else row[0]
 
 
-def _prepare(
-    conn: sqlite3.Connection, path: Path, *, check: bool, max_pages: int | None
-) -> None:
+def search(
+    conn: sqlite3.Connection, text: str, limit: int = 50, before: int | None = None
+) -> list[Stored]:
+    """``History.search`` on any connection (``export.open_reader``'s too)."""
+    match = fts_query(text)
+    if match is None:
+        return []
+    rows = conn.execute(
+        f"{_SELECT} WHERE seq IN (SELECT rowid FROM {schema.FTS_TABLE}"
+        f" WHERE {schema.FTS_TABLE} MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?)"
+        " ORDER BY seq DESC",
+        (match, _top(before), _bounded(limit)),
+    )
+    return [Stored.from_row(r) for r in rows.fetchall()]
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, *, check: bool, max_pages: int | None) -> None:
     """Whose file, the integrity check, pragmas, the schema: raise the right HistoryError
     or return.  Nothing is written to a file that is not ours."""
     app = conn.execute("PRAGMA application_id").fetchone()[0]  # reads the header first

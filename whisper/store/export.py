@@ -51,11 +51,17 @@ def open_reader(path: Path | str) -> sqlite3.Connection:
             )
             if app != schema.APPLICATION_ID:
                 raise errors.HistoryNotOurs(path)
-            if version != schema.VERSION:
+            if version > schema.VERSION:
                 raise errors.HistoryTooNew(
                     path,
-                    f"has schema {version}, this whisper reads {schema.VERSION}",
-                    "open it once with a whisper of that schema (it migrates it)",
+                    f"was written by a newer whisper (schema {version}, this one knows up to"
+                    f" {schema.VERSION})",
+                )
+            if version < schema.VERSION:
+                raise errors.HistoryUnavailable(
+                    path,
+                    f"has an older schema ({version}; this whisper reads {schema.VERSION})",
+                    "start whisper with it once, which upgrades it",
                 )
         except BaseException:
             conn.close()
