@@ -102,61 +102,60 @@ def bench_insert(folder: Path, n: int) -> None:
 
 
 def bench_writer(folder: Path, rate: int, seconds: float, burst: int) -> None:
-    print(
-        f"\n== writer: HistoryWriter fed {rate:,} msgs/s for {seconds:g} s, then {burst:,} at once"
-    )
+    print(f"\n== writer: HistoryWriter fed {rate:,} msgs/s for {seconds:g} s; {burst:,} at once")
     chat = Chat(3)
     per_tick = max(1, rate // 1000)
-    ticks = int(seconds * 1000)
-    messages = [chat.message() for _ in range(per_tick * ticks)]
-    extra = [chat.message() for _ in range(burst)]
+    paced = [chat.message() for _ in range(per_tick * int(seconds * 1000))]
+    trio.run(_writer_run, _fresh(folder, "paced"), paced, per_tick)
+    trio.run(_writer_run, _fresh(folder, "burst"), [chat.message() for _ in range(burst)], 0)
 
-    async def main() -> None:
-        with History.open(_fresh(folder, "writer")) as h:
-            waits: list[float] = []
 
-            def release(tokens: list[float]) -> None:
+async def _writer_run(path: Path, messages: list[Message], per_tick: int) -> None:
+    """Feed ``per_tick`` messages a millisecond (0: all at once) and report."""
+    waits: list[float] = []
+    notices: list[str] = []
+
+    def release(tokens: list[float]) -> None:
+        now = trio.current_time()
+        waits.extend(now - t for t in tokens)
+
+    with History.open(path) as h:
+        writer = HistoryWriter(h, release, notices.append)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            start = trio.current_time()
+            loop_cpu = 0.0
+            step = per_tick or len(messages)
+            for tick, i in enumerate(range(0, len(messages), step)):
+                c = time.thread_time()
                 now = trio.current_time()
-                waits.extend(now - t for t in tokens)
-
-            writer = HistoryWriter(h, release, print)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(writer.run)
-                start = trio.current_time()
-                loop_cpu = 0.0
-                for tick in range(ticks):
-                    c = time.thread_time()
-                    now = trio.current_time()
-                    for m in messages[tick * per_tick : (tick + 1) * per_tick]:
-                        writer.put(Record(m, time.time()), now)
-                    loop_cpu += time.thread_time() - c
-                    await trio.sleep_until(start + (tick + 1) / 1000)
-                await writer.flush()
-                took = trio.current_time() - start
-                waits.sort()
-                s = writer.stats
-                print(
-                    f"paced: {len(waits) / took:,.0f} msgs/s stored; put -> release p50"
-                    f" {_q(waits, 0.5):.1f} / p99 {_q(waits, 0.99):.1f} / max {waits[-1] * 1e3:.1f}"
-                    f" ms; {s.batches:,} batches (largest {s.largest_batch:,}, longest commit"
-                    f" {s.longest_commit * 1e3:.1f} ms); event loop"
-                    f" {loop_cpu / len(waits) * 1e6:.1f} us/msg in Record + put;"
-                    f" history {'on' if writer.on else 'OFF'}"
-                )
-                waits.clear()
-                start = trio.current_time()
-                now = start
-                for m in extra:
+                for m in messages[i : i + step]:
                     writer.put(Record(m, time.time()), now)
-                await writer.flush()
-                took = trio.current_time() - start
-                print(
-                    f"burst: {burst:,} put at once, all committed in {took:.2f} s ="
-                    f" {burst / took:,.0f} msgs/s; last released after {waits[-1]:.2f} s"
-                )
-                nursery.cancel_scope.cancel()
-
-    trio.run(main)
+                loop_cpu += time.thread_time() - c
+                if per_tick:
+                    await trio.sleep_until(start + (tick + 1) / 1000)
+            fed = trio.current_time() - start
+            await writer.flush()
+            took = trio.current_time() - start
+            nursery.cancel_scope.cancel()
+    s = writer.stats
+    waits.sort()
+    what = (
+        f"paced at {len(messages) / fed:,.0f} msgs/s" if per_tick else f"{len(messages):,} at once"
+    )
+    print(
+        f"{what}: stored {s.stored:,} of {len(messages):,} in {took:.2f} s"
+        f" ({s.stored / took:,.0f} msgs/s); {s.batches:,} batches (largest"
+        f" {s.largest_batch:,}, longest commit {s.longest_commit * 1e3:.0f} ms); event loop"
+        f" {loop_cpu / len(messages) * 1e6:.1f} us/msg in Record + put"
+    )
+    if waits:
+        print(
+            f"  put -> release (shown): p50 {_q(waits, 0.5):.1f} / p99 {_q(waits, 0.99):.1f}"
+            f" / max {waits[-1] * 1e3:.1f} ms over {len(waits):,} released"
+        )
+    for text in notices:
+        print(f"  notice: {text}")
 
 
 def _q(sorted_s: list[float], q: float) -> float:

@@ -36,8 +36,13 @@ async def store(node: Node, path: str) -> None:
             await nursery.start(writer.run)
             with node.subscribe(buffer=BUFFER, max_bytes=1 << 30) as events:
                 async for event in events:
-                    if type(event) is Delivered:
-                        put(Record.of(event, time.time()), None)
+                    while True:  # take all that waits: a receive is a trip through the scheduler
+                        if type(event) is Delivered:
+                            put(Record.of(event, time.time()), None)
+                        try:
+                            event = events.receive_nowait()
+                        except trio.WouldBlock:
+                            break
     finally:
         s = writer.stats
         dropped = events.dropped if events is not None else 0

@@ -225,3 +225,12 @@ def test_limits_are_bounded(tmp_path, monkeypatch):
         h.add_messages(records(5))
         assert len(h.page(limit=1_000_000)) == 3
         assert len(h.since(0, limit=-5)) == 0
+
+
+def test_a_nul_in_a_string_is_kept(tmp_path):
+    nul = Message.create(id="n", addr="a:1", body="before\x00after", nick="ni\x00ck")
+    with History.open(tmp_path / "h") as h:
+        assert h.add_messages([record("plain"), Record(nul, 1.0)]) == 2
+        assert h.add_messages([record("alone")]) == 1
+        assert [s.message.body for s in h.since(0)] == ["plain", "before\x00after", "alone"]
+        assert h.since(0)[1].message.nick == "ni\x00ck"
