@@ -37,8 +37,10 @@ def run_and_kill(path: Path) -> tuple[list[str], bool]:
         child.kill()
         child.wait()
         child.stdout.close()
+        errors = child.stderr.read().decode()
         child.stderr.close()
     assert child.returncode == -signal.SIGKILL
+    assert errors == ""  # no "history is off": what was shown was meant to be stored
     return shown, linked
 
 
