@@ -1,0 +1,390 @@
+"""``History``: the synchronous store over one SQLite file (messages, known peers, pins).
+
+Rules:
+- One ``History`` per file and per process, and one thread at a time in it: the trio side
+  (``writer.py``) runs every call under a ``CapacityLimiter(1)``.  ``export.py`` reads the
+  same file through a connection of its own, so an export never holds up a write.
+- Opening either yields a history that works or raises one ``HistoryError`` (errors.py) that
+  says what to do: taken by another whisper (``dbfile.Lock``), locked by another program
+  (a write must get through within ``busy_timeout``), read-only, damaged (SQLite refuses the
+  file, or ``PRAGMA quick_check`` is not ``ok``), another program's database, written by a
+  newer whisper, or full.  Opening writes (a migration, the ``opened`` mark), so a file that
+  cannot be written fails here and not on the first message.
+- WAL journal, ``synchronous=NORMAL``: a commit is a write into the WAL with no fsync, so
+  what was committed survives the process being killed (SIGKILL: the kernel has the data);
+  a power cut may lose the last commits, never the file's consistency.
+- ``add_messages`` is idempotent by message (``records.idkey``): a message stored twice is
+  one row.  It indexes the new rows for full-text search in the same transaction.
+- Every read is bounded by a ``limit`` (at most ``MAX_LIMIT``); pages and searches take
+  ``seq`` cursors (``before``: older than; ``after``: newer than).
+- Known peers are at most ``MAX_PEERS``: past that the least recently successful go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..message import SECONDS_CUTOFF
+from . import errors, schema
+from .dbfile import Lock, LockHeld, make_private
+from .errors import HistoryError
+from .query import fts_query
+from .records import COLUMNS, Record, Stored, idkey
+
+#: Seconds a write waits for another program's lock before failing.
+BUSY_TIMEOUT = 2.0
+MAX_LIMIT = 10_000
+MAX_PEERS = 1000
+MAX_ADDR = 300
+#: Rows deleted per transaction when pruning, so a prune never holds the file for long.
+PRUNE_CHUNK = 10_000
+#: A message shown this long before the backlog's window cannot be in it: no peer accepts a
+#: Timestamp that far in the future (PROTOCOL.md §4.2 allows a minute or two of skew).
+BACKLOG_SLACK = 3600.0
+CACHE_KIB = 16 * 1024
+WAL_LIMIT = 64 * 1024 * 1024
+
+_INTO = (
+    "INSERT OR IGNORE INTO messages (received_at, idkey, id, addr, nick, body, timestamp,"
+    " channel, flags, file, extra)"
+)
+#: A whole batch is one statement over one JSON array of rows (``records.Record.row``).
+#: ``executemany`` binds each row in Python and releases and retakes the GIL around each
+#: row's step: measured, it slowed a busy event loop 2.8 times as much per row stored.
+INSERT_JSON = (
+    f"{_INTO} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,"
+    " value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10"
+    " FROM json_each(?)"
+)
+#: ... except for a batch with a NUL in a string, which SQLite's JSON would cut short there.
+INSERT_ROW = f"{_INTO} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INDEX_NEW = (
+    f"INSERT INTO {schema.FTS_TABLE} (rowid, nick, body)"
+    " SELECT seq, nick, body FROM messages WHERE seq > ?"
+)
+_SELECT = f"SELECT {COLUMNS} FROM messages"
+_WRITTEN_MS = f"CASE WHEN timestamp < {SECONDS_CUTOFF} THEN timestamp * 1000 ELSE timestamp END"
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPeer:
+    addr: str
+    last_success: float | None
+    last_seen: float
+    failures: int
+
+
+class History:
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: Lock) -> None:
+        """Use ``History.open``."""
+        self.path = path
+        self._conn = conn
+        self._lock = lock
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT,
+        check: bool = True,
+        max_pages: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> History:
+        """Open or create the history at ``path``.  ``check``: run ``PRAGMA quick_check``;
+        ``max_pages``: cap the file at this many pages (a full disk, for tests)."""
+        path = Path(path)
+        try:
+            make_private(path)
+            lock = Lock(path)
+        except LockHeld as held:
+            who = f"another whisper (pid {held.pid})" if held.pid else "another whisper"
+            raise errors.HistoryLocked(
+                path, f"is in use by {who}", "stop it, or give this one another history file"
+            ) from None
+        except OSError as exc:
+            raise errors.from_os(exc, path) from None
+        conn = None
+        try:
+            conn = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            _prepare(conn, path, check=check, max_pages=max_pages)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened', ?)", (clock(),)
+            )
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise errors.from_sqlite(exc, path) from None
+            raise
+        return cls(path, conn, lock)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA optimize")
+        self._conn.close()
+        self._lock.release()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc, self.path) from None
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn`` in one write transaction."""
+
+        def transaction() -> Any:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return self._run(transaction)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def add_messages(self, batch: Iterable[Record]) -> int:
+        """Store a batch in one transaction; returns how many were new."""
+        rows = [r.row() for r in batch]
+        if not rows:
+            return 0
+
+        def insert(conn: sqlite3.Connection) -> int:
+            last = _last_seq(conn)
+            before = conn.total_changes
+            try:
+                _insert(conn, rows)
+            except UnicodeEncodeError:  # a lone surrogate from a local source
+                _insert(conn, [_encodable(r) for r in rows])
+            added = conn.total_changes - before
+            if added:
+                conn.execute(_INDEX_NEW, (last,))
+            return added
+
+        return self._write(insert)
+
+    def count(self) -> int:
+        return self._run(lambda: self._conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    def find(self, message_id: str) -> Stored | None:
+        rows = self._select(
+            f"{_SELECT} WHERE idkey = ? AND id = ?", (idkey(message_id), message_id)
+        )
+        return rows[0] if rows else None
+
+    def page(self, before: int | None = None, limit: int = 100) -> list[Stored]:
+        """The ``limit`` newest messages older than ``before`` (all: None), oldest first."""
+        cursor = _top(before)
+        rows = self._select(
+            f"{_SELECT} WHERE seq < ? ORDER BY seq DESC LIMIT ?", (cursor, _bounded(limit))
+        )
+        rows.reverse()
+        return rows
+
+    def since(self, after: int = 0, limit: int = 100) -> list[Stored]:
+        """The ``limit`` oldest messages newer than ``after``, oldest first."""
+        return self._select(
+            f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after, _bounded(limit))
+        )
+
+    def search(self, text: str, limit: int = 50, before: int | None = None) -> list[Stored]:
+        """The ``limit`` newest messages holding every word of ``text`` (query.py), older
+        than ``before``; newest first."""
+        return self._run(lambda: search(self._conn, text, limit, before))
+
+    def recent_for_backlog(self, limit: int, max_age: float, now: float) -> list[Stored]:
+        """The ``limit`` newest messages (by ``seq``) whose Timestamp is at most ``max_age``
+        seconds before ``now``, oldest first: what a restarted peer's backlog starts with."""
+        rows = self._select(
+            f"{_SELECT} WHERE received_at >= ? AND {_WRITTEN_MS} >= ? ORDER BY seq DESC LIMIT ?",
+            (now - max_age - BACKLOG_SLACK, int((now - max_age) * 1000), _bounded(limit)),
+        )
+        rows.reverse()
+        return rows
+
+    def prune(self, older_than: float) -> int:
+        """Delete the messages shown before ``older_than`` (wall-clock seconds)."""
+        total = 0
+        while True:
+            deleted = self._write(
+                lambda conn: (
+                    conn.execute(
+                        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
+                        " WHERE received_at < ? ORDER BY seq LIMIT ?)",
+                        (older_than, PRUNE_CHUNK),
+                    ).rowcount
+                )
+            )
+            total += deleted
+            if deleted < PRUNE_CHUNK:
+                return total
+
+    def _select(self, sql: str, params: tuple) -> list[Stored]:
+        return self._run(
+            lambda: [Stored.from_row(r) for r in self._conn.execute(sql, params).fetchall()]
+        )
+
+    # -- known peers -----------------------------------------------------------------------
+
+    def peer_linked(self, addr: str, now: float) -> None:
+        """A link to ``addr`` came up: it goes first among the peers to redial."""
+        addr = addr[:MAX_ADDR]
+
+        def linked(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO peers (addr, first_seen, last_seen, last_success, failures)"
+                " VALUES (?1, ?2, ?2, ?2, 0) ON CONFLICT (addr) DO UPDATE SET"
+                " last_seen = ?2, last_success = ?2, failures = 0",
+                (addr, now),
+            )
+            conn.execute(
+                "DELETE FROM peers WHERE addr IN (SELECT addr FROM peers"
+                " ORDER BY last_success DESC LIMIT -1 OFFSET ?)",
+                (MAX_PEERS,),
+            )
+
+        self._write(linked)
+
+    def peer_failed(self, addr: str, now: float) -> None:
+        """A dial to a known peer failed (an unknown address is not remembered)."""
+        self._write(
+            lambda conn: conn.execute(
+                "UPDATE peers SET last_seen = ?, failures = failures + 1 WHERE addr = ?",
+                (now, addr[:MAX_ADDR]),
+            )
+        )
+
+    def known_peers(self, limit: int = 16) -> list[KnownPeer]:
+        """Peers we have linked to, the most recently successful first."""
+        rows = self._run(
+            lambda: self._conn.execute(
+                "SELECT addr, last_success, last_seen, failures FROM peers"
+                " WHERE last_success IS NOT NULL ORDER BY last_success DESC LIMIT ?",
+                (_bounded(limit),),
+            ).fetchall()
+        )
+        return [KnownPeer(*r) for r in rows]
+
+    def forget_peer(self, addr: str) -> None:
+        self._write(lambda conn: conn.execute("DELETE FROM peers WHERE addr = ?", (addr,)))
+
+    # -- nick pins (for the identity issue) ------------------------------------------------
+
+    def pin(self, nick: str, key: str, now: float) -> str:
+        """Pin ``nick`` to ``key`` unless it is pinned already; returns the pinned key."""
+
+        def pin(conn: sqlite3.Connection) -> str:
+            conn.execute(
+                "INSERT OR IGNORE INTO pins (nick, key, first_seen) VALUES (?, ?, ?)",
+                (nick, key, now),
+            )
+            return conn.execute("SELECT key FROM pins WHERE nick = ?", (nick,)).fetchone()[0]
+
+        return self._write(pin)
+
+    def pinned(self, nick: str) -> str | None:
+        row = self._run(
+            lambda: self._conn.execute("SELECT key FROM pins WHERE nick = ?", (nick,)).fetchone()
+        )
+        return None if row is None else row[0]
+
+
+def search(
+    conn: sqlite3.Connection, text: str, limit: int = 50, before: int | None = None
+) -> list[Stored]:
+    """``History.search`` on any connection (``export.open_reader``'s too)."""
+    match = fts_query(text)
+    if match is None:
+        return []
+    rows = conn.execute(
+        f"{_SELECT} WHERE seq IN (SELECT rowid FROM {schema.FTS_TABLE}"
+        f" WHERE {schema.FTS_TABLE} MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?)"
+        " ORDER BY seq DESC",
+        (match, _top(before), _bounded(limit)),
+    )
+    return [Stored.from_row(r) for r in rows.fetchall()]
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, *, check: bool, max_pages: int | None) -> None:
+    """Whose file, the integrity check, pragmas, the schema: raise the right HistoryError
+    or return.  Nothing is written to a file that is not ours."""
+    app = conn.execute("PRAGMA application_id").fetchone()[0]  # reads the header first
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app != schema.APPLICATION_ID:
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app != 0 or version != 0 or tables:
+            raise errors.HistoryNotOurs(path)
+    if version > schema.VERSION:
+        raise errors.HistoryTooNew(
+            path,
+            f"was written by a newer whisper (schema {version}, this one knows up to"
+            f" {schema.VERSION})",
+        )
+    if check:
+        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise errors.HistoryCorrupt(path)
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        raise errors.HistoryUnavailable(path, f"cannot use a write-ahead log (journal {mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB:d}")
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT:d}")
+    if max_pages is not None:
+        conn.execute(f"PRAGMA max_page_count = {max_pages:d}")
+    schema.migrate(conn, version)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    text = json.dumps(rows, ensure_ascii=False)
+    if "\\u0000" in text:
+        conn.executemany(INSERT_ROW, rows)
+    else:
+        conn.execute(INSERT_JSON, (text,))
+
+
+def _last_seq(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM messages ORDER BY seq DESC LIMIT 1").fetchone()
+    return 0 if row is None else row[0]
+
+
+def _top(before: int | None) -> int:
+    return (1 << 63) - 1 if before is None else before
+
+
+def _bounded(limit: int) -> int:
+    return max(0, min(int(limit), MAX_LIMIT))
+
+
+def _encodable(row: tuple) -> tuple:
+    return tuple(
+        v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v for v in row
+    )
+
+
+__all__ = ["History", "HistoryError", "KnownPeer"]
