@@ -218,6 +218,8 @@ class Peer:
         listening: str = r"listening on (\S+)",
         warn: tuple[str, ...] = (" WARNING ", " ERROR ", "Traceback"),
     ) -> None:
+        if "whisper" in " ".join(cmd) and "-host" not in cmd:  # it would bind every interface
+            raise ValueError(f"{cmd}: start whisper with -host 127.0.0.1 (whisper_peer)")
         self.cmd = cmd
         self.warn = warn
         self.proc = subprocess.Popen(

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_relay import Bench, Peer, Source, cpu_seconds, start_sink
+from bench_relay import Bench, Source, cpu_seconds, start_sink, whisper_peer
 
 TOKEN = "bench-token"
 PY = [sys.executable, "-m", "whisper"]
@@ -152,7 +152,7 @@ class Setup:
         py = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "whisper"] if profile else PY
         cmd = [*py, "-http", f"127.0.0.1:{self.http_port}"] if http else list(py)
         os.environ["WHISPER_HTTP_TOKEN"] = TOKEN
-        self.peer = Peer(cmd)
+        self.peer = whisper_peer(cmd)
         self.source = StampedSource(self.peer.addr, origin.addr)
         self.bench = Bench(self.peer, sinks, origin, self.source)
         for sink in [origin, *sinks]:
