@@ -218,7 +218,8 @@ class Peer:
         listening: str = r"listening on (\S+)",
         warn: tuple[str, ...] = (" WARNING ", " ERROR ", "Traceback"),
     ) -> None:
-        if "whisper" in " ".join(cmd) and "-host" not in cmd:  # it would bind every interface
+        is_whisper = any(part == "whisper" or part.endswith("/whisper") for part in cmd)
+        if is_whisper and "-host" not in cmd:  # it would bind every interface
             raise ValueError(f"{cmd}: start whisper with -host 127.0.0.1 (whisper_peer)")
         self.cmd = cmd
         self.warn = warn
