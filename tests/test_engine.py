@@ -274,9 +274,9 @@ def test_a_control_payload_goes_only_to_links_that_speak_it():
     plain = b.link("10.0.0.2:5")
     _, actions = b.engine.connect("10.0.0.3:5", b.now)
     (dial,) = [a for a in actions if type(a) is Dial]
-    b.engine.link_connected(dial.link, b.now, caps=frozenset({"presence"}))
-    hello = encode_object({"ID": "h", "Addr": US, "Kind": "presence"})
-    b.engine.send(hello, b.now, needs="presence")
+    b.engine.link_connected(dial.link, b.now, caps=frozenset({"x-test"}))
+    hello = encode_object({"ID": "h", "Addr": US, "Kind": "x-test"})
+    b.engine.send(hello, b.now, needs="x-test")
     assert b.sent(plain) == [] and b.sent(dial.link) == [decode_all(hello)[0]]
 
 

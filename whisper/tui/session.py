@@ -110,6 +110,7 @@ class Session:
                 self.ui.show_info(self._welcome())
                 task_status.started(addr)
                 await self._execute(typed)
+                await self.node.farewell()  # /quit, Ctrl-D: a clean exit says goodbye
                 nursery.cancel_scope.cancel()
 
     def _enqueue(self, text: str) -> None:
