@@ -89,7 +89,7 @@ class Session:
         peers = self.node.peers()
         out = sum(p.outgoing and p.connected for p in peers)
         incoming = sum(not p.outgoing for p in peers)
-        return Status(self.node.nick, self.node.addr, out, incoming)
+        return Status(self.node.nick, self.node.addr, out, incoming, len(self.node.users()))
 
     def submit(self, text: str) -> None:
         """A line the user typed (called on the asyncio side): run it on the trio side."""
