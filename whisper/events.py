@@ -56,6 +56,10 @@ class PeerLinked:
     warning = False
 
 
+#: Why a link ended when its peer closed the connection cleanly (EOF): not a warning.
+CLEAN_CLOSE = "peer closed the connection"
+
+
 @dataclass(frozen=True, slots=True)
 class PeerLost:
     """An outgoing link's connection ended (``reason``); it is retried (PROTOCOL.md §5.2)."""
@@ -67,7 +71,9 @@ class PeerLost:
     def text(self) -> str:
         return f"lost {self.addr}: {self.reason}"
 
-    warning = True
+    @property
+    def warning(self) -> bool:
+        return self.reason != CLEAN_CLOSE  # a peer that quit is no cause for alarm
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ import trio
 
 from .addr import parse_hostport
 from .engine.hello import BANNER_MAX, parse_banner
+from .events import CLEAN_CLOSE
 from .peers import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, ConnectionConfig, Peer
 
 #: Progress is measured in writes of this size: a slow peer that keeps reading is not stalled.
@@ -125,7 +126,7 @@ class OutgoingLink:
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return  # the pump sees the same error on its next send
                 if not data:
-                    reason = "peer closed the connection"
+                    reason = CLEAN_CLOSE
                     nursery.cancel_scope.cancel()
                     return
                 if first is not None and len(first) < BANNER_MAX:
