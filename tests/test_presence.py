@@ -184,3 +184,18 @@ def nursery_wait(nursery: trio.Nursery, node, kind) -> Waiter:
 
     nursery.start_soon(wait)
     return waiter
+
+
+async def test_a_node_that_vanishes_without_goodbye_went_quiet(nursery, autojump_clock):
+    alice = await start_node(nursery, nick="alice")
+    with trio.fail_after(PERIOD * MISSED * 3):
+        joined = nursery_wait(nursery, alice, UserJoined)
+        async with trio.open_nursery() as inner:
+            bob = await start_node(inner, nick="bob", peers=[alice.addr])
+            await joined.get()
+            quiet = nursery_wait(nursery, alice, UserQuiet)
+            inner.cancel_scope.cancel()  # no goodbye: a crash, a cable pulled
+        gone_at = trio.current_time()
+        assert await quiet.get() == UserQuiet("bob", bob.addr)
+    assert PERIOD * (MISSED - 1) <= trio.current_time() - gone_at <= PERIOD * MISSED
+    assert [u.nick for u in alice.users()] == ["alice"]
