@@ -138,6 +138,10 @@ async def test_headless_prints_presence_notices_on_stderr(nursery):
         await bob.type("/quit")
         await alice.wait_line("stderr", "^bobby left$")
         assert await bob.process.wait() == 0
+        carol = await Whisper(*LOOPBACK, "-nick", "carol", "-peer", alice.addr).start(nursery)
+        await alice.wait_line("stderr", "^carol joined$")
+        assert await carol.stop(signal.SIGTERM) == 0  # a signal says goodbye too
+        await alice.wait_line("stderr", "^carol left$")
         assert await alice.stop(signal.SIGTERM) == 0
 
 

@@ -11,7 +11,8 @@ Rules:
   are remembered for completion.  History and files are shown as ``display.py`` says.
   Any other event (a notice, a peer linked or lost ...) goes, as its ``text``, to the
   status line and the message area (``render`` cleans every string shown).
-- ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, closing every connection; the node
+- ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, saying goodbye (presence, at most
+  ``node.GOODBYE_GRACE``) and closing every connection; the node
   failing ends it with the node's error.
 - ``run_tui`` is the entry point: while the screen is up, the ``whisper`` loggers do not
   write to the terminal (it would corrupt the screen).  With ``show_log`` their records are
@@ -106,7 +107,7 @@ class Session:
             async with trio.open_nursery() as nursery:
                 addr = await nursery.start(self.node.run)
                 nursery.start_soon(self._show_events, events)
-                nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+                nursery.start_soon(_stop_on_signal, nursery.cancel_scope, self.node)
                 self.ui.show_info(self._welcome())
                 task_status.started(addr)
                 await self._execute(typed)
@@ -154,10 +155,11 @@ class Session:
         return [f"{who}, listening on {self.node.addr}", "/help lists the commands; Ctrl-D leaves"]
 
 
-async def _stop_on_signal(scope: trio.CancelScope) -> None:
+async def _stop_on_signal(scope: trio.CancelScope, node: Node) -> None:
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async for signum in signals:
             log.info("%s: closing connections", signal.Signals(signum).name)
+            await node.farewell()  # presence: a clean exit says goodbye
             scope.cancel()
             return
 
