@@ -87,6 +87,7 @@ def test_bad_announcements_and_our_own_addr_are_ignored():
         here(mid=""),
         here(nick="x" * 1000),
         here(state="maybe"),
+        {**here(), "Padding": "x" * 3000},
     ):
         b.feed(conn, bad)
     assert presence_events(b) == [] and conn.closed is None

@@ -9,7 +9,8 @@ Rules:
 - A received one is flooded like a chat message: deduplicated by its ``ID`` in the engine's
   seen cache, sent on to every other link that speaks ``presence`` (not back to its
   author's), and rate-limited by flood control, which counts every object a connection
-  brings.  One with our own ``Addr``, a malformed ``ID``, ``Addr`` or ``Nick`` is dropped.
+  brings.  One with our own ``Addr``, a malformed ``ID``, ``Addr`` or ``Nick``, or over
+  ``MAX_BYTES`` encoded, is dropped.
 - The table (``Addr`` -> nick, last seen, the announcement's bytes) says who is online; a
   new link to a peer that speaks presence is sent our announcement and the latest one of
   every user in it, so that a newcomer knows who is here at once.  A user not heard of for
@@ -44,6 +45,7 @@ MISSED = 3
 MAX_USERS = 1024
 MAX_NICK = 256  # characters; a longer nick is not an announcement of ours to believe
 MAX_ID = 128
+MAX_BYTES = 2048  # an encoded announcement; a bigger one is dropped (the table keeps them)
 
 
 @dataclass(slots=True)
@@ -128,6 +130,8 @@ class Presence:
         if not engine.seen.add(mid, now):
             return True  # a duplicate
         data = codec.encode_object(obj)
+        if len(data) > MAX_BYTES:
+            return True
         engine.send(data, now, needs=PRESENCE, author=canonical)
         self._note(state, canonical, codec.well_formed(nick), data, now)
         return True
