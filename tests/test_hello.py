@@ -4,13 +4,14 @@ hand (``test_engine.Bench``), then nodes over loopback TCP, with the Go stand-in
 from __future__ import annotations
 
 import trio
+import trio.testing
 
 from whisper import Config, Delivered, Node
 from whisper.engine import Dial
 from whisper.engine.hello import BANNER_MAX, HELLO, PRESENCE, banner, parse_banner
 
 from .gopeer import GoPeer
-from .helpers import LOCAL, connected, linked, origin, send, start_node, wire
+from .helpers import LOCAL, connected, inbox, linked, origin, send, start_node, wire
 from .test_engine import US, Bench, bodies, msg
 
 TIMEOUT = 10
@@ -108,3 +109,18 @@ async def test_the_go_peer_is_never_sent_a_hello_and_keeps_relaying(nursery):
         node.say("hello gopher")
         await go.wait_for("py2: hello gopher")
     assert not go.crashed
+
+
+async def test_a_dialler_gone_before_the_banner_is_written_ends_only_its_connection(nursery):
+    """The banner is written on every accepted connection: a write that fails (the dialler
+    reset at once) ends that connection's task quietly, not the node."""
+    node = await start_node(nursery)
+    conn, _ = node.engine.open_incoming("127.0.0.1:9", trio.current_time())
+    ours, theirs = trio.testing.memory_stream_pair()
+    await theirs.aclose()
+    await node._read(ours, conn)  # returns: no BrokenResourceError
+    box = await inbox(nursery, node)
+    peer = await origin(node)
+    await send(peer, wire("still serving", addr="a peer with no address"))
+    with trio.fail_after(TIMEOUT):
+        await box.wait_for(lambda bodies: "still serving" in bodies)

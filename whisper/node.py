@@ -215,8 +215,12 @@ class Node:
                 self.engine.closed_incoming(conn)
 
     async def _read(self, stream: trio.SocketStream, conn: Incoming) -> None:
-        if conn.greeting:
-            await stream.send_all(conn.greeting)
+        if conn.greeting:  # the capability banner (engine/hello.py): a few bytes, never blocks
+            try:
+                await stream.send_all(conn.greeting)
+            except trio.BrokenResourceError as exc:  # it connected and went at once
+                log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
+                return
         engine = self.engine
         while conn.closed is None:
             try:
