@@ -10,7 +10,8 @@ Rules:
 - Every ``Delivered`` event is shown, our own included (that is the local echo); nicks heard
   are remembered for completion.  History and files are shown as ``display.py`` says.
   Any other event (a notice, a peer linked or lost ...) goes, as its ``text``, to the
-  status line and the message area (``render`` cleans every string shown).
+  status line and the message area (``render`` cleans every string shown); a link that
+  came up or was closed cleanly (``LINK_EVENTS``, not warnings) to the status line only.
 - ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, saying goodbye (presence, at most
   ``node.GOODBYE_GRACE``) and closing every connection; the node
   failing ends it with the node's error.
@@ -36,7 +37,7 @@ from prompt_toolkit.output import Output
 
 from ..commands import execute
 from ..display import shown_body, take_batch
-from ..events import Delivered, Event
+from ..events import Delivered, Event, GaveUp, PeerLinked, PeerLost
 from ..loglimit import RepeatLimit
 from ..node import Node
 from ..subscription import Subscription
@@ -147,12 +148,17 @@ class Session:
             self.ui.show_message(
                 event.message, own=event.own, history=event.history, body=shown_body(event)
             )
-        else:
-            self.ui.notice(event.text, warning=event.warning)
+        else:  # a link up or closed cleanly is not chat: the status line only
+            link = isinstance(event, LINK_EVENTS) and not event.warning
+            self.ui.notice(event.text, warning=event.warning, chat=not link)
 
     def _welcome(self) -> list[str]:
         who = f"you are {self.node.nick}" if self.node.nick else "you have no nick (/nick NAME)"
         return [f"{who}, listening on {self.node.addr}", "/help lists the commands; Ctrl-D leaves"]
+
+
+#: Link-level events (issue 13): shown in the message area only when they are warnings.
+LINK_EVENTS = (PeerLinked, PeerLost, GaveUp)
 
 
 async def _stop_on_signal(scope: trio.CancelScope, node: Node) -> None:
