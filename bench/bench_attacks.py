@@ -151,7 +151,9 @@ def attack_receive(peer: Peer, n: int, seconds: float, watch: Callable[[], bool]
 def _closed_by_peer(sock: socket.socket) -> bool:
     sock.setblocking(False)
     try:
-        return sock.recv(1) == b""  # the peer never writes to an incoming connection
+        while sock.recv(4096):  # its capability banner (PROTOCOL.md §7.10), then only EOF
+            pass
+        return True
     except BlockingIOError:
         return False
     except OSError:

@@ -11,6 +11,7 @@ import trio
 
 from whisper import Config, Delivered, Node
 from whisper.codec import Decoder, Violation, encode_object
+from whisper.engine.hello import banner
 from whisper.events import Event
 from whisper.ids import hashed_id, random_id
 
@@ -185,3 +186,12 @@ async def send(stream: trio.SocketStream, *objects: dict) -> None:
 
 def dumps(obj: dict) -> bytes:
     return json.dumps(obj).encode()
+
+
+async def eof(stream: trio.SocketStream) -> bool:
+    """Whether the next thing the node writes on an incoming connection, after its
+    capability banner (``engine/hello.py``), is the end of it."""
+    data = await stream.receive_some(1024)
+    if data.startswith(banner()):
+        data = data[len(banner()) :] or await stream.receive_some(1024)
+    return data == b""

@@ -14,7 +14,7 @@ from whisper.codec import encode_object
 from whisper.peers import ConnectionConfig
 from whisper.sendqueue import OVER_BUDGET
 
-from .helpers import inbox, notices, origin, outgoing, send, sink, start_node, wire
+from .helpers import eof, inbox, notices, origin, outgoing, send, sink, start_node, wire
 
 TIMEOUT = 20  # nothing here waits this long
 MiB = 1024 * 1024
@@ -53,7 +53,7 @@ async def test_the_connection_holding_the_most_is_dropped_when_the_receive_budge
         await until(lambda: budget.total > 2_500_000)
         assert not budget.over() and not node.stats.over_budget
         await third.send_all(unfinished("t" * 200_000 + emoji))  # now over: big goes
-        assert await big.receive_some(100) == b""
+        assert await eof(big)
         await until(lambda: any("receive budget" in n for n in texts))
         await small.send_all(b"}")
         await third.send_all(b"}")

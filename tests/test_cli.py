@@ -123,6 +123,28 @@ async def test_two_processes_chat_and_exit_cleanly(nursery):
     assert not any("Traceback" in line for line in alice.stderr + bob.stderr)
 
 
+async def test_headless_prints_presence_notices_on_stderr(nursery):
+    """Issue 13: bob joins with -peer and says nothing; alice sees him join, rename, leave."""
+    with trio.fail_after(TIMEOUT):
+        alice = await Whisper(*LOOPBACK, "-nick", "alice").start(nursery)
+        bob = await Whisper(*LOOPBACK, "-nick", "bob", "-peer", alice.addr).start(nursery)
+        await alice.wait_line("stderr", "^bob joined$")
+        await bob.wait_line("stderr", "^alice joined$")  # alice dialled back on the hello
+        await bob.type("/nick bobby")
+        await alice.wait_line("stderr", "^bob is now bobby$")
+        await alice.type("/who")
+        await alice.wait_line("stderr", "^2 online$")
+        await alice.wait_line("stderr", f"^  bobby  {bob.addr}  seen \\d+s ago, linked$")
+        await bob.type("/quit")
+        await alice.wait_line("stderr", "^bobby left$")
+        assert await bob.process.wait() == 0
+        carol = await Whisper(*LOOPBACK, "-nick", "carol", "-peer", alice.addr).start(nursery)
+        await alice.wait_line("stderr", "^carol joined$")
+        assert await carol.stop(signal.SIGTERM) == 0  # a signal says goodbye too
+        await alice.wait_line("stderr", "^carol left$")
+        assert await alice.stop(signal.SIGTERM) == 0
+
+
 async def test_quit_command_exits_0(nursery):
     with trio.fail_after(TIMEOUT):
         peer = await Whisper(*LOOPBACK).start(nursery)

@@ -80,6 +80,12 @@ FAILING = [
     ("signed-tampered", "no-sig-check", "relayed 8 of 8 tampered signed messages"),
     ("signed-tampered", "seen-before-check", "marked seen before its signature was checked"),
     ("dm-relay", "drop-dm", "the direct message (for another key) was not relayed"),
+    ("banner", "no-banner", "no capability banner naming 'hello' on a connection it accepted"),
+    ("hello-dial-back", "no-hello-dialback", "(its hello); newcomer (127.0.0.1:"),
+    ("hello-on-connect", "no-hello", "waiting for a hello with Addr 127.0.0.1:"),
+    ("hello-not-to-legacy", "hello-to-all", "sent a peer that wrote no banner 1 payload(s)"),
+    ("presence-flood", "no-presence-relay", "waiting for the announcement at both speakers"),
+    ("presence-flood", "presence-to-all", "relayed the announcement to a peer that wrote no"),
 ]
 
 # PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
@@ -88,6 +94,7 @@ GO_FAILS |= {"file-relay", "backlog-replay", "backlog-not-own", "backlog-fresh-o
 GO_FAILS |= {"flood-contained", "flooder-cut-off", "relay-paced"}  # no flood control
 GO_FAILS |= {"discovery-dial", "discovery-garbage", "discovery-not-self"}  # hears nothing
 GO_FAILS |= {"signed-relay", "signed-tampered", "dm-relay"}  # strips Key, Sig, Sealed
+GO_FAILS |= {"banner", "hello-dial-back", "hello-on-connect", "presence-flood"}  # no banner
 GO = "--go"
 DEAF = {"no-discovery", GO}
 
@@ -158,6 +165,8 @@ def test_go_stand_in_gets_the_report_the_worked_example_predicts(results: dict) 
     assert "was never dialled" in report["discovery-dial"].detail
     assert "Key, Sig, Channel, Nick stripped" in report["signed-relay"].detail
     assert "with Sealed stripped" in report["dm-relay"].detail
+    assert "it does not speak §7.10, so it was sent no payload" in report["banner"].detail
+    assert "speaks no extension" in report["hello-not-to-legacy"].detail  # and did not crash
 
 
 # -- the harness's small rules --------------------------------------------------------

@@ -7,6 +7,7 @@ Many engines together: ``test_simnet.py``.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from typing import Any
@@ -25,7 +26,15 @@ from whisper.engine import (
     Incoming,
     Retry,
 )
-from whisper.events import Blacklisted, Delivered, Dropped, GaveUp, PeerLinked, PeerLost
+from whisper.events import (
+    CLEAN_CLOSE,
+    Blacklisted,
+    Delivered,
+    Dropped,
+    GaveUp,
+    PeerLinked,
+    PeerLost,
+)
 from whisper.flood import FloodConfig
 from whisper.ids import hashed_id
 from whisper.peers import ConnectionConfig, Dialled, Peer
@@ -274,9 +283,9 @@ def test_a_control_payload_goes_only_to_links_that_speak_it():
     plain = b.link("10.0.0.2:5")
     _, actions = b.engine.connect("10.0.0.3:5", b.now)
     (dial,) = [a for a in actions if type(a) is Dial]
-    b.engine.link_connected(dial.link, b.now, caps=frozenset({"presence"}))
-    hello = encode_object({"ID": "h", "Addr": US, "Kind": "presence"})
-    b.engine.send(hello, b.now, needs="presence")
+    b.engine.link_connected(dial.link, b.now, caps=frozenset({"x-test"}))
+    hello = encode_object({"ID": "h", "Addr": US, "Kind": "x-test"})
+    b.engine.send(hello, b.now, needs="x-test")
     assert b.sent(plain) == [] and b.sent(dial.link) == [decode_all(hello)[0]]
 
 
@@ -399,3 +408,16 @@ def test_a_peer_spelling_its_addr_oddly_is_not_sent_its_own_messages():
     b.engine.link_connected(dial.link, b.now)
     b.feed(conn, msg("mine, relayed?", addr="10.0.0.2:0005"), msg("marker"))
     assert bodies(b.sent(dial.link)) == ["marker"]
+
+
+def test_a_peer_that_closes_cleanly_is_no_warning(caplog):
+    """Issue 13: link-level events are not chat; a clean close (EOF) is not a WARNING,
+    nor the retries of a link that was up."""
+    b = Bench()
+    link = b.link("10.0.0.2:4")
+    with caplog.at_level(logging.INFO, logger="whisper.engine"):
+        actions = b.engine.link_failed(link, CLEAN_CLOSE, b.now)
+    lost = [e for a in actions if type(a) is Deliver for e in a.events]
+    assert lost == [PeerLost("10.0.0.2:4", CLEAN_CLOSE)] and not lost[0].warning
+    assert PeerLost("10.0.0.2:4", "connection reset by peer").warning
+    assert [r.levelno for r in caplog.records] == [logging.INFO]

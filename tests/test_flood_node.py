@@ -16,6 +16,7 @@ from whisper.seen import SeenConfig
 
 from .helpers import (
     Inbox,
+    eof,
     hashed,
     inbox,
     linked,
@@ -254,7 +255,7 @@ async def test_a_flood_claiming_bobs_addr_blacklists_nobody_and_bob_is_still_hea
         more = [wire(f"more {i}", addr=bob.addr) for i in range(3000)]  # past the budget too
         with contextlib.suppress(trio.BrokenResourceError):  # a reset: our messages unread
             await send(attacker, *forged, *more)
-            assert await attacker.receive_some(1024) == b""  # cut: EOF
+            assert await eof(attacker)  # cut: EOF
         elapsed = trio.current_time() - started
         lines = [f"bob says {i}" for i in range(5)]
         for line in lines:
@@ -336,7 +337,7 @@ async def test_a_reconnecting_flooder_gets_no_new_burst_and_old_honest_messages_
             with contextlib.suppress(trio.BrokenResourceError):
                 await send(conn, *flood)
                 await conn.send_eof()
-                assert await conn.receive_some(1024) == b""  # read to the end, or cut
+                assert await eof(conn)  # read to the end, or cut
             await conn.aclose()
         elapsed = trio.current_time() - started
         assert us.engine.seen.span(trio.current_time()) < 15  # it had to forget early
@@ -363,7 +364,7 @@ async def test_payloads_without_a_body_are_counted_and_their_flood_cut(nursery, 
         with contextlib.suppress(trio.BrokenResourceError):
             for _ in range(10):  # 300,000 in all, as fast as we can write them
                 await conn.send_all(b"{}" * 30_000)
-            assert await conn.receive_some(1024) == b""  # cut: EOF
+            assert await eof(conn)  # cut: EOF
         elapsed = trio.current_time() - started
         good = await origin(us)
         await send(good, wire("still here"))
@@ -395,7 +396,7 @@ async def test_the_blacklist_expires(nursery, autojump_clock):
     with trio.fail_after(TIMEOUT):
         await send(conn, *(wire(f"flood {i}") for i in range(100)))
         with contextlib.suppress(trio.BrokenResourceError):  # a reset: our messages unread
-            assert await conn.receive_some(1024) == b""  # cut: EOF
+            assert await eof(conn)  # cut: EOF
     assert len(node.engine.flood.blacklist.entries(trio.current_time())) == 1
     await trio.sleep(59)
     assert len(node.engine.flood.blacklist.entries(trio.current_time())) == 1
@@ -425,7 +426,7 @@ async def test_a_connection_sending_invalid_messages_is_cut_and_its_host_listed(
     with trio.fail_after(TIMEOUT):
         await send(bad, *forged)
         with contextlib.suppress(trio.BrokenResourceError):  # a reset: our messages unread
-            assert await bad.receive_some(1024) == b""
+            assert await eof(bad)
         good = await origin(node)  # loopback is shared: the next connection is welcome
         await send(good, wire("still here"))
         await box.wait_for(lambda got: got == ["still here"])

@@ -29,6 +29,7 @@ async def test_two_whisper_processes_and_a_go_peer(nursery):
         gopher = GoPeer("gopher")
         await nursery.start(gopher.run, bob.addr)
         await bob.wait_line("stderr", f"connected to {alice.addr}")
+        await alice.wait_line("stderr", "^bob joined$")  # presence: never sent to Go
 
         gopher.say("hello from <go> & friends")  # Go escapes <>& on the wire
         await bob.wait_line("stdout", "^gopher: hello from <go> & friends$")
@@ -42,6 +43,7 @@ async def test_two_whisper_processes_and_a_go_peer(nursery):
         await gopher.wait_for("bob: hello from bob")
         await alice.wait_line("stdout", "^bob: hello from bob$")
 
+        await bob.type("/nick bobby")  # a presence announcement while the Go peer is linked
         # The Go peer relays everything back to its author: a final round proves the
         # echoes were absorbed by the seen sets rather than shown again.
         gopher.say("marker")
@@ -89,12 +91,15 @@ async def test_the_real_go_peer_and_two_whisper_processes_in_a_namespace(
         peers.append(bob)
         await bob.start(nursery)
         await bob.wait_line("stderr", f"connected to {alice.addr}$")
+        await bob.wait_line("stderr", "^alice joined$")  # she dialled back on bob's hello
+        from_alice = await bob.wait_line("stderr", rf"DEBUG accepted {LAN_IP}:\d+$")
+        alice_port = from_alice.rsplit(":", 1)[1]
         gopher = RealGoPeer(go_host, go_binary, "-nick", "gopher", "-peer", bob.addr)
         peers.append(gopher)
         await gopher.start(nursery)
         # It says nothing when its -peer link is up, and a line typed before that is lost:
-        # bob's only incoming connection is the Go peer's.
-        await bob.wait_line("stderr", rf"DEBUG accepted {LAN_IP}:\d+$")
+        # bob's other incoming connection is the Go peer's.
+        await bob.wait_line("stderr", rf"DEBUG accepted {LAN_IP}:(?!{alice_port}$)\d+$")
 
         await gopher.type("hello from <go> & friends")  # Go escapes <>& on the wire
         await bob.wait_line("stdout", "^gopher: hello from <go> & friends$")
@@ -105,7 +110,10 @@ async def test_the_real_go_peer_and_two_whisper_processes_in_a_namespace(
         await alice.type("hello from alice")
         await gopher.wait_line("stdout", "^alice: hello from alice$")  # nick from omitempty
         await bob.wait_line("stdout", "^alice: hello from alice$")
-        await bob.type("hello from bob", "/me waves", f"/send {note}")
+        await alice.wait_line("stderr", "^bob joined$")  # presence, between whispers only
+        await bob.type("/nick bobby")  # announced at once, never to the Go peer
+        await alice.wait_line("stderr", "^bob is now bobby$")
+        await bob.type("/nick bob", "hello from bob", "/me waves", f"/send {note}")
         await gopher.wait_line("stdout", "^bob: hello from bob$")
         await gopher.wait_line("stdout", "^bob waves$")  # how Go shows an action
         await gopher.wait_line("stdout", r"^bob: \[file\] note.txt \(9 B, text/plain\)$")
@@ -132,7 +140,7 @@ async def test_the_real_go_peer_and_two_whisper_processes_in_a_namespace(
         [
             "gopher: hello from <go> & friends",
             "bob: hello from bob",
-            "bob: /me waves",  # headless shows the Body as it is
+            "* bob waves",  # headless shows an action as the terminal UI does
             "bob: [file #1] note.txt (9 B, text/plain)",
             "gopher: marker",
         ]

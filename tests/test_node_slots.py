@@ -13,7 +13,7 @@ import trio.testing
 from whisper.connmgr import DEFAULT_ACTIVE_FOR, DEFAULT_GRACE
 from whisper.peers import ConnectionConfig
 
-from .helpers import inbox, origin, outgoing, send, sink, start_node, wire
+from .helpers import eof, inbox, origin, outgoing, send, sink, start_node, wire
 
 TIMEOUT = 600  # virtual seconds (autojump clock): the waits here are 5 and 60 s
 SLOTS = 8
@@ -25,9 +25,10 @@ def incoming(node) -> int:
 
 
 async def closed(stream: trio.SocketStream) -> bool:
-    """Whether the node has closed ``stream`` (it never sends on an incoming connection)."""
+    """Whether the node has closed ``stream`` (it writes only its banner on an incoming
+    connection)."""
     with contextlib.suppress(trio.BrokenResourceError):
-        return await stream.receive_some(1024) == b""
+        return await eof(stream)
     return True
 
 

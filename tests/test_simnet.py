@@ -35,7 +35,7 @@ def test_a_peer_that_goes_away_is_retried_then_given_up():
     a = net.add(addr(0), connections=ConnectionConfig(max_failures=3))
     net.add(addr(1))
     net.connect(addr(0), addr(1))
-    assert [type(e) for e in a.events] == [PeerLinked]
+    assert [e for e in a.events if type(e) is PeerLinked] == [PeerLinked(addr(1))]
     net.remove(addr(1))
     net.advance(60)
     gave_up = [e for e in a.events if isinstance(e, GaveUp)]
@@ -67,3 +67,18 @@ def test_a_paced_connection_is_read_later_and_nothing_is_lost():
     assert 0 < len(receiver.bodies) < 100 and receiver.engine.stats.paced >= 1
     net.advance(1)
     assert receiver.bodies == [f"m{i}" for i in range(100)]
+
+
+def test_in_a_chain_nobody_speaks_yet_everyone_knows_who_is_here():
+    """Hello and presence (PROTOCOL.md §7.10, §7.11): each newcomer dials one peer, is
+    dialled back, and is told who is here; its own announcement floods the chain."""
+    net = SimNet()
+    names = [addr(i) for i in range(30)]
+    for i, name in enumerate(names):
+        net.add(name, peers=names[i - 1 : i] if i else [], nick=f"n{i}")
+    net.run()
+    for name in names:
+        users = net.peers[name].engine.users(net.now)
+        assert sorted(u.addr for u in users) == sorted(names), name
+    assert all(p.bodies == [] for p in net.peers.values())
+    assert sorted(net.linked(names[5])) == [names[4], names[6]]  # dialled back, no mesh

@@ -237,13 +237,15 @@ def test_status_line_shows_address_counts_and_the_latest_notice() -> None:
     async def script(s: Screen) -> None:
         bob = await s.peer()
         s.type(f"/connect {bob.node.addr}{ENTER}")
-        await s.until(lambda: f"connected to {bob.node.addr}" in s.ui.status_text())
+        # bob dials back on our hello, and his presence reaches us: "bob joined"
+        await s.until(lambda: "out 1 in 1  2 online" in s.ui.status_text())
         status = s.ui.status_text()
-        assert status.startswith(f" phil  {s.node.addr}  out 1 in 0 ")
-        assert f"-!- connected to {bob.node.addr}" in s.log()
+        assert status.startswith(f" phil  {s.node.addr}  out 1 in 1  2 online ")
+        await s.until(lambda: "-!- bob joined" in s.log())  # chat: in the message area
+        assert f"connected to {bob.node.addr}" not in s.log()  # a link: the status line only
         s.type(f"/disconnect {bob.node.addr}{ENTER}")
         await s.until(lambda: f"disconnected from {bob.node.addr}" in s.ui.status_text())
-        assert "out 0 in 0" in s.ui.status_text()
+        assert "out 0 in 1" in s.ui.status_text()
         s.type(CTRL_D)
 
     run_screen(script)

@@ -155,7 +155,9 @@ class Bob:
 async def test_chat_in_a_real_terminal(tmp_path: Path) -> None:
     data = tmp_path / "data"
     async with alice_and_bob(tmp_path, data) as (tmux, bob):
-        await tmux.until(lambda s: "out 1 in 0" in s, "alice to link to bob")
+        await tmux.until(  # issue 13: bob dials back on alice's hello, before she speaks
+            lambda s: "out 1 in 1  2 online" in s, "bob to dial back and be counted online"
+        )
 
         await tmux.type("hello from alice")
         await tmux.keys("Enter")

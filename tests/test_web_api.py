@@ -228,6 +228,7 @@ async def test_users_are_the_nicks_heard_recently(web):
     body = (await web.client.get("/api/users")).json()
     assert [u["Nick"] for u in body["users"]] == ["carol", "bob"]
     assert body["me"]["Nick"] == "alice" and body["window"] == 600
+    assert [(u["Nick"], u["You"]) for u in body["online"]] == [("alice", True)]  # presence
 
 
 async def test_peers_connect_list_and_disconnect(nursery, web):

@@ -307,7 +307,7 @@ async def _run(node: Node, args: argparse.Namespace, web: WebServer | None) -> N
         print(f"listening on {addr}", file=sys.stderr, flush=True)
         if web is not None:
             await _start_web(nursery, web)
-        nursery.start_soon(_stop_on_signal, nursery.cancel_scope, web)
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope, web, node)
         await run_headless(node, json_output=args.json, file_contents=args.json_file_contents)
         nursery.cancel_scope.cancel()
 
@@ -341,10 +341,14 @@ class WebBindError(Exception):
         self.error = error
 
 
-async def _stop_on_signal(scope: trio.CancelScope, web: WebServer | None = None) -> None:
+async def _stop_on_signal(
+    scope: trio.CancelScope, web: WebServer | None = None, node: Node | None = None
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             log.info("%s: closing connections", signal.Signals(signum).name)
+            if node is not None:
+                await node.farewell()  # presence: a clean exit says goodbye
             if web is not None:
                 web.stop()  # feeds closed with 1001, requests finished: GRACEFUL_TIMEOUT
                 with trio.move_on_after(WEB_STOP_WAIT):

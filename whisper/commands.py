@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "connect": ("HOST:PORT", "open a link to a peer"),
     "disconnect": ("HOST:PORT", "close the link to a peer"),
     "peers": ("", "list connections, with direction and state"),
+    "who": ("", "list who is online: nick, address, last seen, linked (alias /names)"),
     "blacklist": ("", "list the peers flood control cut off, and for how long"),
     "unblock": ("ADDR", "lift a blacklist entry (an IP:PORT, or a host IP, as listed)"),
     "me": ("TEXT", "send an action, shown as '* nick TEXT'"),
@@ -254,6 +255,20 @@ def _unblock(node: Node, arg: str) -> Reply:
     return Reply([f"unblocked {arg}"], data=lifted)
 
 
+def _who(node: Node, arg: str) -> Reply:
+    users = node.users()
+    rows = [
+        f"  {u.nick or '(no nick)'}  {u.addr}  "
+        + ("you" if u.you else f"seen {u.seconds:.0f}s ago, " + _linked(u.linked))
+        for u in users
+    ]
+    return Reply([f"{len(users)} online", *rows], data=users)
+
+
+def _linked(linked: bool) -> str:
+    return "linked" if linked else "not linked"
+
+
 def _clear(node: Node, arg: str) -> Reply:
     return Reply(clear=True)
 
@@ -268,6 +283,8 @@ _HANDLERS: dict[str, Callable[[Node, str], Reply | Awaitable[Reply]]] = {
     "connect": _connect,
     "disconnect": _disconnect,
     "peers": _peers,
+    "who": _who,
+    "names": _who,
     "blacklist": _blacklist,
     "unblock": _unblock,
     "me": _me,

@@ -56,6 +56,10 @@ class PeerLinked:
     warning = False
 
 
+#: Why a link ended when its peer closed the connection cleanly (EOF): not a warning.
+CLEAN_CLOSE = "peer closed the connection"
+
+
 @dataclass(frozen=True, slots=True)
 class PeerLost:
     """An outgoing link's connection ended (``reason``); it is retried (PROTOCOL.md §5.2)."""
@@ -67,7 +71,9 @@ class PeerLost:
     def text(self) -> str:
         return f"lost {self.addr}: {self.reason}"
 
-    warning = True
+    @property
+    def warning(self) -> bool:
+        return self.reason != CLEAN_CLOSE  # a peer that quit is no cause for alarm
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +134,81 @@ class Blacklisted:
     warning = True
 
 
+@dataclass(frozen=True, slots=True)
+class UserJoined:
+    """A presence announcement (PROTOCOL.md §7.11) named a nick we did not know online."""
+
+    nick: str
+    addr: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.nick} joined"
+
+    warning = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserLeft:
+    """A user said goodbye (a clean exit)."""
+
+    nick: str
+    addr: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.nick} left"
+
+    warning = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserQuiet:
+    """A user was not heard of for several presence periods: forgotten."""
+
+    nick: str
+    addr: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.nick} went quiet"
+
+    warning = False
+
+
+@dataclass(frozen=True, slots=True)
+class NickChanged:
+    """A user's presence announcement carries a new nick."""
+
+    old: str
+    new: str
+    addr: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.old} is now {self.new}"
+
+    warning = False
+
+
+#: The presence events: chat, shown in the message area (headless: on stderr).
+PRESENCE_EVENTS = (UserJoined, UserLeft, UserQuiet, NickChanged)
+
+
 #: Every event that is not a message: each has ``text`` and ``warning``.
-Status = Notice | PeerLinked | PeerLost | GaveUp | Disconnected | Dropped | Blacklisted
+Status = (
+    Notice
+    | PeerLinked
+    | PeerLost
+    | GaveUp
+    | Disconnected
+    | Dropped
+    | Blacklisted
+    | UserJoined
+    | UserLeft
+    | UserQuiet
+    | NickChanged
+)
 Event = Delivered | Status
 
 

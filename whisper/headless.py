@@ -16,7 +16,8 @@ Rules:
   ``[file #N] name (size, type)  /save N`` as its body (the JSON line has the file keys).
 - Writing happens off the event loop, in batches: a stalled stdout never stalls the node; the
   subscription's bounded buffer drops events instead (``Node.subscribe``).
-- EOF on stdin leaves the node relaying; ``/quit`` returns.
+- EOF on stdin leaves the node relaying; ``/quit`` says goodbye (presence) and returns.
+- Presence notices (``bob joined``, ``bob left`` ...) are chat: one line each on stderr.
 - stdin and stdout are read and written as raw file descriptors from worker threads: a thread
   blocked in ``os.read`` holds no interpreter lock, so the process can always exit (a thread
   blocked in ``sys.stdin.buffer.readline`` makes interpreter shutdown abort).
@@ -36,7 +37,7 @@ import trio
 from .backlog import HISTORY_KEY
 from .commands import execute
 from .display import history_stamp, shown_body, take_batch
-from .events import Delivered
+from .events import PRESENCE_EVENTS, Delivered
 from .files import CONTENTS_KEY, RejectedFile, StoredFile
 from .node import Node
 from .sanitize import for_json, for_terminal
@@ -96,7 +97,7 @@ async def run_headless(
     say = stderr or _print_err
     with node.subscribe() as events:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_print_messages, events, stdout_fd, json_output, file_contents)
+            nursery.start_soon(_print_messages, events, stdout_fd, json_output, file_contents, say)
             async for line in read_lines(stdin_fd):
                 reply = await execute(node, line)
                 for text in reply.lines:
@@ -104,6 +105,7 @@ async def run_headless(
                 if reply.show is not None:
                     say("/show is for the terminal UI: headless prints every message whole")
                 if reply.quit:
+                    await node.farewell()
                     nursery.cancel_scope.cancel()
                     return
             log.info("end of input: still relaying; stop with Ctrl-C")
@@ -129,7 +131,11 @@ async def read_lines(fd: int) -> AsyncIterator[str]:
 
 
 async def _print_messages(
-    events: Subscription, stdout_fd: int, json_output: bool, file_contents: bool
+    events: Subscription,
+    stdout_fd: int,
+    json_output: bool,
+    file_contents: bool,
+    say: Callable[[str], None],
 ) -> None:
     async for event in events:
         batch = [event]
@@ -139,6 +145,9 @@ async def _print_messages(
             except trio.WouldBlock:
                 break
         batch = await take_batch(events, batch)  # history: wait out the burst, then in order
+        for e in batch:  # presence notices are chat: on stderr, one line each
+            if isinstance(e, PRESENCE_EVENTS):
+                say(for_terminal(e.text))
         text = "".join(
             format_line(e, json_output, file_contents=file_contents)
             for e in batch

@@ -7,8 +7,10 @@ Rules (the decisions are the engine's, ``engine/links.py``; this is the I/O arou
 - It dials (``connect_timeout``), sets ``TCP_NODELAY``, reports ``link_connected``, then
   writes whatever ``data_to_send`` hands it (the backlog replay first, then queued
   batches), sleeping until ``wake`` when there is nothing.  Nothing is written before
-  ``link_connected``: a capability exchange (reading the peer's banner) plugs in just
-  before it and reports what the peer speaks (``caps``); what was queued meanwhile waits.
+  ``link_connected``.  Chat messages are safe for every peer, so they are not held back
+  for the capability banner (``engine/hello.py``): the first ``BANNER_MAX`` bytes the peer
+  writes are parsed as one, and a banner is reported (``link_speaks``) when it arrives;
+  only then may payloads without ``Body`` be sent.  A Go peer writes none: never.
 - A write that makes no progress (not one ``SEND_CHUNK``) for ``stall_timeout`` means the
   peer has stalled: the link is dropped and retried later like any failure, reported as a
   stall (a peer that keeps stalling is given up on, ``PeerTable.failed``).  A slow peer
@@ -29,6 +31,8 @@ from typing import Protocol
 import trio
 
 from .addr import parse_hostport
+from .engine.hello import BANNER_MAX, parse_banner
+from .events import CLEAN_CLOSE
 from .peers import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, ConnectionConfig, Peer
 
 #: Progress is measured in writes of this size: a slow peer that keeps reading is not stalled.
@@ -39,6 +43,7 @@ log = logging.getLogger("whisper.link")
 
 class LinkHost(Protocol):
     def link_connected(self, link: Peer, caps: frozenset[str] = ...) -> None: ...
+    def link_speaks(self, link: Peer, caps: frozenset[str]) -> None: ...
     def data_to_send(self, link: Peer) -> bytes: ...
     def link_failed(self, link: Peer, error: str, *, stalled: bool) -> None: ...
     def link_redial(self, link: Peer) -> None: ...
@@ -64,6 +69,7 @@ class OutgoingLink:
         self._connect_timeout = connect_timeout
         self._stall_timeout = stall_timeout
         self._wake: trio.Event | None = None
+        self._pumping = False
         self._cancel = trio.CancelScope()
         self.batches_sent = 0
 
@@ -73,6 +79,11 @@ class OutgoingLink:
 
     def close(self) -> None:
         self._cancel.cancel()
+
+    @property
+    def busy(self) -> bool:
+        """Connected and writing, or woken to write (a goodbye is on its way)."""
+        return self._pumping and (self._wake is None or self._wake.is_set())
 
     async def run(self) -> None:
         """Dial, send, redial; return when the engine gives up or the link is closed."""
@@ -108,15 +119,23 @@ class OutgoingLink:
 
         async def watch_eof() -> None:
             nonlocal reason
+            first: bytes | None = b""  # the start of what the peer writes: a banner?
             while True:
                 try:
                     data = await stream.receive_some(4096)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return  # the pump sees the same error on its next send
                 if not data:
-                    reason = "peer closed the connection"
+                    reason = CLEAN_CLOSE
                     nursery.cancel_scope.cancel()
                     return
+                if first is not None and len(first) < BANNER_MAX:
+                    first += data
+                    caps = parse_banner(first[:BANNER_MAX])
+                    if caps is not None:
+                        first = None
+                        if caps:
+                            self._host.link_speaks(self.link, caps)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_eof)
@@ -125,6 +144,13 @@ class OutgoingLink:
         return reason
 
     async def _pump(self, stream: trio.SocketStream) -> str:
+        self._pumping = True
+        try:
+            return await self._pump_until_broken(stream)
+        finally:
+            self._pumping = False
+
+    async def _pump_until_broken(self, stream: trio.SocketStream) -> str:
         while True:
             data = self._host.data_to_send(self.link)
             if not data:
@@ -164,6 +190,9 @@ class LinkTasks:
         self._config = config
         self._ended = ended
         self._tasks: dict[str, OutgoingLink] = {}
+
+    def busy(self) -> bool:
+        return any(task.busy for task in self._tasks.values())
 
     def get(self, link: Peer) -> OutgoingLink | None:
         task = self._tasks.get(link.addr)

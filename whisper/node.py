@@ -30,6 +30,7 @@ from .config import Config
 from .discovery import run_discovery
 from .engine import CloseIncoming, CloseLink, Deliver, Dial, Engine, Flush, Incoming, Retry, Save
 from .engine.actions import Action
+from .engine.presence import UserInfo
 from .engine.snapshots import BlacklistEntry, PeerInfo, Stats
 from .events import Delivered, Event, Notice
 from .files import FileError, StoredFile
@@ -41,6 +42,8 @@ from .peers import Dialled, Peer
 from .subscription import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Subscription
 
 RECEIVE_BYTES = 64 * 1024
+GOODBYE_GRACE = 0.5  # seconds the links get to write our goodbye on a clean exit
+GOODBYE_POLL = 0.02
 T = TypeVar("T")
 
 log = logging.getLogger("whisper.node")
@@ -84,6 +87,7 @@ class Node:
             self._nursery = nursery
             self._apply(self.engine.start(format_hostport(advertised, port), trio.current_time()))
             log.debug("listening on %s", self.addr)
+            nursery.start_soon(self._tick)
             if cfg.discovery is not None:
                 await nursery.start(run_discovery, self, cfg.discovery, cfg.host)
             task_status.started(self.addr)
@@ -121,6 +125,22 @@ class Node:
 
     def set_nick(self, nick: str) -> None:
         self.engine.nick = nick
+        if self._nursery is not None:  # announced at once (presence.py)
+            self._apply(self.engine.tick(trio.current_time())[1])
+
+    def users(self) -> list[UserInfo]:
+        """Who is online (presence), ourselves first (callable off the trio loop)."""
+        return self.engine.users(self._now())
+
+    async def farewell(self) -> None:
+        """A clean exit: say goodbye to the peers that speak presence, and give the links
+        up to ``GOODBYE_GRACE`` seconds to write it."""
+        if self._nursery is None:
+            return
+        self._apply(self.engine.goodbye(trio.current_time()))
+        with trio.move_on_after(GOODBYE_GRACE):
+            while self._links.busy():
+                await trio.sleep(GOODBYE_POLL)
 
     def unblock(self, key: str) -> list[Entry]:
         """Lift the blacklist entries for an ``Addr`` or host IP; returns them."""
@@ -155,6 +175,9 @@ class Node:
     def link_connected(self, link: Peer, caps: frozenset[str] = frozenset()) -> None:
         self._apply(self.engine.link_connected(link, trio.current_time(), caps))
 
+    def link_speaks(self, link: Peer, caps: frozenset[str]) -> None:
+        self._apply(self.engine.link_speaks(link, caps, trio.current_time()))
+
     def data_to_send(self, link: Peer) -> bytes:
         return self.engine.data_to_send(link)
 
@@ -163,6 +186,13 @@ class Node:
 
     def link_redial(self, link: Peer) -> None:
         self.engine.link_redial(link, trio.current_time())
+
+    async def _tick(self) -> None:
+        """Presence: announce every period, forget the quiet (``Engine.tick``)."""
+        while True:
+            at, actions = self.engine.tick(trio.current_time())
+            self._apply(actions)
+            await trio.sleep_until(at)
 
     # -- incoming connections ------------------------------------------------------------
 
@@ -185,8 +215,12 @@ class Node:
                 self.engine.closed_incoming(conn)
 
     async def _read(self, stream: trio.SocketStream, conn: Incoming) -> None:
-        if conn.greeting:
-            await stream.send_all(conn.greeting)
+        if conn.greeting:  # the capability banner (engine/hello.py): a few bytes, never blocks
+            try:
+                await stream.send_all(conn.greeting)
+            except trio.BrokenResourceError as exc:  # it connected and went at once
+                log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
+                return
         engine = self.engine
         while conn.closed is None:
             try:

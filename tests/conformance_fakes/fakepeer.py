@@ -85,6 +85,12 @@ BUGS = {
     "no-sig-check": "relays signed messages without checking their signature",
     "strip-identity": "relays signed messages without Key and Sig",
     "drop-dm": "drops direct messages it cannot open",
+    "no-banner": "writes no capability banner on the connections it accepts (speaks nothing)",
+    "no-hello": "never writes a hello on a link, banner or not",
+    "no-hello-dialback": "ignores a hello: dials only the Addr of chat messages",
+    "hello-to-all": "writes a hello on every link without waiting for a banner",
+    "no-presence-relay": "does not relay presence announcements",
+    "presence-to-all": "relays presence announcements to every link, banner or not",
 }
 # Documented Go traits: crashes on a missing Body, no hashed IDs, no expiry, no size limit;
 # encoding/json's depth limit is 10,000; it re-encodes and relays to the message's own Addr.
@@ -101,6 +107,8 @@ GO = (
     "no-flood-control",
     "no-discovery",
     "no-sig-check",
+    "no-banner",
+    "no-hello",
 )
 GO_DEPTH = 10_000
 GO_FIELDS = ("ID", "Addr", "Body", "omitempty", "Timestamp")
@@ -108,6 +116,7 @@ QUEUE = 256  # messages per link; when full, drop for that link only (§5.3)
 BACKLOG = 50  # messages replayed first on each link (§7.3)
 REPLAY_MAX_AGE = 480.0
 FILE_KEYS = ("FileName", "FileType", "FileContents")
+BANNER = b'{"Speaks":["hello","presence"]}\n'  # §7.10
 LENIENT_ADDR = re.compile(r"127\.0\.0\.1:(\d+)")  # dial-garbage: \d is any Unicode digit
 
 
@@ -130,6 +139,7 @@ class FakePeer:
         self.claims: dict[int, int] = {}  # blacklist-claimed: drops per connection
         self.banned: set[str] = set()  # blacklist-claimed: Addrs it will not dial
         self.budgets: dict[str, TokenBucket] = {}  # per link: what a receiver accepts (§7.4)
+        self.caps: dict[str, set[str]] = {}  # per link: what its peer's banner names (§7.10)
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -149,6 +159,9 @@ class FakePeer:
                 return  # refused: blacklisted
             ip, port = stream.socket.getpeername()[:2]
             remote = f"{ip}:{port}"
+            if "no-banner" not in self.bugs:
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await stream.send_all(BANNER)
             with trio.CancelScope() as scope:
                 if not self.take_slot(remote, scope.cancel):
                     return
@@ -243,6 +256,7 @@ class FakePeer:
         except NotChat:
             if "crash-no-body" in bugs:
                 os._exit(2)
+            await self.extension(obj)
             if "relay-no-body" in bugs and isinstance(obj.get("ID"), str):
                 await self.forward(codec.encode_object(obj), obj.get("Addr"))
             return
@@ -283,6 +297,22 @@ class FakePeer:
             await self.forward(codec.encode_object(obj), message.addr, light)
         if message.addr not in self.links and message.addr not in self.streams:
             await self.dial(message.addr)
+
+    async def extension(self, obj: dict[str, Any]) -> None:
+        """A hello is dialled back; a presence announcement flooded (§7.10, §7.11)."""
+        addr = obj.get("Addr")
+        if not isinstance(addr, str) or not re.fullmatch(r"127\.0\.0\.1:\d{1,5}", addr):
+            return
+        hello = obj.get("Ctl") == "hello" and "no-hello-dialback" not in self.bugs
+        if hello and addr not in self.links:
+            await self.dial(addr)
+        mid = obj.get("ID")
+        if obj.get("Presence") in ("here", "gone") and isinstance(mid, str) and mid:
+            if mid in self.seen or "no-presence-relay" in self.bugs:
+                return
+            self.seen.add(mid)
+            needs = None if "presence-to-all" in self.bugs else "presence"
+            await self.forward(codec.encode_object(obj), addr, needs=needs)
 
     def file_ok(self, obj: dict[str, Any]) -> bool:
         """Files are relayed like any message, unless a bug says otherwise."""
@@ -402,7 +432,9 @@ class FakePeer:
 
     # -- relaying and dialling ------------------------------------------------------
 
-    async def forward(self, data: bytes, except_addr: object, light: bool = True) -> None:
+    async def forward(
+        self, data: bytes, except_addr: object, light: bool = True, needs: str | None = None
+    ) -> None:
         if "blocking-relay" in self.bugs:
             for addr, stream in list(self.streams.items()):
                 if addr != except_addr:
@@ -412,6 +444,8 @@ class FakePeer:
                         del self.streams[addr]
             return
         targets = [a for a in self.links if a != except_addr]
+        if needs is not None:
+            targets = [a for a in targets if needs in self.caps.get(a, ())]
         if "relay-first-only" in self.bugs:
             targets = targets[:1]
         now = trio.current_time()
@@ -454,17 +488,51 @@ class FakePeer:
     ) -> None:
         try:
             stream = await trio.open_tcp_stream(host, port)
-            async with stream, queue:
+            async with stream, queue, trio.open_nursery() as nursery:
+                nursery.start_soon(self.read_banner, addr, stream)
+                if "hello-to-all" in self.bugs:
+                    await stream.send_all(self.hello())
                 replay = self.replay(addr, before)
                 if replay:
                     await stream.send_all(replay)
                 async for data in queue:
                     await stream.send_all(data)
+                nursery.cancel_scope.cancel()
         except (OSError, trio.BrokenResourceError):
             pass
         finally:
             self.links.pop(addr, None)
             self.budgets.pop(addr, None)
+            self.caps.pop(addr, None)
+
+    def hello(self) -> bytes:
+        return codec.encode_object({"Ctl": "hello", "Addr": f"127.0.0.1:{self.port}"})
+
+    async def read_banner(self, addr: str, stream: trio.SocketStream) -> None:
+        """What the dialled peer speaks (§7.10): a hello goes into the link's queue once its
+        banner names it.  Chat is not held back for it."""
+        head = b""
+        while b"\n" not in head and len(head) < 1024:
+            data = await _receive(stream)
+            if not data:
+                return
+            head += data
+        try:
+            speaks = json.loads(head.partition(b"\n")[0]).get("Speaks")
+        except (ValueError, AttributeError):
+            return
+        if not isinstance(speaks, list):
+            return
+        self.caps[addr] = {c for c in speaks if isinstance(c, str)}
+        link = self.links.get(addr)
+        if (
+            "hello" in self.caps[addr]
+            and link is not None
+            and not self.bugs & {"no-hello", "hello-to-all"}
+        ):
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                link.send_nowait(self.hello())
+        await trio.sleep_forever()  # read nothing more: a dialler ignores the rest
 
 
 async def _receive(stream: trio.SocketStream) -> bytes:

@@ -83,8 +83,10 @@ class CaseContext:
 
     # -- fake peers and connections ---------------------------------------------------
 
-    async def fake(self, name: str, *, stall: bool = False, host: str = "127.0.0.1") -> FakePeer:
-        fake = await FakePeer.open(name, self.observer, stall=stall, host=host)
+    async def fake(
+        self, name: str, *, stall: bool = False, host: str = "127.0.0.1", banner: bytes = b""
+    ) -> FakePeer:
+        fake = await FakePeer.open(name, self.observer, stall=stall, host=host, banner=banner)
         self.fakes.append(fake)
         self.nursery.start_soon(fake.serve)
         return fake

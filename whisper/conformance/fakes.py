@@ -10,8 +10,10 @@ Rules:
 - A stalling fake (``stall=True``) has a tiny receive buffer and stops reading for good once
   its stop condition holds (the suite sets it to "a registration probe arrived"); it keeps
   the connection open and never closes it.
+- A fake given a ``banner`` writes it first on every connection it accepts (§7.10).
 - A ``Connection`` is one outgoing connection from a fake to the peer under test.  It writes
-  bytes and watches the other direction: EOF or a reset is recorded as the peer closing it.
+  bytes and watches the other direction: EOF or a reset is recorded as the peer closing it;
+  the first ``HEAD_BYTES`` the peer writes back are kept (``head``: its banner, if any).
   A write that fails because the peer closed the connection is not an error: it is recorded.
 - Every observation (a connection accepted or closed, an object received) wakes the
   ``Observer``; the suite waits on predicates, never on sleeps.
@@ -29,6 +31,7 @@ import trio
 from ..codec import Decoder, Violation
 
 RECEIVE_BYTES = 64 * 1024
+HEAD_BYTES = 1024  # what a connection keeps of what the peer writes back on it
 STALL_RCVBUF = 4096
 _LENIENT = {"max_size": 1 << 30, "max_depth": 1 << 20, "max_values": 1 << 30}
 
@@ -57,9 +60,16 @@ class FakePeer:
     """A listener that the peer under test dials, recording every object it is sent."""
 
     def __init__(
-        self, name: str, listener: trio.SocketListener, observer: Observer, *, stall: bool
+        self,
+        name: str,
+        listener: trio.SocketListener,
+        observer: Observer,
+        *,
+        stall: bool,
+        banner: bytes = b"",
     ) -> None:
         self.name = name
+        self.banner = banner  # written first on every connection it accepts (§7.10)
         self.listener = listener
         host, port = listener.socket.getsockname()[:2]
         self.addr = f"{host}:{port}"
@@ -73,14 +83,20 @@ class FakePeer:
 
     @classmethod
     async def open(
-        cls, name: str, observer: Observer, *, stall: bool = False, host: str = "127.0.0.1"
+        cls,
+        name: str,
+        observer: Observer,
+        *,
+        stall: bool = False,
+        host: str = "127.0.0.1",
+        banner: bytes = b"",
     ) -> FakePeer:
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if stall:  # inherited by accepted sockets: the peer's writes back up quickly
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALL_RCVBUF)
         await sock.bind((host, 0))
         sock.listen(64)
-        return cls(name, trio.SocketListener(sock), observer, stall=stall)
+        return cls(name, trio.SocketListener(sock), observer, stall=stall, banner=banner)
 
     # -- what cases ask -------------------------------------------------------------
 
@@ -119,6 +135,11 @@ class FakePeer:
     async def _read(self, stream: trio.SocketStream) -> None:
         decoder = Decoder(**_LENIENT)
         async with stream:
+            if self.banner:
+                try:
+                    await stream.send_all(self.banner)
+                except trio.BrokenResourceError:
+                    return
             while True:
                 if self.stall and self.stop_reading():
                     await trio.sleep_forever()  # accept, never read again, never close
@@ -150,6 +171,7 @@ class Connection:
         self.stream = stream
         self.closed: str | None = None  # how the peer closed it, once it has
         self.bytes_sent = 0
+        self.head = b""  # the first HEAD_BYTES the peer wrote back (a banner, §7.10)
         self._observer = observer
 
     async def send(self, data: bytes) -> bool:
@@ -191,6 +213,9 @@ class Connection:
                     return
                 if not data:
                     self._mark_closed("closed by the peer (EOF)")
+                elif len(self.head) < HEAD_BYTES:
+                    self.head += data[: HEAD_BYTES - len(self.head)]
+                    self._observer.notify()
 
     def _mark_closed(self, how: str) -> None:
         if not self.closed:

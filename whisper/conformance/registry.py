@@ -31,6 +31,7 @@ LEVELS = (
     "discovery",
     "files",
     "backlog",
+    "hello",
     "flood-control",
     "identity",
 )

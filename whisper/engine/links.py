@@ -101,7 +101,8 @@ class Links:
     def failed(self, link: Peer, error: str, now: float, *, stalled: bool = False) -> None:
         if self.table.outgoing.get(link.addr) is not link:
             return
-        if link.state is State.CONNECTED:
+        lost = link.state is State.CONNECTED
+        if lost:
             if link.replay is not None:
                 link.replay.lost()
             link.pending = iter(())
@@ -113,7 +114,8 @@ class Links:
             self.out.emit(GaveUp(link.addr, error))
             self.out.actions.append(CloseLink(link, f"gave up: {error}"))
             return
-        level = logging.WARNING if link.failures == 1 else logging.INFO
+        # A first dial that fails may be a typo worth a warning; a lost link's retries are not.
+        level = logging.WARNING if link.failures == 1 and not lost else logging.INFO
         log.log(level, "cannot reach %s: %s; retrying in %.1fs", link.addr, error, delay)
         self.out.actions.append(Retry(link, now + delay))
 

@@ -14,6 +14,7 @@ Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -28,12 +29,14 @@ from ..files import FileStore
 from ..flood import Entry, FloodControl
 from ..ids import hashed_id, random_id
 from ..message import Message
-from ..peers import Dialled, Peer, PeerTable
+from ..peers import Dialled, Peer, PeerTable, State
 from ..seen import SeenCache
 from .actions import Action, Outbox
+from .hello import Hello, banner
 from .incoming import Incoming
 from .links import Links
 from .pipeline import Pipeline
+from .presence import Presence, UserInfo
 from .snapshots import BlacklistEntry, PeerInfo, Stats, blacklist_entries, peer_infos
 from .stages import (
     BacklogKeeper,
@@ -43,6 +46,7 @@ from .stages import (
     FilesView,
     FloodRouter,
     Keeper,
+    Linker,
     Router,
     View,
 )
@@ -80,7 +84,11 @@ class Engine(Pipeline):
             FilesView(self.files, self.out, autosave=cfg.files.downloads is not None)
         ]
         self.router: Router = FloodRouter()
-        self.greeting = b""  # written first on every accepted connection (a capability banner)
+        self.greeting = banner()  # written first on every accepted connection (hello.py)
+        self.hello = Hello(self)
+        self.presence = Presence(self)
+        self.controls += [self.hello, self.presence]
+        self.linkers: list[Linker] = [self.hello, self.presence]
         self.now = 0.0  # the time of the last input (or of the one being handled)
 
     # -- lifetime ----------------------------------------------------------------------
@@ -97,11 +105,14 @@ class Engine(Pipeline):
 
     # -- routing -----------------------------------------------------------------------
 
-    def send(self, data: bytes, now: float, *, needs: str | None = None) -> None:
+    def send(
+        self, data: bytes, now: float, *, needs: str | None = None, author: str | None = None
+    ) -> None:
         """Route a payload of our own (an extension's control message) to the links the
-        router picks, only those that announced ``needs``.  Called from within an input."""
+        router picks, only those that announced ``needs`` (``author``: relayed for that
+        ``Addr``, never sent back to its link).  Called from within an input."""
         batch = Batch(needs=needs)
-        batch.add(data, None, None)
+        batch.add(data, None, author)
         self.links.route(self.router, batch, now)
 
     # -- what the user does ------------------------------------------------------------
@@ -174,6 +185,36 @@ class Engine(Pipeline):
         """The link's TCP connection is up (``caps``: what its peer said it speaks)."""
         self.now = now
         self.links.connected(link, now, caps)
+        self._speaks(link, now)
+        return self.out.take()
+
+    def link_speaks(self, link: Peer, caps: frozenset[str], now: float) -> list[Action]:
+        """The link's peer wrote its capability banner (``hello.py``): from now on it may
+        be sent what needs them; the linkers' payloads go next, before the rest of the
+        replay."""
+        self.now = now
+        if self.table.outgoing.get(link.addr) is link and link.state is State.CONNECTED:
+            link.caps = caps
+            self._speaks(link, now)
+            self.out.woken[link.addr] = link
+        return self.out.take()
+
+    def _speaks(self, link: Peer, now: float) -> None:
+        if not link.caps:
+            return
+        first = [data for linker in self.linkers for data in linker.linked(link, now)]
+        if first:
+            link.pending = itertools.chain(first, link.pending)
+
+    def tick(self, now: float) -> tuple[float, list[Action]]:
+        """Periodic work (presence announcements and expiry): when to tick next."""
+        self.now = now
+        return self.presence.tick(now), self.out.take()
+
+    def goodbye(self, now: float) -> list[Action]:
+        """A clean exit: tell the peers that speak presence that we are leaving."""
+        self.now = now
+        self.presence.goodbye(now)
         return self.out.take()
 
     def data_to_send(self, link: Peer) -> bytes:
@@ -199,6 +240,10 @@ class Engine(Pipeline):
 
     def peers(self, now: float) -> list[PeerInfo]:
         return peer_infos(self.table, now)
+
+    def users(self, now: float) -> list[UserInfo]:
+        """Who is online (presence.py), ourselves first."""
+        return self.presence.snapshot(now)
 
     def blacklist(self, now: float) -> list[BlacklistEntry] | None:
         """Who flood control cut off; None when flood control is off."""

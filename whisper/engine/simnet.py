@@ -11,6 +11,7 @@ For tests and simulations (a thousand peers in one process).  Rules:
 - ``run()`` carries out work until nothing is left (dials, writes, closes), in the order it
   arose; it never advances the clock.  Everything is deterministic given the engines'
   random sources (``PeerTable`` jitter).
+- A link reads the target's banner (``Engine.greeting``) as soon as it is up (hello.py).
 - ``raw(addr)`` opens a connection to an engine as a foreign peer would (an origin that
   writes objects or bytes); what engines deliver to front ends is in ``SimPeer.events``.
 """
@@ -28,6 +29,7 @@ from ..config import Config
 from ..events import Delivered, Event
 from ..peers import Peer
 from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Retry, Save
+from .hello import parse_banner
 from .incoming import Incoming
 from .relay import Engine
 
@@ -205,6 +207,9 @@ class SimNet:
         self._pipes[link] = (target, conn)
         self._conns[conn] = link
         self._apply(peer, peer.engine.link_connected(link, self.now))
+        caps = parse_banner(conn.greeting)  # what the target wrote first, read at once
+        if caps:
+            self._apply(peer, peer.engine.link_speaks(link, caps, self.now))
         self._flush(peer, link)
 
     def _flush(self, peer: SimPeer, link: Peer) -> None:

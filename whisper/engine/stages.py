@@ -12,6 +12,8 @@ Rules:
   - ``Control.control(obj, conn, now)``: a payload without a ``Body`` (not a chat message);
     True if it consumed it.  Unclaimed ones are ignored, as PROTOCOL.md §2.2 says.  For
     hello, presence and routing control.
+  - ``Linker.linked(link, now)``: an outgoing link is up (its ``caps`` known): payloads
+    to write on it first, before its replay.  For the hello and presence.
   - ``Keeper.keep(messages, own, now)``: every new chat message, ours and accepted ones,
     once, with its encoded size, a batch at a time.  For the backlog and a history store.
   - ``View.view(event)``: what front ends are shown of an accepted message: the event,
@@ -104,6 +106,10 @@ class Check(Protocol):
 
 class Control(Protocol):
     def control(self, obj: dict, conn: Incoming, now: float) -> bool: ...
+
+
+class Linker(Protocol):
+    def linked(self, link: Peer, now: float) -> list[bytes]: ...
 
 
 class Keeper(Protocol):

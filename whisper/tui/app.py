@@ -243,10 +243,11 @@ class ChatUI:
             self.scrollback.append(render.info_line(text, when=when, warning=warning))
         self.app.invalidate()
 
-    def notice(self, text: str, *, warning: bool = False) -> None:
-        """Show in the status line, and as a line in the message area."""
+    def notice(self, text: str, *, warning: bool = False, chat: bool = True) -> None:
+        """Show in the status line, and (``chat``) as a line in the message area."""
         self._notice = (f"{render.clock(self._clock())} {text}", warning)
-        self.show_info([text], warning=warning)
+        if chat:
+            self.show_info([text], warning=warning)
 
     def clear(self) -> None:
         self.scrollback.clear()

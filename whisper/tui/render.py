@@ -20,8 +20,8 @@ Rules:
 - The body (text after ``<nick> ``, ``* nick `` or ``-!- ``) carries ``class:body``, which
   is where a wrapped line's hanging indent ends (``wrap.py``).
 - The status line fits its width: nick and peer counts always, the scroll marker (shorter
-  when narrow), the address only where there is room for it and a bit of the notice,
-  which gets the rest, cut with an ellipsis.
+  when narrow), how many people are online (presence) and the address only where there is
+  room for them and a bit of the notice, which gets the rest, cut with an ellipsis.
 - ... nor stall it: ``clean`` keeps at most ``MAX_ZERO_WIDTH`` zero-width characters
   (combining marks ...) in a row.  prompt_toolkit merges each into the cell before it by
   concatenation, quadratic in the run: 2,000 marks after one letter took 0.13 s per redraw, on
@@ -85,6 +85,7 @@ class Status:
     addr: str
     outgoing: int
     incoming: int
+    online: int = 0  # people, ourselves included (presence); 0: not shown
 
 
 def clean(text: str) -> str:
@@ -248,9 +249,13 @@ def status_line(
     if marker and fixed + cells(marker) + MIN_NOTICE > width:
         marker = _more_marker(unread, mentioned, short=True)
     fixed += cells(marker)
+    online = f" {status.online} online " if status.online else ""  # dropped first
+    if online and fixed + cells(online) + MIN_NOTICE > width:
+        online = ""
+    fixed += cells(online)
     if fixed + cells(addr) + min(cells(notice), MIN_NOTICE) > width:
         addr = ""
-    line: Line = [("class:status.nick", nick), ("class:status", addr + counts)]
+    line: Line = [("class:status.nick", nick), ("class:status", addr + counts + online)]
     if marker:
         line.append(("class:status.more", marker))
     room = width - fixed - cells(addr)

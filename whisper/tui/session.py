@@ -10,8 +10,10 @@ Rules:
 - Every ``Delivered`` event is shown, our own included (that is the local echo); nicks heard
   are remembered for completion.  History and files are shown as ``display.py`` says.
   Any other event (a notice, a peer linked or lost ...) goes, as its ``text``, to the
-  status line and the message area (``render`` cleans every string shown).
-- ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, closing every connection; the node
+  status line and the message area (``render`` cleans every string shown); a link that
+  came up or was closed cleanly (``LINK_EVENTS``, not warnings) to the status line only.
+- ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, saying goodbye (presence, at most
+  ``node.GOODBYE_GRACE``) and closing every connection; the node
   failing ends it with the node's error.
 - ``run_tui`` is the entry point: while the screen is up, the ``whisper`` loggers do not
   write to the terminal (it would corrupt the screen).  With ``show_log`` their records are
@@ -35,7 +37,7 @@ from prompt_toolkit.output import Output
 
 from ..commands import execute
 from ..display import shown_body, take_batch
-from ..events import Delivered, Event
+from ..events import Delivered, Event, GaveUp, PeerLinked, PeerLost
 from ..loglimit import RepeatLimit
 from ..node import Node
 from ..subscription import Subscription
@@ -89,7 +91,7 @@ class Session:
         peers = self.node.peers()
         out = sum(p.outgoing and p.connected for p in peers)
         incoming = sum(not p.outgoing for p in peers)
-        return Status(self.node.nick, self.node.addr, out, incoming)
+        return Status(self.node.nick, self.node.addr, out, incoming, len(self.node.users()))
 
     def submit(self, text: str) -> None:
         """A line the user typed (called on the asyncio side): run it on the trio side."""
@@ -106,10 +108,11 @@ class Session:
             async with trio.open_nursery() as nursery:
                 addr = await nursery.start(self.node.run)
                 nursery.start_soon(self._show_events, events)
-                nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+                nursery.start_soon(_stop_on_signal, nursery.cancel_scope, self.node)
                 self.ui.show_info(self._welcome())
                 task_status.started(addr)
                 await self._execute(typed)
+                await self.node.farewell()  # /quit, Ctrl-D: a clean exit says goodbye
                 nursery.cancel_scope.cancel()
 
     def _enqueue(self, text: str) -> None:
@@ -145,18 +148,24 @@ class Session:
             self.ui.show_message(
                 event.message, own=event.own, history=event.history, body=shown_body(event)
             )
-        else:
-            self.ui.notice(event.text, warning=event.warning)
+        else:  # a link up or closed cleanly is not chat: the status line only
+            link = isinstance(event, LINK_EVENTS) and not event.warning
+            self.ui.notice(event.text, warning=event.warning, chat=not link)
 
     def _welcome(self) -> list[str]:
         who = f"you are {self.node.nick}" if self.node.nick else "you have no nick (/nick NAME)"
         return [f"{who}, listening on {self.node.addr}", "/help lists the commands; Ctrl-D leaves"]
 
 
-async def _stop_on_signal(scope: trio.CancelScope) -> None:
+#: Link-level events (issue 13): shown in the message area only when they are warnings.
+LINK_EVENTS = (PeerLinked, PeerLost, GaveUp)
+
+
+async def _stop_on_signal(scope: trio.CancelScope, node: Node) -> None:
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async for signum in signals:
             log.info("%s: closing connections", signal.Signals(signum).name)
+            await node.farewell()  # presence: a clean exit says goodbye
             scope.cancel()
             return
 

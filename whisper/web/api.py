@@ -109,7 +109,8 @@ class Api:
 
     async def users(self, request: Request) -> Response:
         users, me = self.hub.users, self.hub.state
-        return JSONResponse({"users": users.records(), "window": users.window, "me": me})
+        records, online = users.records(), self.bridge.online()
+        return JSONResponse({"users": records, "window": users.window, "me": me, "online": online})
 
     async def peers(self, request: Request) -> Response:
         return JSONResponse({"peers": self.bridge.peers()})

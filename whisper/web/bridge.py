@@ -139,6 +139,20 @@ class Bridge:
             for p in self._node.peers()
         ]
 
+    def online(self) -> list[dict[str, Any]]:
+        """Who is online by presence (``node.users()``), ourselves first."""
+        now = time.time()
+        return [
+            {
+                "Nick": u.nick,
+                "Addr": u.addr,
+                "LastSeen": round(now - u.seconds),
+                "Linked": u.linked,
+                "You": u.you,
+            }
+            for u in self._node.users()
+        ]
+
     def files(self) -> list[files.StoredFile]:
         return self._node.files()
 
