@@ -25,7 +25,7 @@ from pathlib import Path
 
 import trio
 
-from .proc import Whisper
+from .proc import WHISPER, Whisper
 
 SNIFFER = Path(__file__).with_name("netns_sniff.py")
 
@@ -146,7 +146,7 @@ class InNamespace(Whisper):
 
 
 def whisper_in(ns: str, *args: str) -> InNamespace:
-    return InNamespace(ns, sys.executable, "-m", "whisper", *args)
+    return InNamespace(ns, *WHISPER, *args)
 
 
 def sniffer_in(ns: str, interface: str) -> InNamespace:

@@ -11,7 +11,9 @@ from typing import Any
 
 import trio
 
-WHISPER = [sys.executable, "-m", "whisper"]
+#: ``-v``: headless shows link-level lines (``connected to ...``) only then, and tests wait
+#: for them.
+WHISPER = [sys.executable, "-m", "whisper", "-v"]
 
 
 class Whisper:

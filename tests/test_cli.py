@@ -145,6 +145,23 @@ async def test_headless_prints_presence_notices_on_stderr(nursery):
         assert await alice.stop(signal.SIGTERM) == 0
 
 
+async def test_headless_keeps_link_level_lines_off_stderr_unless_verbose(nursery):
+    """Issue 13: connected, retrying, a clean close ... are not chat; presence is."""
+    with trio.fail_after(TIMEOUT):
+        alice = Whisper(*LOOPBACK, "-nick", "alice")
+        alice.args.remove("-v")  # as a user starts it
+        await alice.start(nursery)
+        bob = await Whisper(*LOOPBACK, "-nick", "bob", "-peer", alice.addr).start(nursery)
+        await alice.wait_line("stderr", "^bob joined$")
+        await bob.wait_line("stderr", f"connected to {alice.addr}")  # bob has -v
+        await bob.wait_line("stderr", "^alice joined$")  # so alice has dialled bob back
+        assert await bob.stop(signal.SIGTERM) == 0
+        await alice.wait_line("stderr", "^bob left$")
+        assert await alice.stop(signal.SIGTERM) == 0
+    assert not [line for line in alice.stderr if "connected to" in line or "lost" in line]
+    assert alice.stderr[0].startswith("listening on ")
+
+
 async def test_quit_command_exits_0(nursery):
     with trio.fail_after(TIMEOUT):
         peer = await Whisper(*LOOPBACK).start(nursery)

@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AddressError as exc:
         print(f"whisper: -http {exc} (see whisper -h)", file=sys.stderr)
         return 2
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, headless=not _use_tui(args))
     node = Node(config)
     web = None
     if http is not None:
@@ -382,8 +382,16 @@ class _Formatter(logging.Formatter):
         return for_terminal(super().formatMessage(record))
 
 
-def _setup_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose >= 2 else logging.INFO
+def _setup_logging(verbose: int, headless: bool) -> None:
+    """Headless, stderr is the user's terminal: link-level lines (connected, retrying, a
+    clean close ...) are not chat, so only warnings show unless ``-v``; the terminal UI
+    keeps INFO (it shows its log pane only with ``-v``)."""
+    if verbose >= 2:
+        level = logging.DEBUG
+    elif verbose or not headless:
+        level = logging.INFO
+    else:
+        level = logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     handler.addFilter(RepeatLimit())

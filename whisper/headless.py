@@ -37,7 +37,7 @@ import trio
 from .backlog import HISTORY_KEY
 from .commands import execute
 from .display import history_stamp, shown_body, take_batch
-from .events import PRESENCE_EVENTS, Delivered
+from .events import PRESENCE_EVENTS, Delivered, Notice
 from .files import CONTENTS_KEY, RejectedFile, StoredFile
 from .node import Node
 from .sanitize import for_json, for_terminal
@@ -108,7 +108,7 @@ async def run_headless(
                     await node.farewell()
                     nursery.cancel_scope.cancel()
                     return
-            log.info("end of input: still relaying; stop with Ctrl-C")
+            say("end of input: still relaying; stop with Ctrl-C")
             await trio.sleep_forever()
 
 
@@ -145,9 +145,9 @@ async def _print_messages(
             except trio.WouldBlock:
                 break
         batch = await take_batch(events, batch)  # history: wait out the burst, then in order
-        for e in batch:  # presence notices are chat: on stderr, one line each
-            if isinstance(e, PRESENCE_EVENTS):
-                say(for_terminal(e.text))
+        for e in batch:  # presence notices are chat: on stderr, one line each; so are
+            if isinstance(e, PRESENCE_EVENTS) or (type(e) is Notice and not e.warning):
+                say(for_terminal(e.text))  # the node's notices (a warning is logged)
         text = "".join(
             format_line(e, json_output, file_contents=file_contents)
             for e in batch
