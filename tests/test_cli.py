@@ -166,9 +166,10 @@ async def test_json_output_and_hostile_text_neutralised(nursery):
         await json_peer.stop()
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
     assert "\u202e" not in line
-    assert line == "m␛[31mallory: ␛[2J␛]0;pwned␇bell\ufffd31m \ufffdevil\ufffd 日本 😀"
+    assert line == "[unsigned] m␛[31mallory: ␛[2J␛]0;pwned␇bell\ufffd31m \ufffdevil\ufffd 日本 😀"
     parsed = json.loads(jline)
-    assert parsed == {**hostile, "History": False, "File": None}  # every wire field, unchanged
+    unsigned = {"Verified": False, "Direct": False}  # extension 13: no Key, no Sig
+    assert parsed == {**hostile, "History": False, "File": None, **unsigned}  # wire unchanged
     assert "\x1b" not in jline and "\x9b" not in jline and "\u202e" not in jline
 
 
@@ -263,7 +264,14 @@ async def test_json_lines_follow_the_documented_schema(nursery):
             await send(conn, go_style, nameless, a_file, replayed)
             await peer.wait_line("stdout", "said before")
     lines = {o["Body"]: o for o in map(json.loads, plain.stdout)}
-    assert lines["from go"] == {**go_style, "Nick": "gopher", "History": False, "File": None}
+    unsigned = {"Verified": False, "Direct": False}  # extension 13: the Go peer signs nothing
+    assert lines["from go"] == {
+        **go_style,
+        "Nick": "gopher",
+        "History": False,
+        "File": None,
+        **unsigned,
+    }
     assert lines["no nick"]["Nick"] == ""
     assert lines["said before"]["History"] is True
     file_line = lines["[file] a.txt (10 B, text/plain)"]
@@ -272,7 +280,8 @@ async def test_json_lines_follow_the_documented_schema(nursery):
     with_contents = [json.loads(line) for line in full.stdout if "FileContents" in line]
     assert [o["FileContents"] for o in with_contents] == [contents]
     for line in plain.stdout:
-        assert set(json.loads(line)) >= {"ID", "Addr", "Body", "Nick", "History", "File"}
+        keys = {"ID", "Addr", "Body", "Nick", "History", "File", "Verified", "Direct"}
+        assert set(json.loads(line)) >= keys
 
 
 async def test_headless_shows_actions_and_history_as_the_terminal_ui_does(nursery):
@@ -284,5 +293,8 @@ async def test_headless_shows_actions_and_history_as_the_terminal_ui_does(nurser
         await send(conn, wire("/me waved", nick="alice", History=True))
         await peer.wait_line("stdout", "waved")
         await peer.wait_line("stdout", "meow")
-    assert "* alice waves" in peer.stdout and "cat: /meow" in peer.stdout
-    assert any(re.fullmatch(r"\[history \d\d:\d\d\] \* alice waved", x) for x in peer.stdout)
+    # unsigned (extension 13): what a Go peer sends, and this test's fake writes
+    assert "[unsigned] * alice waves" in peer.stdout and "[unsigned] cat: /meow" in peer.stdout
+    assert any(
+        re.fullmatch(r"\[history \d\d:\d\d\] \[unsigned\] \* alice waved", x) for x in peer.stdout
+    )
