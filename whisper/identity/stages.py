@@ -22,8 +22,9 @@ Rules (PROTOCOL.md §7.5-§7.7; ``engine/stages.py`` says where each stage runs)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..events import Delivered
 from ..ids import random_id
 from ..message import Message
 from .channels import CHANNEL, BadChannel, Channels, channel_body, channel_of
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from ..engine.actions import Action
     from ..engine.incoming import Incoming
     from ..engine.relay import Engine
-    from ..events import Delivered
+
+_tuple = tuple.__new__  # NamedTuple(...) without its Python-level __new__: once per message
 
 
 @dataclass
@@ -49,8 +51,7 @@ class IdentityConfig:
     max_pins: int = DEFAULT_MAX_PINS
 
 
-@dataclass(frozen=True, slots=True)
-class Shown:
+class Shown(NamedTuple):  # once per message shown: a tuple builds faster than a dataclass
     """What extension 13 makes of a message shown: ``Delivered.ident``."""
 
     trust: Trust
@@ -122,9 +123,15 @@ class IdentityView:
         if channel is not None and channel not in layer.channels.joined:
             return None
         key = layer.checker.signer(message)
-        trust = layer.pins.assess(message.nick, key, layer.clock()).trust
-        shown = Shown(trust, key, False, channel, message.nick, _shown_text(channel, message.body))
-        return event._replace(ident=shown)
+        if key is None:  # unsigned: no pin to look up
+            trust, text = Trust.UNSIGNED, message.body
+        else:
+            trust = layer.pins.assess(message.nick, key, layer.clock()).trust
+            text = message.body
+        if channel is not None:
+            text = _shown_text(channel, text)
+        shown = _tuple(Shown, (trust, key, False, channel, message.nick, text, ""))
+        return _tuple(Delivered, (*event[:5], shown))
 
 
 class IdentityLayer:
