@@ -173,3 +173,25 @@ def test_an_invalid_channel_is_shown_nowhere():
     conn = net.raw(BOB)
     net.write(BOB, conn, wire(net, "bad", "x", Channel="#NO SPACES"), wire(net, "ok", "x"))
     assert [t for t, *_ in shown(b)] == ["ok"]
+
+
+def test_headless_lines_carry_the_marks():
+    from whisper.events import Delivered
+    from whisper.headless import format_line, json_fields
+    from whisper.identity.stages import Shown
+    from whisper.message import Message
+
+    key = Identity.generate().public
+    message = Message.create(id="x", addr="10.0.0.9:5", body="[encrypted message]")
+    dm = Delivered(message, ident=Shown(Trust.VERIFIED, key, True, None, "alice", "psst"))
+    assert format_line(dm, False) == "[direct] alice: psst\n"
+    fields = json_fields(dm)
+    assert (fields["Body"], fields["Nick"]) == ("psst", "alice")
+    assert fields["Direct"] is True and fields["Verified"] is True
+    impostor = Shown(Trust.IMPOSTOR, key, False, "#room", "bob", "hi")
+    line = Delivered(Message.create(id="y", addr="a:1", body="[#room] hi", nick="bob"))
+    line = line._replace(ident=impostor)
+    assert format_line(line, False) == f"[#room] [IMPOSTOR {impostor.short}] bob: hi\n"
+    fields = json_fields(line)
+    assert fields["Channel"] == "#room" and fields["Text"] == "hi"
+    assert fields["Impostor"] == impostor.short and fields["Verified"] is False
