@@ -298,3 +298,21 @@ async def test_headless_shows_actions_and_history_as_the_terminal_ui_does(nurser
     assert any(
         re.fullmatch(r"\[history \d\d:\d\d\] \[unsigned\] \* alice waved", x) for x in peer.stdout
     )
+
+
+async def test_a_key_file_others_can_read_is_refused_in_one_line(nursery, tmp_path):
+    """Extension 13: the key file is made 0600; one opened up is refused, with the fix."""
+    key = tmp_path / "alice.key"
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*LOOPBACK, "-identity", str(key)).start(nursery)
+        await peer.type("/whoami")
+        line = await peer.wait_line("stderr", "fingerprint")
+        assert await peer.stop() == 0
+    assert key.stat().st_mode & 0o777 == 0o600
+    printed = line.split("fingerprint ")[1]
+    assert re.fullmatch(r"\d{5}( \d{5}){5}", printed)
+    key.chmod(0o644)
+    code, _out, err = await run(*LOOPBACK, "-identity", str(key))
+    assert code == 1 and one_line(err) and f"chmod 600 {key}" in err
+    code, _out, err = await run(*LOOPBACK, "-identity", str(tmp_path))
+    assert code == 1 and one_line(err) and "is a directory" in err
