@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -72,6 +73,8 @@ from pathlib import Path
 from typing import Any
 
 import go_peer_lab
+
+from whisper.identity import Identity, sign
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
@@ -326,7 +329,12 @@ class Source:
     """One TCP stream into the peer; writes unique ~150-byte messages."""
 
     def __init__(
-        self, peer_addr: str, origin_addr: str, lab_ip: str | None = None, stamp_in_body=False
+        self,
+        peer_addr: str,
+        origin_addr: str,
+        lab_ip: str | None = None,
+        stamp_in_body=False,
+        signed=False,
     ) -> None:
         host, port = peer_addr.rsplit(":", 1)
         assert host in (HOST, lab_ip), f"{peer_addr}: not 127.0.0.1 nor the lab's address"
@@ -339,6 +347,29 @@ class Source:
         self.body = "lazy dog jumps over #"
         self.timestamps = True  # False: messages carry no Timestamp (deduplicated by ID only)
         self.stamp_in_body = stamp_in_body  # for peers that strip unknown keys (the Go peer)
+        self.signer = Identity.generate() if signed else None  # --signed: Key and Sig
+        self._pool: list[bytes] = []  # signed messages made ahead (presign)
+
+    def presign(self, n: int) -> float:
+        """Sign the next ``n`` messages ahead, so that signing does not slow the source down
+        during the phase; returns the seconds it took."""
+        start = time.monotonic()
+        self._pool = self._signed(n, self.sent)
+        return time.monotonic() - start
+
+    def _signed(self, n: int, start: int) -> list[bytes]:
+        assert self.signer is not None
+        stamp = int(time.time() * 1000)
+        out = []
+        for i in range(start, start + n):
+            fields = {"ID": f"{self.prefix}{i:08x}", "Addr": self.origin, "Nick": "src"}
+            fields["Body"] = f"{self.body}{i}"
+            if self.timestamps:
+                fields["Timestamp"] = stamp
+            wire = sign(self.signer, fields)
+            wire["BenchT"] = time.monotonic_ns()  # not signed: stamped when made
+            out.append(json.dumps(wire, separators=(",", ":")).encode() + b"\n")
+        return out
 
     def hello(self, addr: str) -> None:
         stamp = int(time.time() * 1000)
@@ -350,7 +381,11 @@ class Source:
         )
 
     def messages(self, n: int) -> bytes:
-        """``n`` new unique messages, stamped now."""
+        """``n`` new unique messages, stamped now (signed ones: when ``presign`` made them)."""
+        if self.signer is not None:
+            start, self.sent = self.sent, self.sent + n
+            taken, self._pool = self._pool[:n], self._pool[n:]
+            return b"".join(taken + self._signed(n - len(taken), start + len(taken)))
         stamp = int(time.time() * 1000)
         t = time.monotonic_ns()
         start = self.sent
@@ -588,6 +623,12 @@ def main() -> None:
         "and print both side by side; the whole run happens in a network namespace made for "
         "it (needs root and iproute2)",
     )
+    p.add_argument(
+        "--signed",
+        action="store_true",
+        help="our peer is sent signed messages (extension 13: Key, Sig; each one verified), "
+        "signed ahead of the saturation phase; the Go peer, with --go, unsigned ones",
+    )
     p.add_argument("--inside", metavar="NS", help=argparse.SUPPRESS)  # set by the --go re-run
     args = p.parse_args()
 
@@ -598,7 +639,12 @@ def main() -> None:
 
     cmd = shlex.split(args.peer_cmd)
     ours = measure(
-        "whisper", lambda: whisper_peer(cmd, args.flood_control), args, args.py_spy, bool(args.go)
+        "whisper",
+        lambda: whisper_peer(cmd, args.flood_control),
+        args,
+        args.py_spy,
+        bool(args.go),
+        signed=args.signed,
     )
     if not args.go:
         _print_table([("value", _rows(ours, args))])
@@ -630,6 +676,7 @@ def measure(
     py_spy: str | None = None,
     stamp_in_body: bool = False,
     lab_ip: str | None = None,
+    signed: bool = False,
 ) -> Run:
     """Sinks, the peer, the source and every phase; all of them stopped on the way out."""
     sinks: list[Sink] = []
@@ -648,7 +695,7 @@ def measure(
             f"load avg {os.getloadavg()[0]:.2f}",
             flush=True,
         )
-        source = Source(peer.addr, origin.addr, lab_ip, stamp_in_body)
+        source = Source(peer.addr, origin.addr, lab_ip, stamp_in_body, signed)
         run = Run(Bench(peer, sinks, origin, source))
         bench = run.bench
         for sink in [origin, *sinks]:
@@ -669,6 +716,9 @@ def measure(
             bench.latency("latency idle", args.rate, args.latency_seconds)
             if py_spy:
                 spy = _start_py_spy(peer.pid, py_spy)
+            if source.signer is not None:
+                took = source.presign(args.messages)
+                print(f"signed {args.messages:,} messages ahead in {took:.1f}s", flush=True)
             bench.saturation("saturation", args.messages)
             if spy:
                 _stop_py_spy(spy)

@@ -21,3 +21,10 @@ def go_wire() -> bytes:
     if not path.exists():
         pytest.skip(f"{path} not found (../shared/reference must be beside the repo)")
     return path.read_bytes()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Peers the tests start make their key file (extension 13) in a temporary data
+    directory, never in the user's own; tests that need their own set XDG_DATA_HOME."""
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))

@@ -205,9 +205,10 @@ async def test_json_output_and_hostile_text_neutralised(nursery):
         await json_peer.stop()
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
     assert "\u202e" not in line
-    assert line == "m␛[31mallory: ␛[2J␛]0;pwned␇bell\ufffd31m \ufffdevil\ufffd 日本 😀"
+    assert line == "[unsigned] m␛[31mallory: ␛[2J␛]0;pwned␇bell\ufffd31m \ufffdevil\ufffd 日本 😀"
     parsed = json.loads(jline)
-    assert parsed == {**hostile, "History": False, "File": None}  # every wire field, unchanged
+    unsigned = {"Verified": False, "Direct": False}  # extension 13: no Key, no Sig
+    assert parsed == {**hostile, "History": False, "File": None, **unsigned}  # wire unchanged
     assert "\x1b" not in jline and "\x9b" not in jline and "\u202e" not in jline
 
 
@@ -302,7 +303,14 @@ async def test_json_lines_follow_the_documented_schema(nursery):
             await send(conn, go_style, nameless, a_file, replayed)
             await peer.wait_line("stdout", "said before")
     lines = {o["Body"]: o for o in map(json.loads, plain.stdout)}
-    assert lines["from go"] == {**go_style, "Nick": "gopher", "History": False, "File": None}
+    unsigned = {"Verified": False, "Direct": False}  # extension 13: the Go peer signs nothing
+    assert lines["from go"] == {
+        **go_style,
+        "Nick": "gopher",
+        "History": False,
+        "File": None,
+        **unsigned,
+    }
     assert lines["no nick"]["Nick"] == ""
     assert lines["said before"]["History"] is True
     file_line = lines["[file] a.txt (10 B, text/plain)"]
@@ -311,7 +319,8 @@ async def test_json_lines_follow_the_documented_schema(nursery):
     with_contents = [json.loads(line) for line in full.stdout if "FileContents" in line]
     assert [o["FileContents"] for o in with_contents] == [contents]
     for line in plain.stdout:
-        assert set(json.loads(line)) >= {"ID", "Addr", "Body", "Nick", "History", "File"}
+        keys = {"ID", "Addr", "Body", "Nick", "History", "File", "Verified", "Direct"}
+        assert set(json.loads(line)) >= keys
 
 
 async def test_headless_shows_actions_and_history_as_the_terminal_ui_does(nursery):
@@ -323,5 +332,26 @@ async def test_headless_shows_actions_and_history_as_the_terminal_ui_does(nurser
         await send(conn, wire("/me waved", nick="alice", History=True))
         await peer.wait_line("stdout", "waved")
         await peer.wait_line("stdout", "meow")
-    assert "* alice waves" in peer.stdout and "cat: /meow" in peer.stdout
-    assert any(re.fullmatch(r"\[history \d\d:\d\d\] \* alice waved", x) for x in peer.stdout)
+    # unsigned (extension 13): what a Go peer sends, and this test's fake writes
+    assert "[unsigned] * alice waves" in peer.stdout and "[unsigned] cat: /meow" in peer.stdout
+    assert any(
+        re.fullmatch(r"\[history \d\d:\d\d\] \[unsigned\] \* alice waved", x) for x in peer.stdout
+    )
+
+
+async def test_a_key_file_others_can_read_is_refused_in_one_line(nursery, tmp_path):
+    """Extension 13: the key file is made 0600; one opened up is refused, with the fix."""
+    key = tmp_path / "alice.key"
+    with trio.fail_after(TIMEOUT):
+        peer = await Whisper(*LOOPBACK, "-identity", str(key)).start(nursery)
+        await peer.type("/whoami")
+        line = await peer.wait_line("stderr", "fingerprint")
+        assert await peer.stop() == 0
+    assert key.stat().st_mode & 0o777 == 0o600
+    printed = line.split("fingerprint ")[1]
+    assert re.fullmatch(r"\d{5}( \d{5}){5}", printed)
+    key.chmod(0o644)
+    code, _out, err = await run(*LOOPBACK, "-identity", str(key))
+    assert code == 1 and one_line(err) and f"chmod 600 {key}" in err
+    code, _out, err = await run(*LOOPBACK, "-identity", str(tmp_path))
+    assert code == 1 and one_line(err) and "is a directory" in err

@@ -150,3 +150,36 @@ def test_for_terminal(text, shown):
 
 def test_for_json_escapes_what_json_leaves_raw():
     assert for_json('"\x9b\u202e\u2028é"') == '"\\u009b\\u202e\\u2028é"'
+
+
+async def test_identity_commands(nursery):
+    """Extension 13: /whoami, /verify, /msg, /join, /part, /channels over loopback."""
+    from whisper.identity import Identity, fingerprint
+    from whisper.identity.stages import IdentityConfig
+
+    alice_key, bob_key = Identity.generate(), Identity.generate()
+    alice = await start_node(nursery, nick="alice", identity=IdentityConfig(alice_key))
+    bob = await start_node(nursery, nick="bob", identity=IdentityConfig(bob_key))
+    box = await inbox(nursery, bob)
+    alice.connect(bob.addr)
+    await linked(alice, bob.addr)
+    who = await execute(alice, "/whoami")
+    assert who.data == fingerprint(alice_key.public) and who.data in who.lines[0]
+    assert (await execute(bob, "/verify alice")).lines[0].startswith("no key pinned for alice")
+    await execute(alice, "first, signed")
+    await box.wait_for(lambda bodies: "first, signed" in bodies)
+    verified = await execute(bob, "/verify ALICE")  # nicks are compared folded
+    assert verified.data == fingerprint(alice_key.public)
+    assert (await execute(bob, "/join")).lines == ["usage: /join #ROOM"]
+    assert (await execute(bob, "/join #Bad Name")).lines[0].startswith("a channel is #")
+    assert (await execute(bob, "/join Room")).data == "#room"
+    assert (await execute(bob, "/channels")).data == ["#room"]
+    assert (await execute(bob, "/part")).data == "#room"
+    assert (await execute(bob, "/part")).lines[0].startswith("you are in the main room")
+    assert (await execute(bob, "/channels")).data == []
+    assert (await execute(alice, "/msg bob")).lines == ["usage: /msg NICK|FINGERPRINT TEXT"]
+    unknown = await execute(alice, "/msg bob hello")
+    assert unknown.lines[0].startswith("not sent: no key known for bob")
+    spaced = fingerprint(alice_key.public)[:17]  # "12345 67890 12345": a fingerprint, spaced
+    sent = await execute(bob, f"/msg {spaced} psst, alice")
+    assert sent.lines == [] and sent.data.fields["Body"] == "[encrypted message]"

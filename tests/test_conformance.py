@@ -208,7 +208,7 @@ async def test_a_fixed_discovery_port_fills_the_template_and_runs_one_case_at_a_
 def test_levels_select_their_cases() -> None:
     assert {c.level for c in select(["limits"])} == {"limits"}
     assert [c.name for c in select(None, ["dedupe"])] == ["dedupe"]
-    assert "identity" not in {c.level for c in select()}  # run only when asked
+    assert "identity" in {c.level for c in select()}  # our peer checks signatures: by default
     assert {c.name for c in select(["identity"])} == {"signed-relay", "signed-tampered", "dm-relay"}
     assert [c.name for c in select(None, ["dm-relay"])] == ["dm-relay"]
     with pytest.raises(ValueError):

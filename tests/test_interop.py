@@ -19,6 +19,16 @@ from .proc import Whisper
 
 LOOPBACK = ["-host", "127.0.0.1", "-port", "0", "-headless"]
 LAN_IP = "10.77.0.1"
+#: A message that may reach a peer both directly (signed) and through the Go peer (which
+#: strips Key and Sig) is shown as whichever copy came first: unsigned, or verified.
+MAYBE_UNSIGNED = r"^(\[unsigned\] )?"
+
+
+def signed_or_not(line: str) -> str:
+    """A line shown, without the mark of a copy that came through the Go peer."""
+    return line.removeprefix("[unsigned] ")
+
+
 ON_LAN = ["-host", LAN_IP, "-port", "0", "-headless"]
 
 
@@ -32,30 +42,32 @@ async def test_two_whisper_processes_and_a_go_peer(nursery):
         await alice.wait_line("stderr", "^bob joined$")  # presence: never sent to Go
 
         gopher.say("hello from <go> & friends")  # Go escapes <>& on the wire
-        await bob.wait_line("stdout", "^gopher: hello from <go> & friends$")
-        await alice.wait_line("stdout", "^gopher: hello from <go> & friends$")
+        # the Go peer signs nothing (extension 13): its messages show as unsigned
+        await bob.wait_line("stdout", r"^\[unsigned\] gopher: hello from <go> & friends$")
+        await alice.wait_line("stdout", r"^\[unsigned\] gopher: hello from <go> & friends$")
         await alice.wait_line("stderr", f"connected to {gopher.addr}")  # dialled from Addr
 
         await alice.type("hello from alice")
         await gopher.wait_for("alice: hello from alice")  # our nick, read from omitempty
-        await bob.wait_line("stdout", "^alice: hello from alice$")
+        # it reached bob only through the Go peer, which strips Key and Sig: unsigned
+        await bob.wait_line("stdout", r"^\[unsigned\] alice: hello from alice$")
         await bob.type("hello from bob")
         await gopher.wait_for("bob: hello from bob")
-        await alice.wait_line("stdout", "^bob: hello from bob$")
+        await alice.wait_line("stdout", f"{MAYBE_UNSIGNED}bob: hello from bob$")
 
         await bob.type("/nick bobby")  # a presence announcement while the Go peer is linked
         # The Go peer relays everything back to its author: a final round proves the
         # echoes were absorbed by the seen sets rather than shown again.
         gopher.say("marker")
-        await alice.wait_line("stdout", "^gopher: marker$")
-        await bob.wait_line("stdout", "^gopher: marker$")
+        await alice.wait_line("stdout", r"^\[unsigned\] gopher: marker$")
+        await bob.wait_line("stdout", r"^\[unsigned\] gopher: marker$")
         assert await alice.stop() == 0 and await bob.stop() == 0
 
     assert not gopher.crashed
-    assert sorted(alice.stdout) == sorted(
+    assert sorted(map(signed_or_not, alice.stdout)) == sorted(
         ["gopher: hello from <go> & friends", "bob: hello from bob", "gopher: marker"]
     )
-    assert sorted(bob.stdout) == sorted(
+    assert sorted(map(signed_or_not, bob.stdout)) == sorted(
         ["gopher: hello from <go> & friends", "alice: hello from alice", "gopher: marker"]
     )
     assert gopher.displayed.count("alice: hello from alice") == 1
@@ -102,14 +114,15 @@ async def test_the_real_go_peer_and_two_whisper_processes_in_a_namespace(
         await bob.wait_line("stderr", rf"DEBUG accepted {LAN_IP}:(?!{alice_port}$)\d+$")
 
         await gopher.type("hello from <go> & friends")  # Go escapes <>& on the wire
-        await bob.wait_line("stdout", "^gopher: hello from <go> & friends$")
-        await alice.wait_line("stdout", "^gopher: hello from <go> & friends$")
+        # the Go peer signs nothing (extension 13): its messages show as unsigned
+        await bob.wait_line("stdout", r"^\[unsigned\] gopher: hello from <go> & friends$")
+        await alice.wait_line("stdout", r"^\[unsigned\] gopher: hello from <go> & friends$")
         await alice.wait_line("stderr", f"connected to {gopher.addr}$")  # dialled from Addr
         await bob.wait_line("stderr", f"connected to {gopher.addr}$")
 
-        await alice.type("hello from alice")
+        await alice.type("hello from alice")  # signed: Go shows it, ignoring Key and Sig
         await gopher.wait_line("stdout", "^alice: hello from alice$")  # nick from omitempty
-        await bob.wait_line("stdout", "^alice: hello from alice$")
+        await bob.wait_line("stdout", f"{MAYBE_UNSIGNED}alice: hello from alice$")
         await alice.wait_line("stderr", "^bob joined$")  # presence, between whispers only
         await bob.type("/nick bobby")  # announced at once, never to the Go peer
         await alice.wait_line("stderr", "^bob is now bobby$")
@@ -117,13 +130,23 @@ async def test_the_real_go_peer_and_two_whisper_processes_in_a_namespace(
         await gopher.wait_line("stdout", "^bob: hello from bob$")
         await gopher.wait_line("stdout", "^bob waves$")  # how Go shows an action
         await gopher.wait_line("stdout", r"^bob: \[file\] note.txt \(9 B, text/plain\)$")
-        await alice.wait_line("stdout", r"^bob: \[file #1\] note.txt")
+        # the file itself, straight from bob; or its Body alone, if the copy the Go peer
+        # relayed (file keys, Key and Sig stripped) came first
+        await alice.wait_line("stdout", rf"{MAYBE_UNSIGNED}bob: \[file( #1)?\] note.txt")
+
+        # extension 13 through the Go peer: a channel message shows there as its Body's
+        # [#room] text, a DM as its placeholder under alice's Addr; neither crashes it
+        await alice.type("/join #room", "in the room", "/part", "/verify bob")
+        await gopher.wait_line("stdout", r"^alice: \[#room\] in the room$")
+        await alice.wait_line("stderr", "^bob: fingerprint ")  # alice pinned bob's key
+        await alice.type("/msg bob for bob only")
+        await gopher.wait_line("stdout", rf"^{alice.addr}: \[encrypted message\]$")
 
         # The Go peer relays everything back to its author as well: a last round shows
         # that the echoes were absorbed, and that the Go peer is still relaying.
         await gopher.type("marker")
-        await bob.wait_line("stdout", "^gopher: marker$")
-        await alice.wait_line("stdout", "^gopher: marker$")
+        await bob.wait_line("stdout", r"^\[unsigned\] gopher: marker$")
+        await alice.wait_line("stdout", r"^\[unsigned\] gopher: marker$")
         assert gopher.alive, gopher.stderr
         assert await alice.stop() == 0 and await bob.stop() == 0
 
@@ -134,18 +157,29 @@ async def test_the_real_go_peer_and_two_whisper_processes_in_a_namespace(
             "bob: hello from bob",
             "bob waves",
             "bob: [file] note.txt (9 B, text/plain)",
+            "alice: [#room] in the room",
+            f"{alice.addr}: [encrypted message]",
         ]
     )
-    assert sorted(line.split("  /save")[0] for line in alice.stdout) == sorted(
+    shown_alice = [signed_or_not(line).split("  /save")[0] for line in alice.stdout]
+    shown_alice = [line.replace("[file] note", "[file #1] note") for line in shown_alice]
+    assert sorted(shown_alice) == sorted(
         [
             "gopher: hello from <go> & friends",
             "bob: hello from bob",
-            "* bob waves",  # headless shows an action as the terminal UI does
+            "* bob waves",  # an action, as the terminal UI shows it
             "bob: [file #1] note.txt (9 B, text/plain)",
             "gopher: marker",
         ]
     )
-    assert sorted(bob.stdout) == sorted(
+    # bob has not joined #room: alice's channel message is not shown to him, unless it came
+    # through the Go peer first (stripped of Channel, it is a main-room message then); the
+    # DM is opened if it came straight from alice, and lost if the Go peer's stripped copy
+    # came first (PROTOCOL.md §7.6): its placeholder is then shown, unsigned
+    dm = {"[direct] alice: for bob only", f"{alice.addr}: [encrypted message]"}
+    shown_bob = [signed_or_not(line) for line in bob.stdout if "in the room" not in line]
+    assert len(dm & set(shown_bob)) == 1, shown_bob
+    assert sorted(line for line in shown_bob if line not in dm) == sorted(
         ["gopher: hello from <go> & friends", "alice: hello from alice", "gopher: marker"]
     )
 

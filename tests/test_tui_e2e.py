@@ -23,6 +23,8 @@ import pytest
 import trio
 
 from whisper import Config, Delivered, Node
+from whisper.identity import Identity
+from whisper.identity.stages import IdentityConfig
 
 TMUX = shutil.which("tmux")
 LOCAL = "127.0.0.1"
@@ -129,7 +131,8 @@ class Bob:
     """The other peer: a node in this test, and the bodies it hears."""
 
     def __init__(self) -> None:
-        self.node = Node(Config(host=LOCAL, port=0, nick="bob"))
+        signed = IdentityConfig(Identity.generate())  # a whisper peer signs (extension 13)
+        self.node = Node(Config(host=LOCAL, port=0, nick="bob", identity=signed))
         self.heard: list[str] = []
         self._changed = trio.Event()
 

@@ -162,7 +162,7 @@ def complete(text: str, nicks: list[str], addresses: list[str] = ()) -> list[str
 
 def test_commands_complete_from_the_shared_command_table() -> None:
     assert complete("/co", []) == ["/connect "]
-    assert complete("/C", []) == ["/connect ", "/clear"]
+    assert complete("/C", []) == ["/connect ", "/channels", "/clear"]
     assert complete("/q", []) == ["/quit"]
     assert complete("/zz", []) == []
     assert len(complete("/", [])) == len(COMMANDS)

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from whisper.identity import Identity, short_fingerprint, sign
+
 from .helpers import wire
 
 try:
@@ -266,3 +268,25 @@ def test_the_feed_reconnects_when_the_daemon_restarts(browser):
         context.close()
     finally:
         first.stop()
+
+
+def test_unsigned_and_impostor_messages_are_marked(page, daemon):
+    """Extension 13: the page tags what is not verified; an impostor shows its fingerprint."""
+    first, second = Identity.generate(), Identity.generate()
+    with daemon.peer() as peer:
+        for obj in (
+            wire("plain from go", nick="gopher"),
+            sign(first, wire("the real dora", nick="dora")),
+            sign(second, wire("a fake dora", nick="dora")),
+        ):
+            peer.sendall(json.dumps(obj).encode() + b"\n")
+        page.locator("[data-testid=message]", has_text="a fake dora").wait_for()
+    plain = page.locator("[data-testid=message]", has_text="plain from go")
+    assert plain.locator(".tag.unsigned").inner_text() == "unsigned"
+    real = page.locator("[data-testid=message]", has_text="the real dora")
+    assert real.locator(".tag").count() == 0  # verified: no mark
+    fake = page.locator("[data-testid=message].impostor", has_text="a fake dora")
+    assert (
+        fake.get_by_test_id("impostor").inner_text()
+        == f"impostor {short_fingerprint(second.public)}"
+    )

@@ -87,3 +87,19 @@ def test_users_are_nicks_heard_recently_from_the_network():
     now[0] += 61
     assert users.expire()
     assert users.records() == []
+
+
+def test_a_record_carries_what_identities_made_of_the_message():
+    from whisper.identity import Identity, Trust, short_fingerprint
+    from whisper.identity.stages import Shown
+
+    key = Identity.generate().public
+    dm = Shown(Trust.IMPOSTOR, key, True, None, "alice", "the text inside")
+    record = message_record(1, delivered("[encrypted message]", "", ident=dm))
+    assert record["Body"] == "the text inside" and record["Nick"] == "alice"
+    assert record["Trust"] == "impostor" and record["Verified"] is False
+    assert record["Direct"] is True and record["Fingerprint"] == short_fingerprint(key)
+    room = Shown(Trust.UNSIGNED, None, False, "#room", "bob", "hello")
+    record = message_record(2, delivered("[#room] hello", ident=room))
+    assert (record["Channel"], record["Body"], record["Trust"]) == ("#room", "hello", "unsigned")
+    assert "Trust" not in message_record(3, delivered("plain"))  # identities off

@@ -12,6 +12,9 @@ Rules:
   quote peers, neutralised for the terminal (``sanitize.for_terminal``), and rate-limited per
   log call with a count of what was left out (``loglimit.py``): a flood of bad input must not
   fill the disk with stderr.
+- Identities (extension 13) are on: the key file (``-identity PATH``, else the data
+  directory's) is loaded or made before the node starts; one it cannot use is one line on
+  stderr (``chmod 600 PATH`` ...) and exit 1.
 - SIGINT and SIGTERM close every connection and exit 0.
 - With a terminal on stdin and stdout the terminal UI runs (``whisper.tui``); ``-headless``,
   ``-json`` or a pipe select the headless front end.
@@ -48,6 +51,8 @@ from .discovery_policy import DISCOVERY_PORT, DiscoveryConfig
 from .files import FileError, FilesConfig
 from .files_io import user_path
 from .flood_flags import add_flood_flags, flood_from_args
+from .identity import KeyFileError, default_path, load_or_create
+from .identity.stages import IdentityConfig
 from .loglimit import RepeatLimit
 from .node import Node
 from .sanitize import for_terminal
@@ -150,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood_flags.py)
     p.add_argument(
+        "-identity",
+        "--identity",
+        default=None,
+        metavar="PATH",
+        help="the key file that signs our messages and opens DMs to us (made if missing; "
+        "default: identity.key in the data directory)",
+    )
+    p.add_argument(
         "-http",
         "--http",
         default=None,
@@ -217,6 +230,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return config
 
 
+def _identity(path: str | None) -> IdentityConfig:
+    """Extension 13: our key pair, from ``-identity PATH`` or the data directory."""
+    try:
+        where = default_path() if path is None else user_path(path)
+    except FileError as exc:
+        raise KeyFileError(f"-identity {exc}") from None
+    identity, made = load_or_create(where)
+    if made:
+        log.debug("made a new identity in %s", where)
+    return IdentityConfig(identity)
+
+
 def _loopback(host: str) -> bool:
     """A private peer on this machine: it hears no announcements and dials none unless
     asked (``-discovery-port``); else it would join whatever any process here announced."""
@@ -239,6 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AddressError as exc:
         print(f"whisper: -http {exc} (see whisper -h)", file=sys.stderr)
         return 2
+    try:
+        config.identity = _identity(args.identity)
+    except KeyFileError as exc:
+        print(f"whisper: {exc}", file=sys.stderr)
+        return 1
     _setup_logging(args.verbose, headless=not _use_tui(args))
     node = Node(config)
     web = None

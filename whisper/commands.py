@@ -15,6 +15,8 @@ Rules:
 - ``/send``, ``/files`` and ``/save`` are file transfer (extension 10, ``files.py``): reading
   and writing the file (``files_io.py``) run in a worker thread, off the event loop.
 - ``/blacklist`` and ``/unblock`` are flood control (extension 12, ``flood.py``).
+- ``/whoami``, ``/verify``, ``/msg``, ``/join``, ``/part`` and ``/channels`` are identities
+  (extension 13, ``identity/``); with ``/join`` typed lines go to the channel joined.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import trio
 
 from . import files, files_io
 from .addr import AddressError
+from .identity import ChannelError, fingerprint, typed_digits
 from .node import Node
 from .peers import Dialled
 
@@ -58,6 +61,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("PATH", "send a file (up to about 766 KiB: a message is at most 1 MiB)"),
     "files": ("", "list the files received (kept in memory, not written anywhere)"),
     "save": ("N [PATH]", "write received file N to PATH (a new file or a directory)"),
+    "whoami": ("", "show your fingerprint, to compare out of band"),
+    "verify": ("NICK", "show the fingerprint of the key NICK is pinned to"),
+    "msg": ("NICK|FINGERPRINT TEXT", "send an end-to-end encrypted direct message"),
+    "join": ("#ROOM", "join a channel: typed lines go there"),
+    "part": ("[#ROOM]", "leave a channel (default: the current one)"),
+    "channels": ("", "list the channels joined"),
     "show": ("N", "show message N whole, where the terminal UI cut it short"),
     "clear": ("", "clear the message area"),
     "quit": ("", "leave (Ctrl-D works too)"),
@@ -83,6 +92,8 @@ def usage(name: str) -> str:
 
 def _say(node: Node, text: str, extra: dict[str, str] | None = None) -> Reply:
     try:
+        if node.identity is not None:  # in the channel joined (extension 13)
+            text, extra = node.identity.compose(text, extra)
         message = node.say(text, extra)
     except ValueError as exc:
         return Reply([f"not sent: {exc}"])
@@ -269,6 +280,77 @@ def _linked(linked: bool) -> str:
     return "linked" if linked else "not linked"
 
 
+_NO_IDENTITY = "identities are off in this peer: it has no key"
+
+
+def _whoami(node: Node, arg: str) -> Reply:
+    """Extension 13: our fingerprint (PROTOCOL.md §7.5)."""
+    if node.identity is None:
+        return Reply([_NO_IDENTITY])
+    key = node.identity.identity.public
+    printed = fingerprint(key)
+    return Reply([f"you are {node.nick or '(no nick)'}, fingerprint {printed}"], data=printed)
+
+
+def _verify(node: Node, arg: str) -> Reply:
+    if node.identity is None:
+        return Reply([_NO_IDENTITY])
+    if not arg:
+        return Reply([usage("verify")])
+    pin = node.identity.pins.pin_for(arg)
+    if pin is None:
+        return Reply([f"no key pinned for {arg}: they have sent no signed message yet"])
+    printed = fingerprint(pin.key)
+    return Reply([f"{pin.nick}: fingerprint {printed} (compare it with theirs)"], data=printed)
+
+
+def _msg(node: Node, arg: str) -> Reply:
+    words = arg.split(" ")
+    # a fingerprint may be typed in its groups of five: the most leading words that are one
+    spaced = [i for i in range(len(words) - 1, 1, -1) if typed_digits(" ".join(words[:i]))]
+    count = spaced[0] if spaced else 1
+    target, text = " ".join(words[:count]), " ".join(words[count:])
+    if not target or not text.strip():
+        return Reply([usage("msg")])
+    try:
+        message = node.direct(target, text)
+    except ValueError as exc:
+        return Reply([f"not sent: {exc}"])
+    return Reply(data=message)
+
+
+def _join(node: Node, arg: str) -> Reply:
+    if node.identity is None:
+        return Reply([_NO_IDENTITY])
+    if not arg:
+        return Reply([usage("join")])
+    try:
+        name = node.identity.channels.join(arg)
+    except ChannelError as exc:
+        return Reply([str(exc)])
+    return Reply([f"joined {name}: typed lines go there (/part leaves it)"], data=name)
+
+
+def _part(node: Node, arg: str) -> Reply:
+    if node.identity is None:
+        return Reply([_NO_IDENTITY])
+    try:
+        name = node.identity.channels.part(arg)
+    except ChannelError as exc:
+        return Reply([str(exc)])
+    return Reply([f"left {name}; typed lines go to the main room"], data=name)
+
+
+def _channels(node: Node, arg: str) -> Reply:
+    if node.identity is None:
+        return Reply([_NO_IDENTITY])
+    channels = node.identity.channels
+    if not channels.joined:
+        return Reply(["no channels joined: typed lines go to the main room"], data=[])
+    rows = [f"  {c}{'  (current)' if c == channels.current else ''}" for c in channels.joined]
+    return Reply([f"{len(channels.joined)} channel(s):", *rows], data=list(channels.joined))
+
+
 def _clear(node: Node, arg: str) -> Reply:
     return Reply(clear=True)
 
@@ -291,6 +373,12 @@ _HANDLERS: dict[str, Callable[[Node, str], Reply | Awaitable[Reply]]] = {
     "send": _send,
     "files": _files,
     "save": _save,
+    "whoami": _whoami,
+    "verify": _verify,
+    "msg": _msg,
+    "join": _join,
+    "part": _part,
+    "channels": _channels,
     "show": _show,
     "clear": _clear,
     "quit": _quit,

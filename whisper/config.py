@@ -6,7 +6,7 @@ Rules:
   ``backlog.BacklogConfig``, ``files.FilesConfig``, ``flood.FloodConfig``.  An extension
   adds its own group here.
 - A group that is an optional feature is None when it is off (``discovery``, ``flood``);
-  the command line (``cli.py``) turns flood control on, a ``Config()`` leaves it off.
+  the command line (``cli.py``) turns flood control and identities on, a ``Config()`` leaves it off.
 - Pure data: no trio, no I/O.  ``wall_clock`` is injected so that tests can set the date.
 """
 
@@ -21,6 +21,7 @@ from .codec import Limits
 from .discovery_policy import DiscoveryConfig
 from .files import FilesConfig
 from .flood import FloodConfig
+from .identity.stages import IdentityConfig
 from .peers import ConnectionConfig
 from .seen import SeenConfig
 
@@ -40,4 +41,5 @@ class Config:
     backlog: BacklogConfig = field(default_factory=BacklogConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
     flood: FloodConfig | None = None
+    identity: IdentityConfig | None = None  # extension 13: signing, DMs, channels
     wall_clock: Callable[[], float] = time.time

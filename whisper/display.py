@@ -13,6 +13,12 @@ Rules (shared by the headless mode and the terminal UI, and meant for the web UI
   actually received, not from what its Body claims; a rejected file shows the Body and then
   ``[file rejected: reason]``.  Every string here still goes through the front end's own
   sanitising (``sanitize.for_terminal``) before it reaches a screen.
+- With identities on (extension 13, ``event.ident``) a message shows its text (a DM's
+  plaintext, a channel message's text without ``[#room] ``), from the nick it was signed
+  with, after ``identity_marks``: ``[#room]``, ``[direct]`` (``[direct to NICK]`` for ours),
+  and its trust when it is not verified: ``[unsigned]``, ``[IMPOSTOR 12345 67890]`` (the
+  short fingerprint of the key it was signed with), ``[signed 12345 67890]`` (a nick that
+  cannot be bound).  A verified message carries no trust mark: it is the usual case.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import trio
 
 from .events import Delivered, Event
 from .files import RejectedFile, StoredFile
+from .identity.pins import Trust
 from .message import Message
 from .subscription import Subscription
 
@@ -47,9 +54,38 @@ def shown_body(event: Delivered) -> str:
     file = event.file
     if isinstance(file, StoredFile):
         return f"[file #{file.number}] {file.describe()}  /save {file.number}"
+    ident = event.ident
+    body = event.message.body if ident is None else ident.text
     if isinstance(file, RejectedFile):
-        return f"{event.message.body}  [file rejected: {file.reason}]"
-    return event.message.body
+        return f"{body}  [file rejected: {file.reason}]"
+    return body
+
+
+def shown_sender(event: Delivered) -> str:
+    """Who to show as the sender: the nick (a DM's is inside it), or the Addr."""
+    ident = event.ident
+    if ident is not None and ident.direct:
+        return ident.nick or event.message.addr
+    return event.message.sender
+
+
+def identity_marks(event: Delivered) -> str:
+    """``[#room] [direct] [unsigned] ``...: what extension 13 says of it (module rules)."""
+    ident = event.ident
+    if ident is None:
+        return ""
+    marks = []
+    if ident.channel:
+        marks.append(f"[{ident.channel}]")
+    if ident.direct:
+        marks.append(f"[direct to {ident.to}]" if ident.to else "[direct]")
+    if ident.trust is Trust.UNSIGNED:
+        marks.append("[unsigned]")
+    elif ident.trust is Trust.IMPOSTOR:
+        marks.append(f"[IMPOSTOR {ident.short}]")
+    elif ident.trust is Trust.UNBOUND:
+        marks.append(f"[signed {ident.short}]")
+    return "".join(f"{m} " for m in marks)
 
 
 def _is_history(event: Event) -> bool:

@@ -15,10 +15,13 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .files import RejectedFile, StoredFile
 from .message import Message
+
+if TYPE_CHECKING:
+    from .identity.stages import Shown
 
 
 class Delivered(NamedTuple):  # one per message relayed: a tuple builds 3x faster than a dataclass
@@ -26,13 +29,16 @@ class Delivered(NamedTuple):  # one per message relayed: a tuple builds 3x faste
 
     ``history``: a replayed or old message, shown as history (``backlog.is_history``);
     ``file``: what the message carried as a file (extension 10), kept or rejected;
-    ``size``: its encoded length in bytes."""
+    ``size``: its encoded length in bytes;
+    ``ident``: with identities on (extension 13), its trust, channel, whether it is direct,
+    and the nick and text to show (``identity.stages.Shown``); None when they are off."""
 
     message: Message
     own: bool = False
     history: bool = False
     file: StoredFile | RejectedFile | None = None
     size: int = 0
+    ident: Shown | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,11 @@ Rules:
   one JSON object per line instead (``json_fields``; README.md documents it): every wire
   key, and ``Nick`` (whichever key the wire used), ``History`` and ``File`` always; a
   file's base64 ``FileContents`` only with ``file_contents``.  Our own messages are not
-  echoed.
+  echoed.  With identities on (extension 13) a line carries ``Verified``, ``Direct``
+  (a DM's ``Body`` and ``Nick`` are the ones inside it; ``Sealed`` is left out), ``Channel``
+  and ``Text`` (without ``[#room] ``) for a channel message, ``Impostor`` (the short
+  fingerprint) for one whose nick is pinned to another key; a text line starts with
+  ``display.identity_marks``.
 - History (a backlog replay, ``display.py``) is written in timestamp order, each line
   starting ``[history HH:MM] ``; in JSON it has ``"History": true``.  A file message shows
   ``[file #N] name (size, type)  /save N`` as its body (the JSON line has the file keys).
@@ -36,9 +40,10 @@ import trio
 
 from .backlog import HISTORY_KEY
 from .commands import execute
-from .display import history_stamp, shown_body, take_batch
+from .display import history_stamp, identity_marks, shown_body, shown_sender, take_batch
 from .events import PRESENCE_EVENTS, Delivered, Notice
 from .files import CONTENTS_KEY, RejectedFile, StoredFile
+from .identity import short_fingerprint
 from .node import Node
 from .sanitize import for_json, for_terminal
 from .subscription import Subscription
@@ -55,7 +60,8 @@ def format_line(event: Delivered, json_output: bool, *, file_contents: bool = Fa
         return for_json(json.dumps(fields, ensure_ascii=False)) + "\n"
     message = event.message
     mark = f"[history {history_stamp(message)}] " if event.history else ""
-    sender, body = for_terminal(message.sender), for_terminal(shown_body(event))
+    mark += for_terminal(identity_marks(event))
+    sender, body = for_terminal(shown_sender(event)), for_terminal(shown_body(event))
     if event.file is None and body.startswith(ACTION_PREFIX):
         return f"{mark}* {sender} {body[len(ACTION_PREFIX) :]}\n"
     return f"{mark}{sender}: {body}\n"
@@ -81,6 +87,18 @@ def json_fields(event: Delivered, *, file_contents: bool = False) -> dict[str, A
         fields["File"] = None
     if not file_contents:
         fields.pop(CONTENTS_KEY, None)
+    ident = event.ident
+    if ident is not None:  # extension 13: what the signature, the pins and a DM said
+        fields["Verified"] = ident.verified
+        fields["Direct"] = ident.direct
+        if ident.impostor:
+            fields["Impostor"] = short_fingerprint(ident.key)  # type: ignore[arg-type]
+        if ident.direct:
+            fields["Body"], fields["Nick"] = ident.text, ident.nick
+            fields.pop("Sealed", None)
+        if ident.channel is not None:
+            fields["Channel"] = ident.channel
+            fields["Text"] = ident.text
     return fields
 
 

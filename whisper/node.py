@@ -36,6 +36,7 @@ from .events import Delivered, Event, Notice
 from .files import FileError, StoredFile
 from .files_io import save_in
 from .flood import Entry
+from .identity.stages import IdentityLayer
 from .link import LinkTasks
 from .message import Message
 from .peers import Dialled, Peer
@@ -110,6 +111,17 @@ class Node:
     def say(self, body: str, extra: Mapping[str, Any] | None = None) -> Message:
         """Send a chat message (``extra``: extension keys).  Raises ValueError for the user."""
         return self._done(self.engine.say(body, extra, now=trio.current_time()))
+
+    @property
+    def identity(self) -> IdentityLayer | None:
+        """Extension 13 (our key, pins, channels), or None when it is off."""
+        return self.engine.identity
+
+    def direct(self, target: str, text: str) -> Message:
+        """Send a DM to a nick or fingerprint; raises ValueError (``DMError``) for the user."""
+        if self.engine.identity is None:
+            raise ValueError("identities are off: direct messages need a key")
+        return self._done(self.engine.identity.direct(target, text, trio.current_time()))
 
     def connect(self, addr: str) -> Dialled:
         """Open an outgoing link (true if dialling, else why not).  Raises ``AddressError``."""

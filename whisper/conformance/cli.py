@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--target", metavar="HOST:PORT", help="a peer that is already running")
     p.add_argument(
         "--level",
-        help=f"comma-separated levels to run, of {','.join(LEVELS)} (default: all but"
-        f" {','.join(sorted(ASKED_ONLY))})",
+        help=f"comma-separated levels to run, of {','.join(LEVELS)} (default: all"
+        + (f" but {','.join(sorted(ASKED_ONLY))})" if ASKED_ONLY else ")"),
     )
     p.add_argument("--case", action="append", default=[], metavar="NAME", help="only this case")
     p.add_argument(

@@ -28,7 +28,8 @@ point (``stages.py``) plugs in::
 Capabilities: each link's ``Peer.caps`` is what its peer announced (``link_connected``); a
 payload routed with ``Engine.send(data, now, needs=...)`` goes only to links that have it
 (the Go peer crashes on a payload without ``Body``), and ``Engine.greeting`` is written
-first on every accepted connection.  Our own messages (``say``) enter at "mark seen".
+first on every accepted connection.  Our own messages (``say``) enter at "mark seen", after the
+[Signer] stages (signatures).
 
 Modules: ``relay.py`` (the ``Engine``), ``links.py`` (outgoing links' lifecycle),
 ``incoming.py`` (an incoming connection's handle), ``stages.py`` (extension points and the
@@ -39,7 +40,7 @@ from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Ret
 from .incoming import Incoming
 from .relay import Engine
 from .snapshots import BlacklistEntry, PeerInfo, Stats
-from .stages import Batch, Check, Control, FloodRouter, Keeper, Relay, Router, View
+from .stages import Batch, Check, Control, FloodRouter, Keeper, Relay, Router, Signer, View
 
 __all__ = [
     "Action",
@@ -61,6 +62,7 @@ __all__ = [
     "Retry",
     "Router",
     "Save",
+    "Signer",
     "Stats",
     "View",
 ]

@@ -214,7 +214,9 @@ class Pipeline:
             seen.add(mid, now)
             data = encode_object(obj)  # message.fields is obj: relayed as received
             history = obj.get(HISTORY_KEY) is True or (ms is not None and ms < old)
-            event: Delivered | None = _tuple(Delivered, (message, False, history, None, len(data)))
+            event: Delivered | None = _tuple(
+                Delivered, (message, False, history, None, len(data), None)
+            )
             for view in views:
                 event = view.view(event)  # type: ignore[arg-type]
                 if event is None:

@@ -27,6 +27,7 @@ from ..config import Config
 from ..events import Delivered
 from ..files import FileStore
 from ..flood import Entry, FloodControl
+from ..identity.stages import IdentityLayer, Shown
 from ..ids import hashed_id, random_id
 from ..message import Message
 from ..peers import Dialled, Peer, PeerTable, State
@@ -48,6 +49,7 @@ from .stages import (
     Keeper,
     Linker,
     Router,
+    Signer,
     View,
 )
 
@@ -84,6 +86,12 @@ class Engine(Pipeline):
             FilesView(self.files, self.out, autosave=cfg.files.downloads is not None)
         ]
         self.router: Router = FloodRouter()
+        #: Each message we say passes through these (``Signer.sign``): extension 13 signs.
+        self.signers: list[Signer] = []
+        self.identity: IdentityLayer | None = None
+        if cfg.identity is not None:
+            self.identity = IdentityLayer(self, cfg.identity.identity, cfg.identity.max_pins)
+            self.identity.install()
         self.greeting = banner()  # written first on every accepted connection (hello.py)
         self.hello = Hello(self)
         self.presence = Presence(self)
@@ -139,6 +147,19 @@ class Engine(Pipeline):
         message = Message.create(
             id=message_id, addr=self.addr, body=body, nick=nick, timestamp=stamp, extra=extra
         )
+        ident = None
+        for signer in self.signers:
+            message, ident = signer.sign(message)
+        return message, self.originate(message, now, ident, marked=True)
+
+    def originate(
+        self, message: Message, now: float, ident: Shown | None = None, *, marked: bool = False
+    ) -> list[Action]:
+        """Send a message of ours built whole (``say``; a sealed DM), shown to our front ends
+        with ``ident``.  ``marked``: its ID is in the seen cache already.  Raises ValueError."""
+        self.now = now
+        if not marked and not self.seen.add(message.id, now):
+            raise ValueError("a message with that ID was sent or seen already")
         data = codec.encode(message)
         limit = self.config.limits.max_size
         if len(data) > limit:
@@ -146,11 +167,11 @@ class Engine(Pipeline):
         if self.flood is not None:
             self.flood.own(now)  # OwnLimit: peers would drop it
         self.stats.sent += 1
-        self.out.emit(Delivered(message, own=True, size=len(data)))
+        self.out.emit(Delivered(message, own=True, size=len(data), ident=ident))
         batch = Batch()
         batch.add(data, message, None)
         self._relay(batch, now)
-        return message, self.out.take()
+        return self.out.take()
 
     def connect(self, addr: str, now: float) -> tuple[Dialled, list[Action]]:
         """Open an outgoing link at the user's request; raises ``AddressError``."""

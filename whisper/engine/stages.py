@@ -20,6 +20,9 @@ Rules:
     another one (annotated, decrypted), or None to show nothing.  Relaying is not affected.
     For files, channel filters and decryption.
   - ``Router.route(batch, links)``: which links get which of a ``Batch`` of new payloads.
+  - ``Signer.sign(message)``: each message we ``say``, once built (ID, time, nick): the
+    message to send instead (signed) and what our front ends are shown of it (an
+    ``ident`` for ``Delivered``).  For signatures.
 
 - Stages are plain synchronous objects fed the time; those that need to act (write to one
   link, dial, tell the front ends) are given the engine when built and call its methods.
@@ -118,6 +121,10 @@ class Keeper(Protocol):
 
 class View(Protocol):
     def view(self, event: Delivered) -> Delivered | None: ...
+
+
+class Signer(Protocol):
+    def sign(self, message: Message) -> tuple[Message, Any]: ...
 
 
 class Router(Protocol):

@@ -24,6 +24,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
@@ -36,7 +37,7 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
 from ..commands import execute
-from ..display import shown_body, take_batch
+from ..display import identity_marks, shown_body, shown_sender, take_batch
 from ..events import Delivered, Event, GaveUp, PeerLinked, PeerLost
 from ..loglimit import RepeatLimit
 from ..node import Node
@@ -145,9 +146,14 @@ class Session:
         if type(event) is Delivered:
             if not event.own and event.message.nick:
                 self.nicks.heard(event.message.nick)
-            self.ui.show_message(
-                event.message, own=event.own, history=event.history, body=shown_body(event)
-            )
+            body, marks = shown_body(event), identity_marks(event)  # extension 13's marks
+            if marks:  # first, or after an action's /me: "* bob [unsigned] waves"
+                action = event.file is None and body.startswith("/me ")
+                body = f"/me {marks}{body[4:]}" if action else marks + body
+            message = event.message
+            if event.ident is not None and event.ident.direct:  # the nick is inside a DM
+                message = dataclasses.replace(message, nick=shown_sender(event))
+            self.ui.show_message(message, own=event.own, history=event.history, body=body)
         else:  # a link up or closed cleanly is not chat: the status line only
             link = isinstance(event, LINK_EVENTS) and not event.warning
             self.ui.notice(event.text, warning=event.warning, chat=not link)

@@ -77,6 +77,8 @@ class Bridge:
         if not body.strip():
             raise Refused(400, "Body is empty: nothing to send")
         try:
+            if self._node.identity is not None:  # in the channel joined (extension 13)
+                body, extra = self._node.identity.compose(body, extra)
             message = self._node.say(body, extra)
         except OwnLimit as exc:
             raise Refused(429, f"not sent: {exc}") from None

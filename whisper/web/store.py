@@ -82,6 +82,15 @@ def message_record(seq: int, event: Delivered) -> dict[str, Any]:
         record["File"] = file_record(event.file)
     elif isinstance(event.file, RejectedFile):
         record["FileRejected"] = event.file.reason
+    ident = event.ident
+    if ident is not None:  # extension 13: the text shown, who from, and how far trusted
+        record["Body"], record["Nick"] = ident.text, ident.nick or message.nick
+        record["Trust"] = ident.trust.value
+        record["Verified"] = ident.verified
+        record["Direct"] = ident.direct
+        record["Channel"] = ident.channel
+        record["Fingerprint"] = ident.short
+        record["To"] = ident.to
     return record
 
 

@@ -2,7 +2,7 @@
 // (never innerHTML); the feed reconnects on its own and resumes from its cursor; the peer
 // list is redrawn only when it changes (a redraw under the pointer eats clicks).
 
-import { ago, bodyNode, clock, el, fileCard, nickSpan, size } from "./render.js";
+import { ago, bodyNode, clock, el, fileCard, identityTags, nickSpan, size } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_SHOWN = 1500;        // messages kept on the page
@@ -62,10 +62,12 @@ function showMessage(m) {
   if (state.seen.size > MAX_SEEN) state.seen.delete(state.seen.values().next().value);
   const sender = m.Nick || m.Addr;
   const action = m.Body.startsWith("/me ") && !m.File;
-  const cls = ["msg", m.Own && "own", m.History && "history", action && "action"].filter(Boolean);
+  const cls = ["msg", m.Own && "own", m.History && "history", action && "action",
+    m.Direct && "direct", m.Trust === "impostor" && "impostor"].filter(Boolean);
   const line = el("span", { class: "line" });
   if (m.History) line.append(el("span", { class: "tag", text: "history" }));
   if (m.File) line.append(el("span", { class: "tag", text: `file #${m.File.Number}` }));
+  line.append(...identityTags(m));
   if (action) {
     line.append("* ", nickSpan(sender), bodyNode(m.Body.slice(4)));
   } else {

@@ -71,3 +71,16 @@ export function fileCard(file) {
   card.append(el("a", { href: `/api/files/${file.Number}`, download: file.Name, text: "Download" }));
   return card;
 }
+
+// Extension 13: a message's channel, whether it is direct, and its trust when not verified.
+export function identityTags(m) {
+  const tags = [];
+  if (m.Channel) tags.push(el("span", { class: "tag channel", text: m.Channel }));
+  if (m.Direct) tags.push(el("span", { class: "tag direct", text: m.To ? `direct to ${m.To}` : "direct" }));
+  if (m.Trust === "unsigned") tags.push(el("span", { class: "tag unsigned", text: "unsigned" }));
+  if (m.Trust === "impostor") {
+    tags.push(el("span", { class: "tag impostor", "data-testid": "impostor", text: `impostor ${m.Fingerprint}` }));
+  }
+  if (m.Trust === "unbound") tags.push(el("span", { class: "tag", text: `signed ${m.Fingerprint}` }));
+  return tags;
+}
