@@ -63,7 +63,7 @@ async def test_messages_between_real_nodes_are_stored_before_they_are_shown(nurs
     a.connect(b.addr)
     with trio.fail_after(TIMEOUT):
         a.say("hello bob")
-        assert execute(a, f"/send '{picture}'").lines == ["sent cat.gif (12.5 KiB)"]
+        assert (await execute(a, f"/send '{picture}'")).lines == ["sent cat.gif (12.5 KiB)"]
         await sb.wait_shown(2)
         await sa.wait_shown(2)
     for stored in (sa, sb):  # what was shown is in the file

@@ -51,6 +51,7 @@ from .flood_flags import add_flood_flags, flood_from_args
 from .loglimit import RepeatLimit
 from .node import Node
 from .sanitize import for_terminal
+from .store.flags import add_history_flags, check_history_flags, open_stage
 
 if TYPE_CHECKING:
     from .web import WebServer
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="save received files into DIR as they arrive (default: only when you /save)",
     )
     add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood_flags.py)
+    add_history_flags(p)  # -history PATH, -no-history, -history-days N (store/flags.py)
     p.add_argument(
         "-http",
         "--http",
@@ -212,6 +214,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         config.limits = Limits(max_size=args.max_message_size)
     try:
         config.flood = flood_from_args(args)
+        check_history_flags(args)
     except ValueError as exc:
         raise AddressError(str(exc)) from None
     return config
@@ -241,6 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging(args.verbose)
     node = Node(config)
+    history, problem = open_stage(args)
+    if problem is not None:  # the peer still runs, without history
+        print(f"whisper: warning: {for_terminal(problem)}", file=sys.stderr, flush=True)
+    if history is not None:
+        history.attach(node)
+        node.run = partial(history.run, node.run)  # type: ignore[method-assign]
     web = None
     if http is not None:
         from .web import WebServer
