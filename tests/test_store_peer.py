@@ -10,16 +10,19 @@ import signal
 import stat
 import time
 
+import httpx
 import trio
 
-from tests.helpers import LOCAL, linked
+from tests.helpers import LOCAL, linked, start_node
 from tests.proc import Whisper
 from tests.store_helpers import read_only, record
+from tests.webhelpers import AUTH, TOKEN
 from whisper import Delivered, Node
 from whisper.commands import execute
 from whisper.config import Config
 from whisper.store import History
 from whisper.store.stage import HistoryStage
+from whisper.web import WebServer
 
 TIMEOUT = 20
 QUIET = ("-host", "127.0.0.1", "-port", "0", "-no-discovery", "-headless")
@@ -170,3 +173,56 @@ async def test_no_history_writes_no_file(nursery, tmp_path):
         await w.type("/search x")
         await w.wait_line("stderr", "^history is off")
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_full_disk_turns_history_off_and_the_node_keeps_relaying(nursery, tmp_path):
+    a = Node(Config(host=LOCAL, port=0, nick="alice"))
+    b = Node(Config(host=LOCAL, port=0, nick="bob"))
+    await nursery.start(a.run)
+    full = HistoryStage(History.open(tmp_path / "b.sqlite3", max_pages=40))
+    full.attach(b)
+    await nursery.start(full.run, b.run)
+    a.connect(b.addr)
+    await linked(a, b.addr)
+    big = "x" * 2000
+    with trio.fail_after(TIMEOUT), b.subscribe() as events:
+        sent = [a.say(f"{i} {big}") for i in range(100)]
+        shown, notices = [], []
+        while len(shown) < len(sent):
+            event = await events.receive()
+            if type(event) is Delivered:
+                shown.append(event.message.id)
+            elif "history is off" in getattr(event, "text", ""):
+                notices.append(event.text)
+    assert shown == [m.id for m in sent]  # every one shown, in order, stored or not
+    assert len(notices) == 1 and "full" in notices[0], notices
+    assert not full.on
+    assert (await execute(b, "/search x")).lines[0].startswith("history is off")
+
+
+async def test_the_web_api_searches_the_history(nursery, tmp_path):
+    node = await start_stored(nursery, tmp_path / "h.sqlite3", nick="alice")
+    server = WebServer(node, "127.0.0.1", 0, token=TOKEN)
+    await nursery.start(server.run)
+    url = f"http://127.0.0.1:{server.port}"
+    with trio.fail_after(TIMEOUT), node.subscribe() as events:
+        for body in ("red apple", "green apple", "red car"):
+            node.say(body)
+        for _ in range(3):
+            while type(await events.receive()) is not Delivered:
+                pass
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
+        r = await client.get("/api/search", params={"q": "apple"})
+        assert r.status_code == 200
+        found = r.json()["messages"]
+        assert [m["Body"] for m in found] == ["green apple", "red apple"]
+        assert found[0]["Nick"] == "alice" and found[0]["Own"] and found[0]["Channel"] is None
+        older = await client.get("/api/search", params={"q": "apple", "before": found[0]["Seq"]})
+        assert [m["Body"] for m in older.json()["messages"]] == ["red apple"]
+        assert (await client.get("/api/search", params={"q": " "})).status_code == 400
+    plain = await start_node(nursery)
+    off = WebServer(plain, "127.0.0.1", 0, token=TOKEN)
+    await nursery.start(off.run)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{off.port}", headers=AUTH) as c:
+        r = await c.get("/api/search", params={"q": "apple"})
+        assert r.status_code == 503 and "history is off" in r.json()["error"]
