@@ -9,13 +9,17 @@ import os
 import signal
 import stat
 import time
+from functools import partial
 
 import httpx
 import trio
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
 from tests.helpers import LOCAL, linked, start_node
 from tests.proc import Whisper
 from tests.store_helpers import read_only, record
+from tests.test_tui_app import Screen
 from tests.webhelpers import AUTH, TOKEN
 from whisper import Delivered, Node
 from whisper.commands import execute
@@ -226,3 +230,25 @@ async def test_the_web_api_searches_the_history(nursery, tmp_path):
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{off.port}", headers=AUTH) as c:
         r = await c.get("/api/search", params={"q": "apple"})
         assert r.status_code == 503 and "history is off" in r.json()["error"]
+
+
+def test_the_terminal_ui_opens_with_the_last_messages_marked_as_earlier(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    with History.open(path) as history:
+        history.add_messages([record(f"old {i}", nick="bob") for i in range(60)])
+    with create_pipe_input() as pipe:
+        screen = Screen(pipe, DummyOutput(), None)
+        stage = HistoryStage(History.open(path))
+        stage.attach(screen.node)
+        screen.node.run = partial(stage.run, screen.node.run)
+
+        async def script(s: Screen) -> None:
+            await s.until(lambda: "end of the earlier messages" in s.log())
+            s.type("/quit\r")
+
+        screen.run(script)
+    log = screen.ui.log_text()
+    first = next(i for i, line in enumerate(log) if "earlier: the last 50 messages" in line)
+    shown = [line for line in log[first:] if "<bob>" in line]
+    assert len(shown) == 50 and shown[0].endswith("<bob> old 10") and "old 59" in shown[-1]
+    assert all("[history]" in line for line in shown)
