@@ -13,9 +13,16 @@ settings.register_profile("stress", max_examples=2000)  # pytest --hypothesis-pr
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-# No test writes a history into the home directory: peers started without -history keep it
-# here (a second one at the same time finds it taken and runs with history off).
+# No test writes a history into the home directory, or reads another test's: peers started
+# without -history keep theirs in the test's own directory (a second one at the same time
+# finds it taken and runs with history off).
 os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="whisper-tests-"))
+
+
+@pytest.fixture(autouse=True)
+def _own_data_home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

@@ -130,13 +130,13 @@ class HistoryStage:
     def hold(self, events: list[Event]) -> list[Event]:
         """What to show now; the rest is shown by ``_release`` once committed."""
         writer = self.writer
-        if not writer.on and not writer.waiting:
-            return events
         now = self.wall_clock()
         shown: list[Event] = []
         for event in events:
             if type(event) is Delivered:
-                if not writer.put(Record.of(event, now), event):
+                # once off, put only keeps the order behind what is still being committed
+                record = Record.of(event, now) if writer.on else None
+                if not writer.put(record, event):  # type: ignore[arg-type]
                     shown.append(event)
             else:
                 if type(event) is PeerLinked and writer.on:
