@@ -12,12 +12,13 @@ import time
 from functools import partial
 
 import httpx
+import pytest
 import trio
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from tests.helpers import LOCAL, linked, start_node
-from tests.proc import Whisper
+from tests.proc import Whisper, one_line, run
 from tests.store_helpers import read_only, record
 from tests.test_tui_app import Screen
 from tests.webhelpers import AUTH, TOKEN
@@ -252,3 +253,16 @@ def test_the_terminal_ui_opens_with_the_last_messages_marked_as_earlier(tmp_path
     shown = [line for line in log[first:] if "<bob>" in line]
     assert len(shown) == 50 and shown[0].endswith("<bob> old 10") and "old 59" in shown[-1]
     assert all("[history]" in line for line in shown)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("-history-days", "0"), "-history-days must be a positive number of days"),
+        (("-history-days", "nan"), "-history-days must be a positive number of days"),
+        (("-history", "x.sqlite3", "-no-history"), "-history and -no-history: choose one"),
+    ],
+)
+async def test_bad_history_flags_are_one_line_usage_errors(args, error):
+    code, _, err = await run(*QUIET, *args)
+    assert code == 2 and one_line(err) and error in err, err
