@@ -19,9 +19,9 @@ from a 50,000-word vocabulary with Zipf frequencies (about 100 bytes of Body), 2
    text.  Median and max ms, newest 50 (the ``/search`` limit).  Also: opening the file
    (with and without ``quick_check``), a page 500,000 messages back, the backlog query.
 4. **relay** (``--relay N``): N rounds of ``bench_relay.py``'s saturation phase on the same
-   machine, alternating a peer without history and one with (``history_peer.py``: the store
-   fed through a subscription, the way the engine's store stage will be fed): relay msgs/s
-   and peer CPU us/msg of each, and the ratio with/without in each round.
+   machine, alternating ``whisper -no-history`` and ``whisper -history FILE`` (the store
+   stage, ``whisper/store/stage.py``): relay msgs/s and peer CPU us/msg of each, and the
+   ratio with/without in each round.
 
 Run ``.venv/bin/python bench/bench_history.py --help``; ``--skip`` leaves sections out.
 """
@@ -253,13 +253,13 @@ def bench_relay(folder: Path, rounds: int, messages: int) -> None:
         sustain=0,
         sustain_without_timestamp=False,
     )
-    peer = [sys.executable, str(HERE / "history_peer.py")]
+    peer = [sys.executable, "-m", "whisper"]
     results: list[tuple[float, float, float, float]] = []
     for r in range(rounds):
         row = []
         for with_history in (False, True):
             db = _fresh(folder, f"relay{r}")
-            cmd = [*peer, "--history", str(db)] if with_history else peer
+            cmd = [*peer, "-history", str(db)] if with_history else [*peer, "-no-history"]
             run = bench_relay.measure(
                 "with history" if with_history else "without",
                 lambda cmd=cmd: bench_relay.whisper_peer(cmd),
@@ -268,12 +268,8 @@ def bench_relay(folder: Path, rounds: int, messages: int) -> None:
             sat = run.bench.results["saturation"]
             row += [sat["e2e_rate"], sat["peer_us_per_msg"]]
             if with_history:
-                stats = Path(f"{db}.stats")
-                deadline = time.monotonic() + 30  # a writer process may still be finishing
-                while not stats.exists() and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                text = stats.read_text().strip() if stats.exists() else "no stats"
-                print("history peer:", text, flush=True)
+                with History.open(db) as history:  # the peer has exited: the lock is free
+                    print(f"history peer: {history.count():,} messages stored", flush=True)
         results.append(tuple(row))
         off, off_us, on, on_us = row
         print(

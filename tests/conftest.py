@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,17 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("stress", max_examples=2000)  # pytest --hypothesis-profile=stress
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# No test writes a history into the home directory, or reads another test's: peers started
+# without -history keep theirs in the test's own directory (a second one at the same time
+# finds it taken and runs with history off).
+os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="whisper-tests-"))
+
+
+@pytest.fixture(autouse=True)
+def _own_data_home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

@@ -56,6 +56,7 @@ from .identity.stages import IdentityConfig
 from .loglimit import RepeatLimit
 from .node import Node
 from .sanitize import for_terminal
+from .store.flags import add_history_flags, check_history_flags, open_stage
 
 if TYPE_CHECKING:
     from .web import WebServer
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="save received files into DIR as they arrive (default: only when you /save)",
     )
     add_flood_flags(p)  # -flood-rate N ... and -no-flood-control (flood_flags.py)
+    add_history_flags(p)  # -history PATH, -no-history, -history-days N (store/flags.py)
     p.add_argument(
         "-identity",
         "--identity",
@@ -225,6 +227,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         config.limits = Limits(max_size=args.max_message_size)
     try:
         config.flood = flood_from_args(args)
+        check_history_flags(args)
     except ValueError as exc:
         raise AddressError(str(exc)) from None
     return config
@@ -271,6 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _setup_logging(args.verbose, headless=not _use_tui(args))
     node = Node(config)
+    history, problem = open_stage(args)
+    if problem is not None:  # the peer still runs, without history
+        print(f"whisper: warning: {for_terminal(problem)}", file=sys.stderr, flush=True)
+    if history is not None:
+        history.attach(node)
+        node.run = partial(history.run, node.run)  # type: ignore[method-assign]
     web = None
     if http is not None:
         from .web import WebServer

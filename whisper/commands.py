@@ -33,6 +33,8 @@ from .addr import AddressError
 from .identity import ChannelError, fingerprint, typed_digits
 from .node import Node
 from .peers import Dialled
+from .store.errors import HistoryError
+from .store.stage import result_line
 
 MAX_NICK = 32
 
@@ -67,6 +69,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "join": ("#ROOM", "join a channel: typed lines go there"),
     "part": ("[#ROOM]", "leave a channel (default: the current one)"),
     "channels": ("", "list the channels joined"),
+    "search": ("TEXT", "search the history for messages holding every word of TEXT"),
+    "export": ("PATH", "write the history to a new file: text for .txt, else JSON lines"),
     "show": ("N", "show message N whole, where the terminal UI cut it short"),
     "clear": ("", "clear the message area"),
     "quit": ("", "leave (Ctrl-D works too)"),
@@ -351,6 +355,39 @@ def _channels(node: Node, arg: str) -> Reply:
     return Reply([f"{len(channels.joined)} channel(s):", *rows], data=list(channels.joined))
 
 
+HISTORY_OFF = "history is off (-no-history, or it could not be used: see the warning)"
+
+
+async def _search(node: Node, arg: str) -> Reply:
+    """Newest first: time, channel, nick and text of each (``store/stage.py``)."""
+    if not arg:
+        return Reply([usage("search")])
+    if node.history is None or not node.history.on:
+        return Reply([HISTORY_OFF])
+    try:
+        found = await node.history.search(arg)
+    except HistoryError as exc:
+        return Reply([f"search failed: {exc}"])
+    if not found:
+        return Reply([f"nothing in the history holds {arg!r}"], data=found)
+    return Reply([f"{len(found)} found, newest first:", *map(result_line, found)], data=found)
+
+
+async def _export(node: Node, arg: str) -> Reply:
+    if not arg:
+        return Reply([usage("export")])
+    if node.history is None:
+        return Reply([HISTORY_OFF])
+    try:
+        path = files_io.user_path(_unquote(arg))
+        count = await node.history.export(path)
+    except FileExistsError:
+        return Reply([f"not exported: {arg} exists (give a new file)"])
+    except (HistoryError, files.FileError, OSError) as exc:
+        return Reply([f"not exported: {exc}"])
+    return Reply([f"exported {count} messages to {path}"], data=path)
+
+
 def _clear(node: Node, arg: str) -> Reply:
     return Reply(clear=True)
 
@@ -379,6 +416,8 @@ _HANDLERS: dict[str, Callable[[Node, str], Reply | Awaitable[Reply]]] = {
     "join": _join,
     "part": _part,
     "channels": _channels,
+    "search": _search,
+    "export": _export,
     "show": _show,
     "clear": _clear,
     "quit": _quit,

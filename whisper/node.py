@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import trio
@@ -58,6 +58,10 @@ class Node:
         self._links = LinkTasks(self, self.config.connections, self.engine.link_ended)
         self._incoming: dict[Incoming, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
+        #: Each may hold events back from the front ends and publish them later through
+        #: ``publish_now`` (the history store: shown once committed, ``store/stage.py``).
+        self.holds: list[Callable[[list[Event]], list[Event]]] = []
+        self.history: Any = None  # store.stage.HistoryStage, when history is on
 
     @property
     def addr(self) -> str:
@@ -293,6 +297,12 @@ class Node:
             self._publish([Notice(f"saved file #{file.number} as {path}")])
 
     def _publish(self, events: list[Event]) -> None:
+        for hold in self.holds:
+            events = hold(events)
+        if events:
+            self.publish_now(events)
+
+    def publish_now(self, events: list[Event]) -> None:
         """Offer events to every front end; log the status events."""
         for event in events:
             if type(event) is not Delivered:

@@ -54,6 +54,9 @@ STOP_SIGNALS = tuple(
 
 log = logging.getLogger("whisper.tui")
 
+#: Messages of the history shown as earlier when the terminal UI opens (about a screenful).
+EARLIER = 50
+
 
 def run_tui(node: Node, *, show_log: bool = False, history: History | None = None) -> None:
     """Run the node under the terminal UI until the user leaves.  Blocks; see module rules."""
@@ -107,6 +110,7 @@ class Session:
         self._typed = send
         with self.node.subscribe() as events:
             async with trio.open_nursery() as nursery:
+                await self._show_earlier()  # before anything new can be shown
                 addr = await nursery.start(self.node.run)
                 nursery.start_soon(self._show_events, events)
                 nursery.start_soon(_stop_on_signal, nursery.cancel_scope, self.node)
@@ -115,6 +119,19 @@ class Session:
                 await self._execute(typed)
                 await self.node.farewell()  # /quit, Ctrl-D: a clean exit says goodbye
                 nursery.cancel_scope.cancel()
+
+    async def _show_earlier(self) -> None:
+        """The last screenful of the history (``-history``), marked as earlier."""
+        history = self.node.history
+        if history is None or not history.on:
+            return
+        earlier = await history.page(limit=EARLIER)
+        if not earlier:
+            return
+        self.ui.show_info([f"-- earlier: the last {len(earlier)} messages of the history --"])
+        for s in earlier:
+            self.ui.show_message(s.message, own=s.own, history=True, body=s.message.body)
+        self.ui.show_info(["-- end of the earlier messages --"])
 
     def _enqueue(self, text: str) -> None:
         if self._typed is not None:

@@ -11,6 +11,8 @@ Rules:
   sandbox CSP): never rendered in our origin, where an HTML or SVG file from a peer would be
   a script.  ``/preview`` serves only PNG, JPEG, GIF and WebP whose bytes say so, under the
   type the bytes say, not the one the peer claimed.
+- ``GET /api/search?q=TEXT`` searches the history (full text; ``before``: a result's
+  ``Seq``, for the next page); 503 when history is off.
 - Uploads are the raw body (``POST /api/files?name=cat.gif``), sent as ``/send`` would.
 """
 
@@ -26,7 +28,7 @@ from starlette.routing import Route
 from .bridge import Bridge
 from .hub import Hub
 from .jsonio import BadRequest, parse_object, read_body, text_field
-from .store import file_record, preview_type
+from .store import file_record, preview_type, stored_record
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -84,6 +86,7 @@ class Api:
             Route("/api/me", self.me, methods=["GET"]),
             Route("/api/me", self.set_me, methods=["PUT", "POST"]),
             Route("/api/commands", self.command, methods=["POST"]),
+            Route("/api/search", self.search, methods=["GET"]),
         ]
 
     async def messages(self, request: Request) -> Response:
@@ -102,6 +105,16 @@ class Api:
         nxt = entries[-1].seq if entries else min(since, ring.last_seq)
         body = {"messages": [e.record() for e in entries], "next": nxt, "missed": missed}
         return JSONResponse(body)
+
+    async def search(self, request: Request) -> Response:
+        """``?q=TEXT[&limit=N][&before=SEQ]``: the history, newest first (503: it is off)."""
+        text = request.query_params.get("q", "").strip()
+        if not text:
+            raise BadRequest(400, "q must be the text to search for")
+        limit = _int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT) or DEFAULT_LIMIT
+        before = _int(request, "before", None, 1 << 62)
+        found = await self.bridge.search(text, limit, before)
+        return JSONResponse({"messages": [stored_record(s) for s in found]})
 
     async def send(self, request: Request) -> Response:
         obj = parse_object(await read_body(request, self.bridge.max_message_size))

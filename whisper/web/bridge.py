@@ -28,6 +28,7 @@ from ..addr import AddressError, format_hostport, parse_hostport
 from ..commands import Reply, execute
 from ..flood import OwnLimit
 from ..node import Node
+from ..store.errors import HistoryError
 from ..subscription import Subscription
 
 
@@ -155,6 +156,9 @@ class Bridge:
             for u in self._node.users()
         ]
 
+    async def search(self, text: str, limit: int, before: int | None) -> list[Any]:
+        return await search(self._node, text, limit, before)
+
     def files(self) -> list[files.StoredFile]:
         return self._node.files()
 
@@ -163,6 +167,17 @@ class Bridge:
         if isinstance(stored, str):
             raise Refused(404, stored)
         return stored
+
+
+async def search(node: Node, text: str, limit: int, before: int | None) -> list[Any]:
+    """The history's messages holding every word of ``text``, newest first (``Stored``)."""
+    history = node.history
+    if history is None or not history.on:
+        raise Refused(503, "history is off (-no-history, or it could not be used)")
+    try:
+        return await history.search(text, limit, before)
+    except HistoryError as exc:
+        raise Refused(503, str(exc)) from None
 
 
 def _canonical(text: str) -> str:

@@ -94,6 +94,16 @@ def message_record(seq: int, event: Delivered) -> dict[str, Any]:
     return record
 
 
+def stored_record(stored: Any) -> dict[str, Any]:
+    """A message from the history (``store.Stored``): as ``message_record``, its ``Seq`` the
+    store's own sequence (the ``before`` cursor of ``/api/search``), plus ``Received`` (wall
+    clock seconds) and ``Channel`` (None: none)."""
+    event = Delivered(stored.message, own=stored.own, history=stored.history)
+    record = message_record(stored.seq, event)
+    record.update(Received=round(stored.received_at, 3), Channel=stored.channel)
+    return record
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text; non-ASCII kept (the page and curl read UTF-8)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
