@@ -16,65 +16,26 @@ Rules:
   and writing the file (``files_io.py``) run in a worker thread, off the event loop.
 - ``/blacklist`` and ``/unblock`` are flood control (extension 12, ``flood.py``).
 - ``/whoami``, ``/verify``, ``/msg``, ``/join``, ``/part`` and ``/channels`` are identities
-  (extension 13, ``identity/``); with ``/join`` typed lines go to the channel joined.
+  (extension 13, ``identity/``); with ``/join`` typed lines go to the channel joined.  They,
+  and the history's ``/search`` and ``/export``, are in ``extension_commands.py``; the table
+  of commands and ``Reply`` in ``command_table.py``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
+from . import extension_commands as ext
 from . import files, files_io
 from .addr import AddressError
-from .identity import ChannelError, fingerprint, typed_digits
+from .command_table import COMMANDS, Reply, unquote, usage
 from .node import Node
 from .peers import Dialled
-from .store.errors import HistoryError
-from .store.stage import result_line
 
 MAX_NICK = 32
-
-
-@dataclass
-class Reply:
-    lines: list[str] = field(default_factory=list)
-    quit: bool = False
-    clear: bool = False
-    data: Any = None
-    show: int | None = None  # /show N: the number of a message the display cut short
-    help: bool = False  # /help: a front end adds its own keys
-
-
-#: name -> (arguments, description), in the order /help lists them.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "help": ("", "list the commands"),
-    "nick": ("NAME", "change your nick"),
-    "connect": ("HOST:PORT", "open a link to a peer"),
-    "disconnect": ("HOST:PORT", "close the link to a peer"),
-    "peers": ("", "list connections, with direction and state"),
-    "who": ("", "list who is online: nick, address, last seen, linked (alias /names)"),
-    "blacklist": ("", "list the peers flood control cut off, and for how long"),
-    "unblock": ("ADDR", "lift a blacklist entry (an IP:PORT, or a host IP, as listed)"),
-    "me": ("TEXT", "send an action, shown as '* nick TEXT'"),
-    "send": ("PATH", "send a file (up to about 766 KiB: a message is at most 1 MiB)"),
-    "files": ("", "list the files received (kept in memory, not written anywhere)"),
-    "save": ("N [PATH]", "write received file N to PATH (a new file or a directory)"),
-    "whoami": ("", "show your fingerprint, to compare out of band"),
-    "verify": ("NICK", "show the fingerprint of the key NICK is pinned to"),
-    "msg": ("NICK|FINGERPRINT TEXT", "send an end-to-end encrypted direct message"),
-    "join": ("#ROOM", "join a channel: typed lines go there"),
-    "part": ("[#ROOM]", "leave a channel (default: the current one)"),
-    "channels": ("", "list the channels joined"),
-    "search": ("TEXT", "search the history for messages holding every word of TEXT"),
-    "export": ("PATH", "write the history to a new file: text for .txt, else JSON lines"),
-    "show": ("N", "show message N whole, where the terminal UI cut it short"),
-    "clear": ("", "clear the message area"),
-    "quit": ("", "leave (Ctrl-D works too)"),
-}
 
 
 async def execute(node: Node, line: str) -> Reply:
@@ -87,11 +48,6 @@ async def execute(node: Node, line: str) -> Reply:
         return Reply([f"unknown command /{name}: type /help for the list"])
     reply = handler(node, arg.strip())
     return await reply if isinstance(reply, Awaitable) else reply
-
-
-def usage(name: str) -> str:
-    args, _ = COMMANDS[name]
-    return f"usage: /{name} {args}".rstrip()
 
 
 def _say(node: Node, text: str, extra: dict[str, str] | None = None) -> Reply:
@@ -180,7 +136,7 @@ def _me(node: Node, arg: str) -> Reply:
 
 async def _send(node: Node, arg: str) -> Reply:
     """Extension 10: a file message (PROTOCOL.md §7.2)."""
-    path = _unquote(arg)
+    path = unquote(arg)
     if not path:
         return Reply([usage("send")])
     limit = node.config.limits.max_size
@@ -234,18 +190,10 @@ async def _save(node: Node, arg: str) -> Reply:
         return Reply([stored])
     downloads = node.config.files.downloads
     try:
-        path = await trio.to_thread.run_sync(files_io.save, stored, _unquote(target), downloads)
+        path = await trio.to_thread.run_sync(files_io.save, stored, unquote(target), downloads)
     except files.FileError as exc:
         return Reply([f"not saved: {exc}"])
     return Reply([f"saved #{stored.number} as {path}"], data=path)
-
-
-def _unquote(text: str) -> str:
-    """A path as typed, without one pair of surrounding quotes (as terminals paste them)."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
 
 
 def _blacklist(node: Node, arg: str) -> Reply:
@@ -284,110 +232,6 @@ def _linked(linked: bool) -> str:
     return "linked" if linked else "not linked"
 
 
-_NO_IDENTITY = "identities are off in this peer: it has no key"
-
-
-def _whoami(node: Node, arg: str) -> Reply:
-    """Extension 13: our fingerprint (PROTOCOL.md §7.5)."""
-    if node.identity is None:
-        return Reply([_NO_IDENTITY])
-    key = node.identity.identity.public
-    printed = fingerprint(key)
-    return Reply([f"you are {node.nick or '(no nick)'}, fingerprint {printed}"], data=printed)
-
-
-def _verify(node: Node, arg: str) -> Reply:
-    if node.identity is None:
-        return Reply([_NO_IDENTITY])
-    if not arg:
-        return Reply([usage("verify")])
-    pin = node.identity.pins.pin_for(arg)
-    if pin is None:
-        return Reply([f"no key pinned for {arg}: they have sent no signed message yet"])
-    printed = fingerprint(pin.key)
-    return Reply([f"{pin.nick}: fingerprint {printed} (compare it with theirs)"], data=printed)
-
-
-def _msg(node: Node, arg: str) -> Reply:
-    words = arg.split(" ")
-    # a fingerprint may be typed in its groups of five: the most leading words that are one
-    spaced = [i for i in range(len(words) - 1, 1, -1) if typed_digits(" ".join(words[:i]))]
-    count = spaced[0] if spaced else 1
-    target, text = " ".join(words[:count]), " ".join(words[count:])
-    if not target or not text.strip():
-        return Reply([usage("msg")])
-    try:
-        message = node.direct(target, text)
-    except ValueError as exc:
-        return Reply([f"not sent: {exc}"])
-    return Reply(data=message)
-
-
-def _join(node: Node, arg: str) -> Reply:
-    if node.identity is None:
-        return Reply([_NO_IDENTITY])
-    if not arg:
-        return Reply([usage("join")])
-    try:
-        name = node.identity.channels.join(arg)
-    except ChannelError as exc:
-        return Reply([str(exc)])
-    return Reply([f"joined {name}: typed lines go there (/part leaves it)"], data=name)
-
-
-def _part(node: Node, arg: str) -> Reply:
-    if node.identity is None:
-        return Reply([_NO_IDENTITY])
-    try:
-        name = node.identity.channels.part(arg)
-    except ChannelError as exc:
-        return Reply([str(exc)])
-    return Reply([f"left {name}; typed lines go to the main room"], data=name)
-
-
-def _channels(node: Node, arg: str) -> Reply:
-    if node.identity is None:
-        return Reply([_NO_IDENTITY])
-    channels = node.identity.channels
-    if not channels.joined:
-        return Reply(["no channels joined: typed lines go to the main room"], data=[])
-    rows = [f"  {c}{'  (current)' if c == channels.current else ''}" for c in channels.joined]
-    return Reply([f"{len(channels.joined)} channel(s):", *rows], data=list(channels.joined))
-
-
-HISTORY_OFF = "history is off (-no-history, or it could not be used: see the warning)"
-
-
-async def _search(node: Node, arg: str) -> Reply:
-    """Newest first: time, channel, nick and text of each (``store/stage.py``)."""
-    if not arg:
-        return Reply([usage("search")])
-    if node.history is None or not node.history.on:
-        return Reply([HISTORY_OFF])
-    try:
-        found = await node.history.search(arg)
-    except HistoryError as exc:
-        return Reply([f"search failed: {exc}"])
-    if not found:
-        return Reply([f"nothing in the history holds {arg!r}"], data=found)
-    return Reply([f"{len(found)} found, newest first:", *map(result_line, found)], data=found)
-
-
-async def _export(node: Node, arg: str) -> Reply:
-    if not arg:
-        return Reply([usage("export")])
-    if node.history is None:
-        return Reply([HISTORY_OFF])
-    try:
-        path = files_io.user_path(_unquote(arg))
-        count = await node.history.export(path)
-    except FileExistsError:
-        return Reply([f"not exported: {arg} exists (give a new file)"])
-    except (HistoryError, files.FileError, OSError) as exc:
-        return Reply([f"not exported: {exc}"])
-    return Reply([f"exported {count} messages to {path}"], data=path)
-
-
 def _clear(node: Node, arg: str) -> Reply:
     return Reply(clear=True)
 
@@ -410,14 +254,14 @@ _HANDLERS: dict[str, Callable[[Node, str], Reply | Awaitable[Reply]]] = {
     "send": _send,
     "files": _files,
     "save": _save,
-    "whoami": _whoami,
-    "verify": _verify,
-    "msg": _msg,
-    "join": _join,
-    "part": _part,
-    "channels": _channels,
-    "search": _search,
-    "export": _export,
+    "whoami": ext.whoami,
+    "verify": ext.verify,
+    "msg": ext.msg,
+    "join": ext.join,
+    "part": ext.part,
+    "channels": ext.channels,
+    "search": ext.search,
+    "export": ext.export,
     "show": _show,
     "clear": _clear,
     "quit": _quit,
