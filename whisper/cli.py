@@ -22,23 +22,20 @@ Rules:
   nursery, beside either front end; ``web: http://...?token=...`` goes to stderr once it
   listens (with the terminal UI: before the screen opens, so it is there again on leaving).
   SIGINT and SIGTERM shut it down gracefully (feeds closed with 1001) before the node.
+- This module parses the flags into a ``Config``; ``launch.py`` runs what it built (the
+  nursery, signals, the web beside the node, logging, one-line bind errors).
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import ipaddress
 import logging
-import os
-import signal
-import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -53,17 +50,18 @@ from .files_io import user_path
 from .flood_flags import add_flood_flags, flood_from_args
 from .identity import KeyFileError, default_path, load_or_create
 from .identity.stages import IdentityConfig
-from .loglimit import RepeatLimit
+from .launch import (
+    WebBindError,
+    explain,
+    find,
+    hold_standard_fds,
+    run_headless_node,
+    run_with_web,
+    setup_logging,
+)
 from .node import Node
 from .sanitize import for_terminal
 from .store.flags import add_history_flags, check_history_flags, open_stage
-
-if TYPE_CHECKING:
-    from .web import WebServer
-
-E = TypeVar("E", bound=BaseException)
-#: After SIGINT/SIGTERM, how long the web server may take to close before the node goes.
-WEB_STOP_WAIT = 2.0
 
 log = logging.getLogger("whisper")
 
@@ -255,7 +253,7 @@ def _loopback(host: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _hold_standard_fds()
+    hold_standard_fds()
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
@@ -272,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyFileError as exc:
         print(f"whisper: {exc}", file=sys.stderr)
         return 1
-    _setup_logging(args.verbose, headless=not _use_tui(args))
+    setup_logging(args.verbose, headless=not _use_tui(args))
     node = Node(config)
     history, problem = open_stage(args)
     if problem is not None:  # the peer still runs, without history
@@ -290,45 +288,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .tui import run_tui
 
             if web is not None:  # the terminal UI starts node.run in its nursery
-                node.run = partial(_run_with_web, node.run, web)  # type: ignore[method-assign]
+                node.run = partial(run_with_web, node.run, web)  # type: ignore[method-assign]
             run_tui(node, show_log=args.verbose > 0)
         else:
-            trio.run(_run, node, args, web)
+            trio.run(run_headless_node, node, args, web)
     except BaseException as exc:
-        if _find(exc, KeyboardInterrupt):
+        if find(exc, KeyboardInterrupt):
             return 0
-        bind_error = _find(exc, WebBindError)
+        bind_error = find(exc, WebBindError)
         if bind_error is not None and http is not None:
-            print(f"whisper: {_explain(bind_error.error, *http, '-http')}", file=sys.stderr)
+            print(f"whisper: {explain(bind_error.error, *http, '-http')}", file=sys.stderr)
             return 1
-        error = _find(exc, OSError)
+        error = find(exc, OSError)
         if error is None:
             raise
-        print(f"whisper: {_explain(error, config.host, config.port)}", file=sys.stderr)
+        print(f"whisper: {explain(error, config.host, config.port)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _find(exc: BaseException, kind: type[E]) -> E | None:
-    """The first ``kind`` in ``exc`` or, through nurseries' exception groups, inside it."""
-    if isinstance(exc, kind):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _find(inner, kind)
-            if found is not None:
-                return found
-    return None
-
-
-def _hold_standard_fds() -> None:
-    """Open /dev/null on a closed stdin, stdout or stderr (``<&-``): else the first socket
-    takes its number, and stdin is read from our listener or output written to a peer."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
 
 
 def _use_tui(args: argparse.Namespace) -> bool:
@@ -336,104 +312,3 @@ def _use_tui(args: argparse.Namespace) -> bool:
     if args.headless or args.json or sys.stdin is None or sys.stdout is None:
         return False  # Python sets them to None when started with them closed
     return sys.stdin.isatty() and sys.stdout.isatty()
-
-
-async def _run(node: Node, args: argparse.Namespace, web: WebServer | None) -> None:
-    from .headless import run_headless
-
-    async with trio.open_nursery() as nursery:
-        addr = await nursery.start(node.run)
-        print(f"listening on {addr}", file=sys.stderr, flush=True)
-        if web is not None:
-            await _start_web(nursery, web)
-        nursery.start_soon(_stop_on_signal, nursery.cancel_scope, web, node)
-        await run_headless(node, json_output=args.json, file_contents=args.json_file_contents)
-        nursery.cancel_scope.cancel()
-
-
-async def _run_with_web(
-    run_node: Callable[..., Awaitable[None]],
-    web: WebServer,
-    *,
-    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """``node.run`` and the web server in one nursery (for the terminal UI)."""
-    async with trio.open_nursery() as nursery:
-        addr = await nursery.start(run_node)
-        await _start_web(nursery, web)
-        task_status.started(addr)
-
-
-async def _start_web(nursery: trio.Nursery, web: WebServer) -> None:
-    try:
-        url = await nursery.start(web.run)
-    except OSError as exc:
-        raise WebBindError(exc) from None
-    if web.warning:
-        print(f"whisper: warning: {web.warning}", file=sys.stderr, flush=True)
-    print(f"web: {url}", file=sys.stderr, flush=True)
-
-
-class WebBindError(Exception):
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-async def _stop_on_signal(
-    scope: trio.CancelScope, web: WebServer | None = None, node: Node | None = None
-) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("%s: closing connections", signal.Signals(signum).name)
-            if node is not None:
-                await node.farewell()  # presence: a clean exit says goodbye
-            if web is not None:
-                web.stop()  # feeds closed with 1001, requests finished: GRACEFUL_TIMEOUT
-                with trio.move_on_after(WEB_STOP_WAIT):
-                    await web.stopped.wait()
-            scope.cancel()
-            return
-
-
-def _explain(exc: OSError, host: str, port: int, flag: str = "") -> str:
-    where = format_hostport(host, port)
-    if exc.errno == errno.EADDRINUSE:
-        pick = f"{flag} HOST:0" if flag else "-port 0"
-        return (
-            f"cannot listen on {where}: the port is in use "
-            f"(pick another with {flag or '-port'}, or {pick})"
-        )
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return f"cannot listen on {where}: no such address here (check {flag or '-host'})"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot listen on {where}: {exc.strerror or exc} (check {flag or '-host'})"
-    if exc.errno == errno.EACCES:
-        return f"cannot listen on {where}: permission denied (use a port above 1023)"
-    return f"cannot listen on {where}: {exc.strerror or exc}"
-
-
-class _Formatter(logging.Formatter):
-    """Log lines quote what peers wrote (an ``Addr`` in a flood-control cut ...), and stderr
-    is often a terminal: neutralised as messages are (a traceback keeps its lines)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return for_terminal(super().formatMessage(record))
-
-
-def _setup_logging(verbose: int, headless: bool) -> None:
-    """Headless, stderr is the user's terminal: link-level lines (connected, retrying, a
-    clean close ...) are not chat, so only warnings show unless ``-v``; the terminal UI
-    keeps INFO (it shows its log pane only with ``-v``)."""
-    if verbose >= 2:
-        level = logging.DEBUG
-    elif verbose or not headless:
-        level = logging.INFO
-    else:
-        level = logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    handler.addFilter(RepeatLimit())
-    root = logging.getLogger("whisper")
-    root.addHandler(handler)
-    root.setLevel(level)
