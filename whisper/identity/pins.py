@@ -20,7 +20,8 @@ Rules:
   burst of fresh nicks (keys cost nothing to make) only churns probation, and to push out
   a protected pin someone must keep as many nicks alive, for hours, as people talk here.
 - Time is the caller's (``now``, in seconds): pins outlive the process (``records`` and
-  ``restore``), so it should be the wall clock.
+  ``restore``; the history store keeps them, ``store/pins.py``), so it should be the wall
+  clock.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ class PinTable:
         self._own: dict[str, Pin] = {}
         self._probation: OrderedDict[str, Pin] = OrderedDict()
         self._protected: OrderedDict[str, Pin] = OrderedDict()
+        #: Bumped by every change to what ``records`` gives (a pin made, seen, moved, lost):
+        #: a store saves the table when it differs from the count it saved at.
+        self.changes = 0
 
     def __len__(self) -> int:
         return len(self._own) + len(self._probation) + len(self._protected)
@@ -107,6 +111,7 @@ class PinTable:
         if folded is None:
             return None
         other = self._probation.pop(folded, None) or self._protected.pop(folded, None)
+        self.changes += 1
         self._own[folded] = Pin(nick, key, now, now, protected=True, own=True)
         return other if other is not None and other.key != key else None
 
@@ -188,11 +193,13 @@ class PinTable:
             else (self._probation, self.max_probation)
         )
         segment[folded] = pin
+        self.changes += 1
         if len(segment) > cap:
             segment.popitem(last=False)
 
     def _seen(self, folded: str, pin: Pin, now: float) -> None:
         pin.last_seen = max(pin.last_seen, now)
+        self.changes += 1
         if pin.own:
             return
         if pin.protected:

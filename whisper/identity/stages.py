@@ -18,8 +18,8 @@ Rules (PROTOCOL.md §7.5-§7.7; ``engine/stages.py`` says where each stage runs)
 - ``IdentityLayer.sign`` (the engine's ``signers``) signs each message we say, in the
   channel we are in, and pins our nick to our key; ``direct`` seals a DM (``dm.py``) to a
   nick's pinned key or to a fingerprint, under a random ID.
-- Pins are kept in memory only, bounded (``pins.DEFAULT_MAX_PINS``): a restart forgets them
-  (persisting them belongs with the message history store).
+- Pins are bounded (``pins.DEFAULT_MAX_PINS``) and kept in memory here; the history store,
+  when on, loads them on start and saves them (``store/pins.py``).
 """
 
 from __future__ import annotations
