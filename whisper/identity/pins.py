@@ -27,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import unicodedata
 from collections import OrderedDict
@@ -40,6 +41,7 @@ from .fingerprints import digits
 DEFAULT_MAX_PINS = 10_000
 PROMOTE_AFTER = 3600.0
 MAX_NICK = 64
+FOLD_CACHE = 4096  # folded nicks remembered (each at most MAX_NICK characters)
 _DROPPED = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
@@ -83,6 +85,11 @@ def fold(nick: str) -> str | None:
     """The form nicks are compared in, or None for one that cannot be bound."""
     if not nick or len(nick) > MAX_NICK:
         return None
+    return _fold(nick)
+
+
+@functools.lru_cache(maxsize=FOLD_CACHE)  # once per message shown: the same few nicks
+def _fold(nick: str) -> str | None:
     folded = unicodedata.normalize("NFKC", nick).casefold()
     folded = "".join(c for c in folded if unicodedata.category(c) not in _DROPPED)
     return unicodedata.normalize("NFKC", folded) or None  # what was dropped may uncompose
