@@ -37,6 +37,11 @@ The peer's VmRSS is sampled every 0.25 s throughout; printed: after start-up, af
 peer logs (e.g. "dropping messages for ...") are counted.  ``--peer-cmd`` runs another build of the
 peer (e.g. a scratch copy: ``"env PYTHONPATH=/tmp/whisper-exp .venv/bin/python -m whisper"``).
 
+``--signed`` sends our peer signed messages (extension 13; the Go peer, with ``--go``,
+unsigned ones) and, with ``--go``, prints the issue 11 target: whisper's signed relay rate
+against the Go peer's unsigned one in the same run.  The CPU of the peer's children (its
+signature verifiers, ``whisper/verifier.py``) is measured beside the peer's own.
+
 ``--go PATH`` then runs the same phases, with fresh sinks, on the Go reference peer at PATH (a
 binary you built; ``-port 0 -http 127.0.0.1:0``) and prints both runs side by side with the
 ratio whisper/Go of each number.  The Go peer binds the first non-loopback IPv4 address and
@@ -681,6 +686,8 @@ def main() -> None:
         return
     go = measure("Go", lambda: go_peer(args.go), args, None, True, go_peer_lab.LAB_IP)
     _print_table([("whisper", _rows(ours, args)), ("Go", _rows(go, args))], ratio=True)
+    if args.signed:
+        _print_signed_target(ours, go)
     for name, run in (("whisper", ours), ("Go", go)):
         for line in run.bench.peer.warnings[:5]:
             print(f"  {name} peer:", line)
@@ -910,6 +917,22 @@ def _print_table(columns: list[tuple[str, list[Row]]], ratio: bool = False) -> N
         print(f"{row.label:<{width}}{values}  {last}")
     if ratio:
         print(f"(ratio: {columns[0][0]}'s number over {columns[1][0]}'s; latency rows: p99)")
+
+
+def _print_signed_target(ours: Run, go: Run) -> None:
+    """Issue 11's target: whisper relaying signed traffic at least as fast as the Go peer
+    relays unsigned traffic, in the same run."""
+    a, b = (r.bench.results.get("saturation", {}) for r in (ours, go))
+    rate, go_rate = a.get("e2e_rate", 0.0), b.get("e2e_rate", 0.0)
+    cpu = a.get("peer_us_per_msg", 0.0) + a.get("child_us_per_msg", 0.0)
+    verdict = "met" if rate >= go_rate else "NOT met"
+    print(
+        f"signed relay (whisper) {rate:,.0f} msgs/s vs unsigned relay (Go) {go_rate:,.0f} msgs/s"
+        f" in the same run: {rate / go_rate if go_rate else 0:.2f}x, target {verdict};"
+        f" whisper's CPU per signed message {cpu:.1f} us (event loop"
+        f" {a.get('peer_us_per_msg', 0.0):.1f} + verifiers {a.get('child_us_per_msg', 0.0):.1f}),"
+        f" Go's per unsigned one {b.get('peer_us_per_msg', 0.0):.1f} us"
+    )
 
 
 def _print_rss_samples(bench: Bench) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 
 import trio
+import trio.testing
 
 from whisper.engine.simnet import SimNet
 from whisper.flood import FloodConfig
@@ -17,7 +18,7 @@ from whisper.identity.batch import MIN_BATCH, Verification, answer, frame, prepa
 from whisper.identity.stages import IdentityConfig
 from whisper.verifier import Verifier
 
-from .helpers import LOCAL, linked, now_ms, origin, send, sink, start_node
+from .helpers import LOCAL, eof, linked, now_ms, origin, send, sink, start_node
 
 BOB = "10.0.0.2:5"
 ORIGIN = "10.0.0.9:5"
@@ -140,6 +141,20 @@ async def test_a_burst_is_verified_by_the_child_and_relayed_in_order(nursery):
     assert node.verifier is not None and node.verifier.batches >= 1
     assert node.engine.identity.checker.batched >= MIN_BATCH
     assert node.engine.identity.checker.invalid == len(tampered)
+    await trio.testing.wait_all_tasks_blocked()
+    assert node.verifier.queued.borrowed_tokens == 0  # every batch relayed gave its place back
+
+
+async def test_a_connection_dropped_with_batches_in_flight_gives_their_places_back(nursery):
+    ident = IdentityConfig(Identity.generate())
+    node = await start_node(nursery, nick="bob", discovery=None, identity=ident)
+    async with await origin(node) as stream:
+        more = [signed(i, now_ms(), f"{LOCAL}:1") for i in range(1000, 1400)]
+        await send(stream, *more)
+        await stream.send_all(b"{]")  # malformed: the connection is dropped
+        assert await eof(stream)
+    await trio.testing.wait_all_tasks_blocked()
+    assert node.verifier is not None and node.verifier.queued.borrowed_tokens == 0
 
 
 async def test_a_verifier_that_cannot_start_leaves_the_checks_to_the_node(nursery):

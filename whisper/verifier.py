@@ -15,7 +15,9 @@ Rules (why a process and not a thread, and the request format: ``identity/batch.
   decodes chunk k+1 and sends its batch off while chunk k waits for its verdicts or is
   relayed; a second task hands the chunks to the pipeline, in the order they were read,
   each once its batch is back (``SignatureCheck.accept``).  At most ``AHEAD`` chunks of a
-  connection are read and not yet relayed (the channel's buffer and the two tasks).  Flood
+  connection are read and not yet relayed (the channel's buffer and the two tasks), and at
+  most ``QUEUED`` batches of all connections together (one more chunk each may wait for
+  room): what verifying holds in memory stays bounded however many connections send.  Flood
   control's pacing works as in ``node.py``'s loop: the pipeline charges every object, and
   the next chunk waits until ``conn.resume_at``.
 """
@@ -40,7 +42,8 @@ from .identity.stages import SignatureCheck
 VERIFIER = [sys.executable, "-m", "whisper.verifier"]
 CHECK_TIMEOUT = 30.0  # seconds for one batch's reply (a batch is about 10 ms of work)
 CHILD_READ = 1 << 20
-AHEAD = 4  # chunks of one connection read and not yet relayed, at most
+AHEAD = 8  # chunks of one connection read and not yet relayed, at most
+QUEUED = 16  # batches of all connections read and not yet relayed, at most
 CHILDREN = 2  # verifier processes at most (each started when a batch first needs it)
 
 log = logging.getLogger("whisper.verifier")
@@ -60,6 +63,8 @@ class Verifier:
 
     def __init__(self, command: list[str] | None = None, children: int = CHILDREN) -> None:
         self.children = [_Child(command or VERIFIER) for _ in range(max(1, children))]
+        #: Batches read and not yet relayed, all connections together (``QUEUED``).
+        self.queued = trio.CapacityLimiter(QUEUED)
 
     @property
     def broken(self) -> bool:
@@ -199,26 +204,34 @@ async def read_checked(
     """Read ``conn`` (``receive_bytes`` at a time) until EOF or it is closed; its signed
     messages checked in batches."""
     send, receive = trio.open_memory_channel[tuple[list, _Batch | None]](AHEAD - 1)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_relay_checked, conn, engine, checker, apply, receive)
-        async with send:
-            while conn.closed is None:
-                data = await read_chunk(stream, conn, receive_bytes)
-                if data is None:
-                    break
-                items, actions = engine.decode(conn, data, trio.current_time())
-                apply(actions)
-                if items:
-                    work = checker.prepare(items, engine.seen)
-                    batch = _Batch(work) if work is not None else None
-                    if batch is not None:
-                        nursery.start_soon(batch.run, verifier)
-                    try:
-                        await send.send((items, batch))
-                    except trio.BrokenResourceError:  # the relaying task saw it closed
+    queued, held = verifier.queued, set[_Batch]()  # the node's batches waiting, ours of them
+    try:
+        async with trio.open_nursery() as nursery:
+            relay = (conn, engine, checker, apply, receive, queued, held)
+            nursery.start_soon(_relay_checked, *relay)
+            async with send:
+                while conn.closed is None:
+                    data = await read_chunk(stream, conn, receive_bytes)
+                    if data is None:
                         break
-                if not data:
-                    break
+                    items, actions = engine.decode(conn, data, trio.current_time())
+                    apply(actions)
+                    if items:
+                        work = checker.prepare(items, engine.seen)
+                        batch = _Batch(work) if work is not None else None
+                        if batch is not None:
+                            await queued.acquire_on_behalf_of(batch)
+                            held.add(batch)
+                            nursery.start_soon(batch.run, verifier)
+                        try:
+                            await send.send((items, batch))
+                        except trio.BrokenResourceError:  # the relaying task saw it closed
+                            break
+                    if not data:
+                        break
+    finally:
+        for batch in held:
+            queued.release_on_behalf_of(batch)
 
 
 async def _relay_checked(
@@ -227,6 +240,8 @@ async def _relay_checked(
     checker: SignatureCheck,
     apply: Callable[[list[Action]], None],
     receive: trio.MemoryReceiveChannel[tuple[list, _Batch | None]],
+    queued: trio.CapacityLimiter,
+    held: set[_Batch],
 ) -> None:
     async with receive:
         async for items, batch in receive:
@@ -234,6 +249,9 @@ async def _relay_checked(
                 await batch.done.wait()
                 checker.accept(conn, batch.work, batch.reply)
             apply(engine.receive_items(conn, items, trio.current_time()))
+            if batch is not None:  # relayed: its place in the node's queue is free
+                held.discard(batch)
+                queued.release_on_behalf_of(batch)
             await paced(conn, engine, apply)
             if conn.closed is not None:
                 return
