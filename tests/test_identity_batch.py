@@ -145,6 +145,26 @@ async def test_a_burst_is_verified_by_the_child_and_relayed_in_order(nursery):
     assert node.verifier.queued.borrowed_tokens == 0  # every batch relayed gave its place back
 
 
+async def test_a_paced_burst_is_verified_in_batches_and_relayed_whole_in_order(nursery):
+    """Flood control (PROTOCOL.md §7.4) paces the connection (work tokens) and charges its
+    budget while its batches are checked: everything within the budget is relayed, in order."""
+    ident = IdentityConfig(Identity.generate())
+    flood = FloodConfig(conn_rate=250.0, conn_start=1000.0, origin_burst=1000.0)
+    node = await start_node(nursery, nick="bob", discovery=None, identity=ident, flood=flood)
+    out = await sink(nursery)
+    async with await origin(node) as stream:
+        hello = {"ID": "hello", "Addr": out.addr, "Body": "hi", "Timestamp": now_ms()}
+        await send(stream, hello)
+        await linked(node, out.addr)
+        msgs = burst(600, now_ms(), f"{LOCAL}:1")
+        await send(stream, *msgs)
+        lines = [m["Body"] for m in msgs]
+        await out.wait_for(lambda s: lines[-1] in s.bodies)
+    assert [b for b in out.bodies if b in lines] == lines
+    assert node.engine.stats.paced > 0 and node.engine.stats.over_limit == 0
+    assert node.engine.identity.checker.batched >= MIN_BATCH
+
+
 async def test_a_connection_dropped_with_batches_in_flight_gives_their_places_back(nursery):
     ident = IdentityConfig(Identity.generate())
     node = await start_node(nursery, nick="bob", discovery=None, identity=ident)

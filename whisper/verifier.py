@@ -18,8 +18,8 @@ Rules (why a process and not a thread, and the request format: ``identity/batch.
   connection are read and not yet relayed (the channel's buffer and the two tasks), and at
   most ``QUEUED`` batches of all connections together (one more chunk each may wait for
   room): what verifying holds in memory stays bounded however many connections send.  Flood
-  control's pacing works as in ``node.py``'s loop: the pipeline charges every object, and
-  the next chunk waits until ``conn.resume_at``.
+  control's pacing works as in ``node.py``'s loop: the pipeline charges every object, the
+  next chunk waits until ``conn.resume_at``, and the reader reads nothing more until then.
 """
 
 from __future__ import annotations
@@ -211,6 +211,8 @@ async def read_checked(
             nursery.start_soon(_relay_checked, *relay)
             async with send:
                 while conn.closed is None:
+                    while conn.resume_at is not None:  # paced: read nothing until then
+                        await trio.sleep_until(conn.resume_at)
                     data = await read_chunk(stream, conn, receive_bytes)
                     if data is None:
                         break
