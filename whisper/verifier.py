@@ -1,10 +1,12 @@
 """Signatures checked off the event loop: a child process, and the read loop that feeds it.
 
 Rules (why a process and not a thread, and the request format: ``identity/batch.py``):
-- One child per node (``Verifier``), started on the first batch, so a peer that never gets
-  a burst of signed traffic never starts one: ``VERIFIER`` (this module run as a script)
-  reads request frames on its stdin and writes one reply frame for each, in order, on its
-  stdout, and exits at EOF.  It is killed when the node stops (``Verifier.serve``).
+- Up to ``CHILDREN`` children per node (``Verifier``; a batch goes to the one with the
+  fewest waiting), each started when a batch first needs it, so a peer that never gets a
+  burst of signed traffic starts none: ``VERIFIER`` (this module run as a script) reads
+  request frames on its stdin and writes one reply frame for each, in order, on its stdout,
+  ignores SIGINT (the terminal's ^C is the node's) and exits at EOF.  The children are
+  killed when the node stops (``Verifier.serve``).
 - ``Verifier.check`` sends its request (under a lock, shielded from cancellation: a
   half-written frame would misalign every later one) and waits for its reply, which the
   ``serve`` task hands out in the order the requests went: so the child always has the next
