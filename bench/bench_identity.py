@@ -18,8 +18,10 @@ Then the relay budget: verifications per second on one core, and what relaying s
 traffic costs if every new message is verified once on the relay's thread, beside whisper's
 own relay cost per message (``--relay-us``, measured by ``bench_relay.py``; README) and the
 Go reference peer's relay rate of unsigned traffic measured there (``--go-rate``).  Last,
-verification in two threads at once (libsodium runs without the GIL, so a relay could verify
-on a second core): the aggregate rate against one thread's.
+verification in two threads at once (libsodium runs without the GIL): the aggregate rate
+against one thread's; and in one thread beside a busy Python loop, which is what a relay's
+event loop is under load: there a thread verifies only a few hundred a second (it waits for
+the GIL after each call), so whisper verifies bursts in child processes (``verifier.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -80,6 +83,28 @@ def threaded_rate(fn: Callable[[], object], n: int, threads: int) -> float:
     for w in workers:
         w.join()
     return threads * n / (time.perf_counter() - start)
+
+
+def beside_busy_loop(fn: Callable[[], object], n: int) -> float:
+    """Calls per second of ``fn`` in a second thread while this one runs Python flat out
+    (as a relay's event loop does under load): each call must take the GIL back after its
+    libsodium part, and waits the switch interval for it."""
+    stop = threading.Event()
+
+    def verify_all() -> None:
+        for _ in range(n):
+            fn()
+        stop.set()
+
+    worker = threading.Thread(target=verify_all)
+    start = time.perf_counter()
+    worker.start()
+    x = 0
+    while not stop.is_set():
+        for i in range(1000):
+            x += i
+    worker.join()
+    return n / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -155,6 +180,12 @@ def main() -> None:
         f"verify in 1 thread: {one:,.0f}/s; in 2 threads at once: {two:,.0f}/s ({two / one:.2f}x;"
         f" load average {load:.1f} on {os.cpu_count()} cores: above 1x, a second core verified"
         " while the first did, which it can only do without the GIL)"
+    )
+    beside = beside_busy_loop(lambda: signing.verify(signed), max(50, n // 10))
+    print(
+        f"verify in a thread beside a busy Python loop: {beside:,.0f}/s (switch interval"
+        f" {sys.getswitchinterval() * 1e3:.0f} ms: why whisper verifies bursts in child"
+        " processes, whisper/verifier.py, and not in a thread)"
     )
 
 

@@ -4,8 +4,9 @@ Set-up (127.0.0.1 only): the bench starts K sink listeners plus one *origin* lis
 default each in its own process, ``--sinks process``; ``--sinks thread`` runs them as threads
 of this process, to see whether the bench itself is the bottleneck), then one peer process
 (``.venv/bin/whisper -host 127.0.0.1 -port 0 -headless``, stdin kept open, stdout discarded,
-plus ``-no-discovery`` and ``-no-flood-control`` when the peer has them: no LAN announcements,
-and no rate limit on the one source; ``--flood-control`` keeps the limits on).
+plus ``-no-discovery``, ``-no-flood-control`` and ``-no-history`` when the peer has them: no
+LAN announcements, no rate limit on the one source, no history store (the Go peer keeps
+none); ``--flood-control`` keeps the limits on, ``--history`` the store).
 It connects a *source* TCP stream to the peer and sends one hello message per listener whose
 ``Addr`` is that listener, so the peer dials all of them.  Every benchmark message then
 carries the origin's ``Addr``: the peer relays it to the K sinks and not back to its origin,
@@ -35,6 +36,11 @@ The peer's VmRSS is sampled every 0.25 s throughout; printed: after start-up, af
 ``--messages`` unique messages, and every 100k messages of the sustain phase.  Warnings the
 peer logs (e.g. "dropping messages for ...") are counted.  ``--peer-cmd`` runs another build of the
 peer (e.g. a scratch copy: ``"env PYTHONPATH=/tmp/whisper-exp .venv/bin/python -m whisper"``).
+
+``--signed`` sends our peer signed messages (extension 13; the Go peer, with ``--go``,
+unsigned ones) and, with ``--go``, prints the issue 11 target: whisper's signed relay rate
+against the Go peer's unsigned one in the same run.  The CPU of the peer's children (its
+signature verifiers, ``whisper/verifier.py``) is measured beside the peer's own.
 
 ``--go PATH`` then runs the same phases, with fresh sinks, on the Go reference peer at PATH (a
 binary you built; ``-port 0 -http 127.0.0.1:0``) and prints both runs side by side with the
@@ -278,16 +284,19 @@ class Peer:
             self.proc.stdin.close()
 
 
-def whisper_peer(cmd: list[str], flood_control: bool = False) -> Peer:
+def whisper_peer(cmd: list[str], flood_control: bool = False, history: bool = False) -> Peer:
     """whisper on 127.0.0.1, headless, with the flags newer builds have to stay quiet."""
     # Never announce on the LAN (127.0.0.1 only); flood control off unless asked for,
-    # since one source blasting is exactly what it cuts off.
+    # since one source blasting is exactly what it cuts off; no history store unless asked
+    # for (the Go peer keeps none; bench_history.py measures what it costs).
     usage = subprocess.run(
         [*cmd, "--help"], capture_output=True, text=True, cwd=tempfile.gettempdir()
     ).stdout
     extra = [flag for flag in ("-no-discovery",) if flag in usage]
     if not flood_control and "-no-flood-control" in usage:
         extra.append("-no-flood-control")
+    if not history and "-no-history" in usage:
+        extra.append("-no-history")
     return Peer([*cmd, "-host", HOST, "-port", "0", "-headless", *extra])
 
 
@@ -310,6 +319,20 @@ def read_status(pid: int, key: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (whisper's signature verifier, ``verifier.py``)."""
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    return out
+
+
+def children_cpu(pid: int) -> float:
+    return sum(cpu_seconds(c) for c in children(pid))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -484,6 +507,7 @@ class Bench:
         pids = {"peer": self.peer.pid}
         sink_pids = [p for p in (s.pid() for s in [*self.sinks, self.origin]) if p]
         cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+        child_cpu0 = children_cpu(self.peer.pid)
         sinks_cpu0 = sum(cpu_seconds(p) for p in sink_pids)
         self_cpu0 = cpu_seconds(os.getpid())
         start_ns = time.monotonic_ns()
@@ -500,6 +524,7 @@ class Bench:
             return
         wall = (max(s[4] for s in st) - start_ns) / 1e9
         peer_cpu = cpu_seconds(self.peer.pid) - cpu0["peer"]
+        child_cpu = children_cpu(self.peer.pid) - child_cpu0
         sinks_cpu = sum(cpu_seconds(p) for p in sink_pids) - sinks_cpu0
         self_cpu = cpu_seconds(os.getpid()) - self_cpu0
         got = [s[0] for s in st]
@@ -515,6 +540,8 @@ class Bench:
             "send_wall": (sent_ns - start_ns) / 1e9,
             "peer_cpu": peer_cpu / wall,
             "peer_us_per_msg": peer_cpu / everywhere * 1e6,
+            "child_cpu": child_cpu / wall,
+            "child_us_per_msg": child_cpu / everywhere * 1e6,
             "sinks_cpu": sinks_cpu / wall,
             "self_cpu": self_cpu / wall,
             "rss": self.peer.rss(),
@@ -524,8 +551,10 @@ class Bench:
             f"[{label}] {n:,} msgs: every sink got {everywhere:,} (per sink {got}); "
             f"{res['e2e_rate']:,.0f} msgs/s end to end over {wall:.2f}s, steady "
             f"{steady:,.0f} msgs/s; x{len(self.sinks)} = {res['e2e_rate'] * len(self.sinks):,.0f} "
-            f"deliveries/s; peer CPU {res['peer_us_per_msg']:.1f} us/msg; "
-            f"CPU peer {res['peer_cpu']:.0%} sinks {res['sinks_cpu']:.0%} "
+            f"deliveries/s; peer CPU {res['peer_us_per_msg']:.1f} us/msg "
+            f"(+ its children {res['child_us_per_msg']:.1f}); "
+            f"CPU peer {res['peer_cpu']:.0%} (children {res['child_cpu']:.0%}) "
+            f"sinks {res['sinks_cpu']:.0%} "
             f"bench {res['self_cpu']:.0%}; load avg {os.getloadavg()[0]:.2f}; "
             f"peer RSS {res['rss'] / 1e6:.1f} MB",
             flush=True,
@@ -611,6 +640,11 @@ def main() -> None:
         help="leave the peer's flood control on (default: -no-flood-control when it has it)",
     )
     p.add_argument(
+        "--history",
+        action="store_true",
+        help="leave the peer's history store on (default: -no-history when it has it)",
+    )
+    p.add_argument(
         "--py-spy",
         metavar="OUT",
         help="record the peer with py-spy during the saturation phase (needs py-spy on PATH "
@@ -640,7 +674,7 @@ def main() -> None:
     cmd = shlex.split(args.peer_cmd)
     ours = measure(
         "whisper",
-        lambda: whisper_peer(cmd, args.flood_control),
+        lambda: whisper_peer(cmd, args.flood_control, args.history),
         args,
         args.py_spy,
         bool(args.go),
@@ -652,6 +686,8 @@ def main() -> None:
         return
     go = measure("Go", lambda: go_peer(args.go), args, None, True, go_peer_lab.LAB_IP)
     _print_table([("whisper", _rows(ours, args)), ("Go", _rows(go, args))], ratio=True)
+    if args.signed:
+        _print_signed_target(ours, go)
     for name, run in (("whisper", ours), ("Go", go)):
         for line in run.bench.peer.warnings[:5]:
             print(f"  {name} peer:", line)
@@ -757,7 +793,7 @@ def measure(
 
 
 def _start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
-    exe = REPO / ".venv" / "bin" / "py-spy"
+    exe = Path(sys.executable).parent / "py-spy"  # the venv's, else the one on PATH
     cmd = [
         str(exe) if exe.exists() else "py-spy",
         "record",
@@ -815,6 +851,12 @@ def _rows(run: Run, args: argparse.Namespace) -> list[Row]:
             f"{us:.1f} us = {1e6 / us:,.0f}/s/core",
             "",
             us,
+        ),
+        Row(
+            "CPU of the peer's children per message (verifier)",
+            f"{sat.get('child_us_per_msg', 0.0):.1f} us",
+            "",
+            sat.get("child_us_per_msg"),
         ),
         Row(
             "peer CPU per copy written (echoes to origin too)",
@@ -875,6 +917,22 @@ def _print_table(columns: list[tuple[str, list[Row]]], ratio: bool = False) -> N
         print(f"{row.label:<{width}}{values}  {last}")
     if ratio:
         print(f"(ratio: {columns[0][0]}'s number over {columns[1][0]}'s; latency rows: p99)")
+
+
+def _print_signed_target(ours: Run, go: Run) -> None:
+    """Issue 11's target: whisper relaying signed traffic at least as fast as the Go peer
+    relays unsigned traffic, in the same run."""
+    a, b = (r.bench.results.get("saturation", {}) for r in (ours, go))
+    rate, go_rate = a.get("e2e_rate", 0.0), b.get("e2e_rate", 0.0)
+    cpu = a.get("peer_us_per_msg", 0.0) + a.get("child_us_per_msg", 0.0)
+    verdict = "met" if rate >= go_rate else "NOT met"
+    print(
+        f"signed relay (whisper) {rate:,.0f} msgs/s vs unsigned relay (Go) {go_rate:,.0f} msgs/s"
+        f" in the same run: {rate / go_rate if go_rate else 0:.2f}x, target {verdict};"
+        f" whisper's CPU per signed message {cpu:.1f} us (event loop"
+        f" {a.get('peer_us_per_msg', 0.0):.1f} + verifiers {a.get('child_us_per_msg', 0.0):.1f}),"
+        f" Go's per unsigned one {b.get('peer_us_per_msg', 0.0):.1f} us"
+    )
 
 
 def _print_rss_samples(bench: Bench) -> None:

@@ -34,7 +34,7 @@ def test_v1_is_migrated_keeping_every_message_and_peer(tmp_path):
     path = tmp_path / "h"
     make_v1(path)
     with History.open(path) as h:
-        assert h._conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 2
+        assert h._conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
         got = h.since(0)
         assert [s.seq for s in got] == [3, 7, 9]
         a, b, c = got
@@ -63,6 +63,24 @@ def test_v1_is_migrated_keeping_every_message_and_peer(tmp_path):
         assert h.pin("alice", "k", 1.0) == "k"  # v2's new table
 
 
+def test_v2_pins_are_migrated_seen_when_made_and_on_probation(tmp_path):
+    path = tmp_path / "h"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, 0, until=2) == 2
+    conn.execute("INSERT INTO pins (nick, key, first_seen) VALUES ('alice', 'a2V5', 5.0)")
+    conn.close()
+    with History.open(path) as h:
+        assert h.load_pins() == [
+            {
+                "nick": "alice",
+                "key": "a2V5",
+                "first_seen": 5.0,
+                "last_seen": 5.0,
+                "protected": False,
+            }
+        ]
+
+
 def test_a_failed_step_leaves_the_previous_version_whole(tmp_path):
     path = tmp_path / "h"
     make_v1(path)
@@ -77,7 +95,7 @@ def test_a_failed_step_leaves_the_previous_version_whole(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 3
     conn.execute("DROP TABLE messages_v2")
-    assert migrate(conn, 1) == 2
+    assert migrate(conn, 1) == VERSION
     conn.close()
     with History.open(path) as h:
         assert h.count() == 3

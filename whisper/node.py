@@ -13,7 +13,9 @@ Rules (the relay's decisions are the engine's, ``engine/``; PROTOCOL.md §5 is n
   (``peers()``, ``blacklist()``, ``files()``) and events through ``subscribe()``: a bounded
   ``Subscription`` each; when one is full its events are dropped (and the front end told
   how many) rather than stalling the node.  Status events are also logged.
-- Blocking file I/O (``-downloads`` saves) runs in a worker thread, off the event loop.
+- Blocking file I/O (``-downloads`` saves) runs in a worker thread, off the event loop;
+  with identities on, a burst of signed messages is verified in a child process
+  (``verifier.py``), each connection's chunks still relayed in order.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .link import LinkTasks
 from .message import Message
 from .peers import Dialled, Peer
 from .subscription import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Subscription
+from .verifier import Verifier, paced, read_checked, read_chunk
 
 RECEIVE_BYTES = 64 * 1024
 GOODBYE_GRACE = 0.5  # seconds the links get to write our goodbye on a clean exit
@@ -62,6 +65,8 @@ class Node:
         #: ``publish_now`` (the history store: shown once committed, ``store/stage.py``).
         self.holds: list[Callable[[list[Event]], list[Event]]] = []
         self.history: Any = None  # store.stage.HistoryStage, when history is on
+        #: Checks signatures in batches off the event loop (identities on: verifier.py).
+        self.verifier = Verifier() if self.engine.identity is not None else None
 
     @property
     def addr(self) -> str:
@@ -93,6 +98,8 @@ class Node:
             self._apply(self.engine.start(format_hostport(advertised, port), trio.current_time()))
             log.debug("listening on %s", self.addr)
             nursery.start_soon(self._tick)
+            if self.verifier is not None:
+                nursery.start_soon(self.verifier.serve)
             if cfg.discovery is not None:
                 await nursery.start(run_discovery, self, cfg.discovery, cfg.host)
             task_status.started(self.addr)
@@ -238,16 +245,17 @@ class Node:
                 log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
                 return
         engine = self.engine
+        if self.verifier is not None and engine.identity is not None:
+            checker = engine.identity.checker
+            verifier, apply = self.verifier, self._apply
+            await read_checked(stream, conn, engine, checker, verifier, apply, RECEIVE_BYTES)
+            return
         while conn.closed is None:
-            try:
-                data = await stream.receive_some(RECEIVE_BYTES)
-            except trio.BrokenResourceError as exc:
-                log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
+            data = await read_chunk(stream, conn, RECEIVE_BYTES)
+            if data is None:
                 return
             self._apply(engine.receive_data(conn, data, trio.current_time()))
-            while conn.resume_at is not None:  # paced (flood control): read nothing until then
-                await trio.sleep_until(conn.resume_at)
-                self._apply(engine.resume(conn, trio.current_time()))
+            await paced(conn, engine, self._apply)  # flood control: read nothing until then
             if not data:
                 return
 

@@ -25,6 +25,9 @@ point (``stages.py``) plugs in::
       author's) -> each link's queue, one entry
     dial the new Addr (links.py; connmgr.py may make a quiet link give way)
 
+A shell that verifies signatures off the event loop feeds a chunk in two steps, ``decode``
+then ``receive_items``, with the ``Check`` stage's batch done in between (``verifier.py``).
+
 Capabilities: each link's ``Peer.caps`` is what its peer announced (``link_connected``); a
 payload routed with ``Engine.send(data, now, needs=...)`` goes only to links that have it
 (the Go peer crashes on a payload without ``Body``), and ``Engine.greeting`` is written

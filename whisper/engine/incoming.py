@@ -11,6 +11,8 @@ Rules:
   the engine keeps the objects not yet handled in ``pending`` and sets ``resume_at``; the
   shell reads nothing more (TCP pushes back on the sender) until then, and hands them back
   with ``Engine.resume``.
+- A shell that verifies off the event loop feeds a chunk in two steps: ``Engine.decode``,
+  then (once the batch of ``Check`` work is done, ``prechecked``) ``Engine.receive_items``.
 - What the unfinished messages of all connections hold together is bounded by one receive
   budget (``budget.py``, PROTOCOL.md §5.3): ``over_budget`` charges a connection after each
   chunk and names those to drop while it is spent, the one holding the most first.
@@ -37,6 +39,7 @@ class Incoming:
         "greeting",
         "invalid",
         "pending",
+        "prechecked",
         "remote",
         "resume_at",
     )
@@ -50,6 +53,9 @@ class Incoming:
         self.greeting = b""
         self.pending: list[dict[str, Any] | Violation] = []  # decoded, not yet handled
         self.resume_at: float | None = None  # paced: handle ``pending`` from then on
+        #: What ``Check`` stages worked out ahead (off the event loop) for objects not yet
+        #: handled, by message ID; emptied once none wait (``Engine.receive_items``).
+        self.prechecked: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Incoming {self.remote}{' closed' if self.closed else ''}>"

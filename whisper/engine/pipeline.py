@@ -113,13 +113,38 @@ class Pipeline:
         if conn.closed is not None:
             return []
         items = conn.decoder.feed(data) if data else conn.decoder.feed_eof()
-        if conn.pending:  # paced: what is decoded waits behind what already waits
-            conn.pending += items
-            items = []
-        actions = self.received(conn, items, now) if items else []
+        actions = self.receive_items(conn, items, now) if items else []
         if conn.closed is not None or not self._hold(conn):
             return actions
         return actions + self.out.take()
+
+    def decode(
+        self, conn: Incoming, data: bytes, now: float
+    ) -> tuple[list[dict[str, Any] | Violation], list[Action]]:
+        """``receive_data``'s first half: the objects of the bytes read from ``conn``, for
+        ``receive_items`` (a shell may verify their signatures in between, off the event
+        loop: ``SignatureCheck.prepare``), and what the receive budget makes us do now."""
+        self.now = now
+        if conn.closed is not None:
+            return [], []
+        items = conn.decoder.feed(data) if data else conn.decoder.feed_eof()
+        if not self._hold(conn):
+            return items, []
+        return items, self.out.take()
+
+    def receive_items(
+        self, conn: Incoming, items: list[dict[str, Any] | Violation], now: float
+    ) -> list[Action]:
+        """``receive_data``'s second half: the objects ``decode`` gave, through the pipeline."""
+        if conn.closed is not None:
+            return []
+        if conn.pending:  # paced: what is decoded waits behind what already waits
+            conn.pending += items
+            return []
+        actions = self.received(conn, items, now)
+        if not conn.pending:
+            conn.prechecked.clear()
+        return actions
 
     def _hold(self, conn: Incoming) -> bool:
         """Charge what ``conn``'s unfinished message holds (PROTOCOL.md §5.3); while the
@@ -243,7 +268,10 @@ class Pipeline:
     def resume(self, conn: Incoming, now: float) -> list[Action]:
         """A paced connection's time has come (``conn.resume_at``): handle what it held."""
         items, conn.pending, conn.resume_at = conn.pending, [], None
-        return self.received(conn, items, now) if items else []
+        actions = self.received(conn, items, now) if items else []
+        if not conn.pending:
+            conn.prechecked.clear()
+        return actions
 
     def _relay(self, batch: Batch, now: float) -> None:
         """Accepted messages: the keepers take note, then the router sends them on."""

@@ -27,6 +27,7 @@ from typing import Any
 from ..codec import encode_object
 from ..config import Config
 from ..events import Delivered, Event
+from ..identity.batch import answer
 from ..peers import Peer
 from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Retry, Save
 from .hello import parse_banner
@@ -101,11 +102,26 @@ class SimNet:
         self._apply(peer, actions)
         return conn
 
-    def write(self, addr: str, conn: Incoming, *objects: dict | bytes) -> None:
-        """Write objects (encoded) or raw bytes on ``conn``, one chunk, then run."""
+    def write(
+        self, addr: str, conn: Incoming, *objects: dict | bytes, batched: bool = False
+    ) -> None:
+        """Write objects (encoded) or raw bytes on ``conn``, one chunk, then run.  With
+        ``batched``, its signatures are checked in a batch first, as the node's verifier
+        does (``verifier.py``; the reply computed here)."""
         data = b"".join(o if isinstance(o, bytes) else encode_object(o) for o in objects)
         peer = self.peers[addr]
-        self._apply(peer, peer.engine.receive_data(conn, data, self.now))
+        engine = peer.engine
+        if not batched or engine.identity is None:
+            self._apply(peer, engine.receive_data(conn, data, self.now))
+            self.run()
+            return
+        items, actions = engine.decode(conn, data, self.now)
+        self._apply(peer, actions)
+        checker = engine.identity.checker
+        work = checker.prepare(items, engine.seen)
+        if work is not None:
+            checker.accept(conn, work, answer(work.payload))
+        self._apply(peer, engine.receive_items(conn, items, self.now))
         self.run()
 
     def say(self, addr: str, body: str, **extra: Any) -> None:

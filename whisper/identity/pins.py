@@ -20,12 +20,14 @@ Rules:
   burst of fresh nicks (keys cost nothing to make) only churns probation, and to push out
   a protected pin someone must keep as many nicks alive, for hours, as people talk here.
 - Time is the caller's (``now``, in seconds): pins outlive the process (``records`` and
-  ``restore``), so it should be the wall clock.
+  ``restore``; the history store keeps them, ``store/pins.py``), so it should be the wall
+  clock.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import unicodedata
 from collections import OrderedDict
@@ -39,6 +41,7 @@ from .fingerprints import digits
 DEFAULT_MAX_PINS = 10_000
 PROMOTE_AFTER = 3600.0
 MAX_NICK = 64
+FOLD_CACHE = 4096  # folded nicks remembered (each at most MAX_NICK characters)
 _DROPPED = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
@@ -82,6 +85,11 @@ def fold(nick: str) -> str | None:
     """The form nicks are compared in, or None for one that cannot be bound."""
     if not nick or len(nick) > MAX_NICK:
         return None
+    return _fold(nick)
+
+
+@functools.lru_cache(maxsize=FOLD_CACHE)  # once per message shown: the same few nicks
+def _fold(nick: str) -> str | None:
     folded = unicodedata.normalize("NFKC", nick).casefold()
     folded = "".join(c for c in folded if unicodedata.category(c) not in _DROPPED)
     return unicodedata.normalize("NFKC", folded) or None  # what was dropped may uncompose
@@ -96,6 +104,9 @@ class PinTable:
         self._own: dict[str, Pin] = {}
         self._probation: OrderedDict[str, Pin] = OrderedDict()
         self._protected: OrderedDict[str, Pin] = OrderedDict()
+        #: Bumped by every change to what ``records`` gives (a pin made, seen, moved, lost):
+        #: a store saves the table when it differs from the count it saved at.
+        self.changes = 0
 
     def __len__(self) -> int:
         return len(self._own) + len(self._probation) + len(self._protected)
@@ -107,6 +118,7 @@ class PinTable:
         if folded is None:
             return None
         other = self._probation.pop(folded, None) or self._protected.pop(folded, None)
+        self.changes += 1
         self._own[folded] = Pin(nick, key, now, now, protected=True, own=True)
         return other if other is not None and other.key != key else None
 
@@ -188,11 +200,13 @@ class PinTable:
             else (self._probation, self.max_probation)
         )
         segment[folded] = pin
+        self.changes += 1
         if len(segment) > cap:
             segment.popitem(last=False)
 
     def _seen(self, folded: str, pin: Pin, now: float) -> None:
         pin.last_seen = max(pin.last_seen, now)
+        self.changes += 1
         if pin.own:
             return
         if pin.protected:

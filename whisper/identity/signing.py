@@ -112,6 +112,18 @@ def sign(identity: Identity, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def verify(fields: Mapping[str, Any]) -> Verdict:
     """The verdict on a decoded message's signature.  Never raises."""
+    parsed = parse(fields)
+    if type(parsed) is Verdict:
+        return parsed
+    key, signature, data = parsed
+    if not check(key, signature, data):
+        return Verdict(SigStatus.INVALID, reason="the signature does not verify")
+    return Verdict(SigStatus.VALID, key)
+
+
+def parse(fields: Mapping[str, Any]) -> tuple[bytes, bytes, bytes] | Verdict:
+    """``verify`` up to the Ed25519 check: the key, the signature and the bytes it must sign,
+    or the verdict already (UNSIGNED, or INVALID for a malformed one).  Never raises."""
     key_text, sig_text = fields.get(KEY), fields.get(SIG)
     if key_text is None and sig_text is None:
         return UNSIGNED
@@ -119,13 +131,9 @@ def verify(fields: Mapping[str, Any]) -> Verdict:
         return Verdict(SigStatus.INVALID, reason=f"{KEY if key_text is None else SIG} is missing")
     try:
         key = decode_b64(key_text, KEY_BYTES, KEY)
-        signature = decode_b64(sig_text, SIG_BYTES, SIG)
-        data = signed_bytes(fields, key)
+        return key, decode_b64(sig_text, SIG_BYTES, SIG), signed_bytes(fields, key)
     except BadEncoding as exc:
         return Verdict(SigStatus.INVALID, reason=str(exc))
-    if not check(key, signature, data):
-        return Verdict(SigStatus.INVALID, reason="the signature does not verify")
-    return Verdict(SigStatus.VALID, key)
 
 
 def check(key: bytes, signature: bytes, data: bytes) -> bool:

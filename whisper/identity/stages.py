@@ -6,6 +6,9 @@ Rules (PROTOCOL.md §7.5-§7.7; ``engine/stages.py`` says where each stage runs)
   dropped and counted against its connection.  A message with neither ``Key`` nor ``Sig``
   costs one dict lookup each.  The key that signed the message is kept for the view of
   the same message (verify once: the view never verifies again).
+  A chunk's signed messages may have been checked ahead in a batch, off the event loop
+  (``prepare``, ``accept``: ``batch.py``; the shell runs the batch): the check then takes
+  the verdict found for that very object in ``conn.prechecked`` instead of verifying.
 - ``IdentityView`` (a ``View``) decides what front ends are shown, after relaying: a message
   with ``Sealed`` is opened (one X25519 operation when it is not ours) and shown, direct,
   only if it is for us and its inside verifies; a ``Channel`` that is invalid or not joined
@@ -15,18 +18,20 @@ Rules (PROTOCOL.md §7.5-§7.7; ``engine/stages.py`` says where each stage runs)
 - ``IdentityLayer.sign`` (the engine's ``signers``) signs each message we say, in the
   channel we are in, and pins our nick to our key; ``direct`` seals a DM (``dm.py``) to a
   nick's pinned key or to a fingerprint, under a random ID.
-- Pins are kept in memory only, bounded (``pins.DEFAULT_MAX_PINS``): a restart forgets them
-  (persisting them belongs with the message history store).
+- Pins are bounded (``pins.DEFAULT_MAX_PINS``) and kept in memory here; the history store,
+  when on, loads them on start and saves them (``store/pins.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..events import Delivered
 from ..ids import random_id
 from ..message import Message
+from .batch import Verification, prepare
 from .channels import CHANNEL, BadChannel, Channels, channel_body, channel_of
 from .channels import shown_text as _shown_text
 from .dm import SEALED, DMError, open_dm, seal
@@ -87,17 +92,31 @@ class SignatureCheck:
         self.message: Message | None = None  # the last message checked and its signer
         self.key: bytes | None = None
         self.invalid = 0
+        self.batched = 0  # checks done in batches (batch.py)
 
     def check(self, message: Message, conn: Incoming, now: float) -> str | None:
         fields = message.fields
         if KEY not in fields and SIG not in fields:
             return None  # unsigned (the Go peer's): the view finds no key for it
-        verdict = verify(fields)
+        ready = conn.prechecked.pop(message.id, None) if conn.prechecked else None
+        # Checked in a batch (batch.py) only counts for this very object, not a copy.
+        verdict = ready[1] if ready is not None and ready[0] == fields else verify(fields)
         if verdict.status is SigStatus.INVALID:
             self.invalid += 1
             return f"bad signature: {verdict.reason}"
         self.message, self.key = message, verdict.key
         return None
+
+    def prepare(self, objects: Sequence[Any], seen: Container[str]) -> Verification | None:
+        """What of one chunk to verify in a batch, off the event loop (``batch.py``); the
+        shell runs it, then gives it to ``accept`` before the pipeline takes the chunk."""
+        return prepare(objects, seen)
+
+    def accept(self, conn: Incoming, work: Verification, reply: bytes | None) -> None:
+        """The verdicts of ``work`` (``reply``: the verifier's; None: check them here), for
+        the ``check`` of the same objects when the pipeline reaches them."""
+        conn.prechecked.update(work.verdicts(reply))
+        self.batched += len(work)
 
     def signer(self, message: Message) -> bytes | None:
         """The key that signed ``message`` if it is the one last checked, else None."""

@@ -18,6 +18,8 @@ Rules:
 - Every read is bounded by a ``limit`` (at most ``MAX_LIMIT``); pages and searches take
   ``seq`` cursors (``before``: older than; ``after``: newer than).
 - Known peers are at most ``MAX_PEERS``: past that the least recently successful go.
+- Nick pins (extension 13) are saved whole (``save_pins`` replaces them: the pin table is
+  bounded, so the stored ones are too) and loaded least recently seen first.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from .records import COLUMNS, Record, Stored, idkey
 BUSY_TIMEOUT = 2.0
 MAX_LIMIT = 10_000
 MAX_PEERS = 1000
+#: Pins loaded at most (the pin table keeps fewer: ``pins.DEFAULT_MAX_PINS``).
+MAX_PINS = 100_000
 MAX_ADDR = 300
 #: Rows deleted per transaction when pruning, so a prune never holds the file for long.
 PRUNE_CHUNK = 10_000
@@ -70,6 +74,14 @@ _INDEX_NEW = (
     " SELECT seq, nick, body FROM messages WHERE seq > ?"
 )
 _SELECT = f"SELECT {COLUMNS} FROM messages"
+_PIN_INTO = (
+    "INSERT OR REPLACE INTO pins (nick, key, first_seen, last_seen, protected)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_PIN_SELECT = (
+    "SELECT nick, key, first_seen, coalesce(last_seen, first_seen), protected FROM pins"
+    " ORDER BY coalesce(last_seen, first_seen) LIMIT ?"
+)
 _WRITTEN_MS = f"CASE WHEN timestamp < {SECONDS_CUTOFF} THEN timestamp * 1000 ELSE timestamp END"
 
 
@@ -313,6 +325,29 @@ class History:
         )
         return None if row is None else row[0]
 
+    def save_pins(self, records: Iterable[dict[str, Any]]) -> int:
+        """Replace the stored pins with ``records`` (``PinTable.records``); how many."""
+        rows = [
+            (r["nick"], r["key"], r["first_seen"], r["last_seen"], int(r["protected"]))
+            for r in records
+        ]
+
+        def save(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM pins")
+            conn.executemany(_PIN_INTO, rows)
+            return len(rows)
+
+        return self._write(save)
+
+    def load_pins(self, limit: int = MAX_PINS) -> list[dict[str, Any]]:
+        """The stored pins as ``PinTable.restore`` takes them, least recently seen first."""
+        bound = (_bounded_pins(limit),)
+        rows = self._run(lambda: self._conn.execute(_PIN_SELECT, bound).fetchall())
+        return [
+            {"nick": n, "key": k, "first_seen": f, "last_seen": s, "protected": bool(p)}
+            for n, k, f, s, p in rows
+        ]
+
 
 def search(
     conn: sqlite3.Connection, text: str, limit: int = 50, before: int | None = None
@@ -375,6 +410,10 @@ def _last_seq(conn: sqlite3.Connection) -> int:
 
 def _top(before: int | None) -> int:
     return (1 << 63) - 1 if before is None else before
+
+
+def _bounded_pins(limit: int) -> int:
+    return max(0, min(limit, MAX_PINS))
 
 
 def _bounded(limit: int) -> int:

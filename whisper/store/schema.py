@@ -14,6 +14,7 @@ Rules:
   FTS5 index over nick and body, channel and file columns, peers' last attempt and failure
   count, and nick pins.  The v1 -> v2 step rebuilds the table (SQLite cannot drop a UNIQUE
   constraint) keeping every ``seq``, and fills the full-text index from the messages.
+  v3 adds each pin's ``last_seen`` and ``protected`` (its segment in the pin table).
 - The full-text index is external-content FTS5 (the text is stored once, in ``messages``).
   Rows are indexed by ``db.History.add_messages`` in bulk, in the insert's transaction (an
   ``AFTER INSERT`` trigger cost 21 us a row, the bulk ``INSERT ... SELECT`` 4 us); deletes
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from .records import idkey
 
 APPLICATION_ID = 0x57485350  # "WHSP"
-VERSION = 2
+VERSION = 3
 FTS_TABLE = "messages_text"
 
 _V1 = """
@@ -97,6 +98,14 @@ CREATE TABLE pins (nick TEXT PRIMARY KEY, key TEXT NOT NULL, first_seen REAL NOT
 """
 
 
+#: v3: a pin's last sighting and segment, so that a restarted peer keeps its pins as they
+#: were (``identity/pins.py``: ``PinTable.records``).
+_V3 = """
+ALTER TABLE pins ADD COLUMN last_seen REAL;
+ALTER TABLE pins ADD COLUMN protected INTEGER NOT NULL DEFAULT 0;
+"""
+
+
 def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
     def step(conn: sqlite3.Connection) -> None:
         for statement in _statements(sql):
@@ -117,7 +126,11 @@ def _statements(sql: str) -> list[str]:
 
 
 #: MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_script(_V1), _script(_V2)]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _script(_V1),
+    _script(_V2),
+    _script(_V3),
+]
 assert len(MIGRATIONS) == VERSION
 
 

@@ -15,6 +15,8 @@ Rules:
   and fills the backlog (extension 11) from the store, so both survive a restart.
 - Retention (``days``): messages older than that are pruned when the node starts and every
   ``PRUNE_EVERY`` seconds after.
+- Nick pins (extension 13): loaded on attach, saved while running and when the node stops
+  (``pins.py``).
 - Searches, pages and exports run in the writer's thread too (``writer.call``); an export
   reads the file through its own connection (export.py).
 """
@@ -31,6 +33,7 @@ import trio
 
 from .. import codec
 from ..events import Delivered, Event, Notice, PeerLinked
+from . import pins
 from .db import History
 from .errors import HistoryError
 from .export import FORMATS, export
@@ -65,6 +68,7 @@ class HistoryStage:
         self.writer: HistoryWriter[Delivered] = HistoryWriter(history, self._release, self._off)
         self._node: Node | None = None
         self._nursery: trio.Nursery | None = None
+        self._pins: pins.PinSaver | None = None
 
     @property
     def on(self) -> bool:
@@ -81,6 +85,9 @@ class HistoryStage:
         now = self.wall_clock()
         if self.days is not None:
             self.history.prune(now - self.days * DAY)
+        if node.identity is not None:  # extension 13: the pins outlive the process
+            pins.load(self.history, node.identity.pins)
+            self._pins = pins.PinSaver(self.history, node.identity.pins)
         config = node.config
         if not config.peers and self.redial > 0:
             config.peers = [p.addr for p in self.history.known_peers(self.redial)]
@@ -99,10 +106,14 @@ class HistoryStage:
                 await self._seed_backlog()
                 if self.days is not None:
                     nursery.start_soon(self._prune_every)
+                if self._pins is not None:
+                    nursery.start_soon(self._pins.run, self.writer)
                 addr = await nursery.start(run_node)
                 task_status.started(addr)
         finally:
             self._nursery = None
+            if self._pins is not None:
+                self._pins.save_now()
             self.history.close()
 
     async def _seed_backlog(self) -> None:
