@@ -29,7 +29,7 @@ from .addr import format_hostport, outward_ipv4
 from .config import Config
 from .discovery import run_discovery
 from .engine import CloseIncoming, CloseLink, Deliver, Dial, Engine, Flush, Incoming, Retry, Save
-from .engine.actions import Action
+from .engine.actions import Action, Tick
 from .engine.presence import UserInfo
 from .engine.snapshots import BlacklistEntry, PeerInfo, Stats
 from .events import Delivered, Event, Notice
@@ -57,6 +57,7 @@ class Node:
         self._subscribers: list[Subscription] = []
         self._links = LinkTasks(self, self.config.connections, self.engine.link_ended)
         self._incoming: dict[Incoming, trio.CancelScope] = {}
+        self._tick_scope: trio.CancelScope | None = None  # the tick task's sleep
         self._nursery: trio.Nursery | None = None
         #: Each may hold events back from the front ends and publish them later through
         #: ``publish_now`` (the history store: shown once committed, ``store/stage.py``).
@@ -139,6 +140,10 @@ class Node:
         """Dial an address heard of other than in a message (discovery), as for ``Addr``."""
         return self._done(self.engine.learned(addr, trio.current_time()))
 
+    def discover(self) -> bool:
+        """A peer exchange now (the overlay's shuffle); False when there is none to do."""
+        return self._done(self.engine.discover(trio.current_time()))
+
     def set_nick(self, nick: str) -> None:
         self.engine.nick = nick
         if self._nursery is not None:  # announced at once (presence.py)
@@ -204,11 +209,13 @@ class Node:
         self.engine.link_redial(link, trio.current_time())
 
     async def _tick(self) -> None:
-        """Presence: announce every period, forget the quiet (``Engine.tick``)."""
+        """Presence and the overlay's timers (``Engine.tick``); a ``Tick`` wakes it earlier."""
         while True:
             at, actions = self.engine.tick(trio.current_time())
-            self._apply(actions)
-            await trio.sleep_until(at)
+            with trio.move_on_at(at) as self._tick_scope:
+                self._apply(actions)
+                await trio.sleep_forever()
+            self._tick_scope = None
 
     # -- incoming connections ------------------------------------------------------------
 
@@ -275,6 +282,9 @@ class Node:
                 case Retry(link, at):
                     if task := self._links.get(link):
                         task.retry_at = at
+                case Tick(at):
+                    if self._tick_scope is not None and at < self._tick_scope.deadline:
+                        self._tick_scope.deadline = at
                 case CloseLink(link):
                     if task := self._links.get(link):
                         task.close()

@@ -14,6 +14,10 @@ Rules:
   new link to a peer that speaks ``hello``, and the ``Control`` that, receiving one, dials
   its ``Addr`` back at once (as it would for a chat message's ``Addr``, §5.1 step 8), so
   that a newcomer that only reads gets the backlog and live messages right away.
+- When the engine speaks more than ``SPEAKS`` (``routing``), the hello also says so:
+  ``"Speaks": [...]``, as the banner does.  A received hello names the connection: its
+  ``Addr`` and ``Speaks`` go into ``Incoming.addr`` and ``caps``; the dial-back is then the
+  engine's ``may_dial`` to decide (the overlay dials no overlay peer for a hello).
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ def parse_banner(data: bytes) -> frozenset[str] | None:
     speaks = obj.get(BANNER_KEY) if isinstance(obj, dict) else None
     if not isinstance(speaks, list):
         return frozenset()
+    return caps_of(speaks)
+
+
+def caps_of(speaks: list) -> frozenset[str]:
+    """The capabilities a ``Speaks`` list names (the first ``MAX_CAPS`` short strings)."""
     return frozenset(c for c in speaks[:MAX_CAPS] if isinstance(c, str) and len(c) <= 64)
 
 
@@ -75,7 +84,10 @@ class Hello:
         engine = self.engine
         if HELLO not in link.caps or not engine.addr:
             return []
-        return [control(HELLO, engine.addr, Nick=codec.well_formed(engine.nick))]
+        nick = codec.well_formed(engine.nick)
+        if engine.speaks == SPEAKS:
+            return [control(HELLO, engine.addr, Nick=nick)]
+        return [control(HELLO, engine.addr, Nick=nick, Speaks=list(engine.speaks))]
 
     def control(self, obj: dict, conn: Incoming, now: float) -> bool:
         if obj.get(CTL) != HELLO:
@@ -84,6 +96,13 @@ class Hello:
         canonical = dialable(addr) if isinstance(addr, str) else None
         if canonical is None or canonical == self.engine.addr:
             return True
+        if conn.addr is None:  # the first hello names the connection for good
+            conn.addr = canonical
+            speaks = obj.get(BANNER_KEY)
+            if isinstance(speaks, list):
+                conn.caps = caps_of(speaks)
         self.received += 1
-        self.engine.links.dial(canonical, now, by_user=False, spoke=True)
+        may_dial = self.engine.may_dial
+        if may_dial is None or may_dial(canonical, conn):
+            self.engine.links.dial(canonical, now, by_user=False, spoke=True)
         return True

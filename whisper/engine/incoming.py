@@ -14,6 +14,8 @@ Rules:
 - What the unfinished messages of all connections hold together is bounded by one receive
   budget (``budget.py``, PROTOCOL.md §5.3): ``over_budget`` charges a connection after each
   chunk and names those to drop while it is spent, the one holding the most first.
+- ``addr`` and ``caps``: the listening address and the capabilities its writer's hello
+  named (hello.py); None and empty until one comes (the Go peer never writes one).
 - ``greeting``: bytes the shell writes once when the connection is accepted
   (``Engine.greeting``, empty today: a capability banner plugs in there).
 """
@@ -31,6 +33,8 @@ LOGGED_PER_CONNECTION = 10
 
 class Incoming:
     __slots__ = (
+        "addr",
+        "caps",
         "closed",
         "decoder",
         "flood",
@@ -48,6 +52,8 @@ class Incoming:
         self.invalid = 0
         self.closed: str | None = None
         self.greeting = b""
+        self.addr: str | None = None  # the Addr of its hello
+        self.caps: frozenset[str] = frozenset()  # what its hello says its writer speaks
         self.pending: list[dict[str, Any] | Violation] = []  # decoded, not yet handled
         self.resume_at: float | None = None  # paced: handle ``pending`` from then on
 

@@ -26,7 +26,7 @@ Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..addr import dialable
@@ -77,6 +77,8 @@ class Pipeline:
     keepers: list[Keeper]
     views: list[View]
     router: Router
+    on_duplicate: Callable[[Incoming, Message, float], None] | None
+    may_dial: Callable[[str, Incoming | None], bool] | None
 
     # -- incoming connections ------------------------------------------------------------
 
@@ -173,6 +175,8 @@ class Pipeline:
             mid = message.id
             if mid in seen:
                 dropped += 1
+                if self.on_duplicate is not None:
+                    self.on_duplicate(conn, message, now)
                 continue
             author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
             link = outgoing.get(author)
@@ -230,7 +234,9 @@ class Pipeline:
                 batch.lights.append(flood.light(now))
             if link is not None:
                 link.produced = now  # its Addr spoke (connmgr.py); see PeerTable.delivered
-            elif canonical is not None:  # a new Addr: what came before goes out first
+            elif canonical is not None and (
+                self.may_dial is None or self.may_dial(canonical, conn)
+            ):  # a new Addr: what came before goes out first
                 self._relay(batch, now)
                 batch = Batch(conn)
                 add_data, add_message, add_author = batch.appenders()

@@ -28,7 +28,7 @@ from ..codec import encode_object
 from ..config import Config
 from ..events import Delivered, Event
 from ..peers import Peer
-from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Retry, Save
+from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Retry, Save, Tick
 from .hello import parse_banner
 from .incoming import Incoming
 from .relay import Engine
@@ -66,6 +66,7 @@ class SimNet:
         self._owners: dict[Peer, SimPeer] = {}
         self._conns: dict[Incoming, Peer | None] = {}  # incoming end -> the link feeding it
         self._timers: list[tuple[float, SimPeer, Peer]] = []  # (when, whose, link): a retry
+        self._ticks: dict[SimPeer, float] = {}  # an engine that asked for ticks -> when next
         self._work: deque[tuple[str, SimPeer, Any]] = deque()
         self._ports = itertools.count(40000)
 
@@ -86,6 +87,7 @@ class SimNet:
         """The engine at ``addr`` goes away: every connection to and from it breaks."""
         peer = self.peers.pop(addr)
         self._timers = [t for t in self._timers if t[1] is not peer]
+        self._ticks.pop(peer, None)
         for link, (target, _) in list(self._pipes.items()):
             if target is peer:
                 self._break(link, "peer closed the connection")
@@ -137,7 +139,19 @@ class SimNet:
             due = [t for t in self._timers if t[0] <= end]
             first_paced = min((p for p in paced if p[0] <= end), default=None, key=lambda p: p[0])
             first = min(due, default=None, key=lambda t: t[0])
-            if first_paced is not None and (first is None or first_paced[0] <= first[0]):
+            tick = min(self._ticks.items(), default=None, key=lambda t: t[1])
+            if (
+                tick is not None
+                and tick[1] <= end
+                and (first is None or tick[1] < first[0])
+                and (first_paced is None or tick[1] < first_paced[0])
+            ):
+                peer, at = tick
+                self.now = max(self.now, at)
+                at, actions = peer.engine.tick(self.now)
+                self._ticks[peer] = max(at, self.now + 1e-3)
+                self._apply(peer, actions)
+            elif first_paced is not None and (first is None or first_paced[0] <= first[0]):
                 self.now = max(self.now, first_paced[0])
                 self._resume(first_paced[1])
             elif first is not None:
@@ -182,6 +196,9 @@ class SimNet:
                     self._work.extend(("flush", peer, link) for link in links)
                 case Retry(link, at):
                     self._timers.append((at, peer, link))
+                case Tick(at):
+                    if at < self._ticks.get(peer, float("inf")) and peer.addr in self.peers:
+                        self._ticks[peer] = at
                 case CloseLink(link):
                     self._close_pipe(link)
                     self._owners.pop(link, None)
