@@ -217,11 +217,11 @@ class OverlayRouter:
         control = wire.decode(obj)
         if control is None:
             return False
-        if self.overlay is None or ROUTING not in conn.caps or control.sender != conn.addr:
-            return True  # not from a peer that said it speaks routing, under its hello's Addr
         if isinstance(control, wire.Invalid):
             self.engine._invalid(conn, control.reason, now)
             return True
+        if self.overlay is None or ROUTING not in conn.caps or control.sender != conn.addr:
+            return True  # not from a peer that said it speaks routing, under its hello's Addr
         self.controls_received += 1
         self._apply(self.overlay.received(control, now), now)
         self._remind(now)
