@@ -171,7 +171,7 @@ def test_discover_shuffles_now():
     net.advance(5)
     engine = net.peers[peers[-1]].engine
     sent = engine.overlay.controls_sent
-    done, actions = engine.discover(net.now)
+    done, _ = engine.discover(net.now)
     assert done
     assert engine.overlay.controls_sent == sent + 1
     lonely = SimNet(config=Config(host="10.0.0.1", discovery=None, routing=OverlayConfig()))
