@@ -11,6 +11,9 @@ Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
   seen? -> the connection's budget -> our own ``Addr``? (a forgery) -> ID hash -> timestamp
   window -> ``Check`` stages -> the connection's budget for its origin -> mark seen ->
   encode once -> event -> ``View`` stages; then per batch ``Keeper`` stages -> the router.
+- Two hooks for a router (``overlay_router.py``): ``on_duplicate`` sees each duplicate
+  (Plumtree prunes on one), and ``may_dial`` decides whether a new ``Addr`` is dialled
+  (None: always, §5.1 step 8).
 - Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
   messages (wrong types, hash mismatch, outside the configured window, a forgery, refused
   by a ``Check``) are dropped and cost the connection a penalty point; the first

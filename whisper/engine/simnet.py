@@ -11,6 +11,8 @@ For tests and simulations (a thousand peers in one process).  Rules:
 - ``run()`` carries out work until nothing is left (dials, writes, closes), in the order it
   arose; it never advances the clock.  Everything is deterministic given the engines'
   random sources (``PeerTable`` jitter).
+- An engine that asks for a tick (a ``Tick`` action: the overlay router's timers) is
+  ticked by ``advance`` when it falls due, and then at what ``Engine.tick`` answers.
 - A link reads the target's banner (``Engine.greeting``) as soon as it is up (hello.py).
 - ``raw(addr)`` opens a connection to an engine as a foreign peer would (an origin that
   writes objects or bytes); what engines deliver to front ends is in ``SimPeer.events``.
