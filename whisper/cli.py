@@ -151,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         " links to every peer and sends every message to each",
     )
     p.add_argument(
+        "-no-listen",
+        "--no-listen",
+        action="store_true",
+        help="do not listen (behind NAT: nobody can dial us); the peers we dial are asked to"
+        " send to us over the connection we opened (-port still names us in Addr)",
+    )
+    p.add_argument(
         "-backlog",
         "--backlog",
         type=int,
@@ -222,6 +229,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         config.discovery = None
     else:
         config.discovery = DiscoveryConfig(args.discovery_port or DISCOVERY_PORT)
+    if args.no_listen:
+        if args.port == 0:
+            raise AddressError("-no-listen needs -port N: it names you in Addr (any free N)")
+        config.listen = False
     if args.routing == "overlay":
         config.routing = OverlayConfig()
     if not 0 <= args.backlog <= MAX_BACKLOG:

@@ -35,6 +35,7 @@ class Config:
     port: int = 55555
     nick: str = ""
     peers: list[str] = field(default_factory=list)  # dialled at start (-peer)
+    listen: bool = True  # False (-no-listen): nobody can dial us; ask for two-way links
     advertise: str | None = None  # IP to put in Addr (default: host, or outward IP)
     hashed_ids: bool = True
     limits: Limits = field(default_factory=Limits)

@@ -14,7 +14,8 @@ Rules:
   new link to a peer that speaks ``hello``, and the ``Control`` that, receiving one, dials
   its ``Addr`` back at once (as it would for a chat message's ``Addr``, §5.1 step 8), so
   that a newcomer that only reads gets the backlog and live messages right away.
-- When the engine speaks more than ``SPEAKS`` (``routing``), the hello also says so:
+- When the engine speaks more than ``SPEAKS`` (``routing``), or asks for a two-way link
+  (``twoway.py``: then with ``"Reverse": true``), the hello also says so:
   ``"Speaks": [...]``, as the banner does.  A received hello names the connection: its
   ``Addr`` and ``Speaks`` go into ``Incoming.addr`` and ``caps``; the dial-back is then the
   engine's ``may_dial`` to decide (the overlay dials no overlay peer for a hello).
@@ -27,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import codec
 from ..addr import dialable
+from . import twoway
+from .twoway import TWOWAY
 
 if TYPE_CHECKING:
     from ..peers import Peer
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
 HELLO = "hello"
 PRESENCE = "presence"
 #: What whisper speaks, in its banner.
-SPEAKS = (HELLO, PRESENCE)
+SPEAKS = (HELLO, PRESENCE, TWOWAY)
 BANNER_KEY = "Speaks"
 #: The most a dialler reads of a banner; a longer one is not a banner.
 BANNER_MAX = 1024
@@ -84,10 +87,13 @@ class Hello:
         engine = self.engine
         if HELLO not in link.caps or not engine.addr:
             return []
-        nick = codec.well_formed(engine.nick)
-        if engine.speaks == SPEAKS:
-            return [control(HELLO, engine.addr, Nick=nick)]
-        return [control(HELLO, engine.addr, Nick=nick, Speaks=list(engine.speaks))]
+        fields: dict[str, Any] = {"Nick": codec.well_formed(engine.nick)}
+        reverse = not engine.config.listen and TWOWAY in link.caps
+        if engine.speaks != SPEAKS or reverse:  # what the link written back may carry
+            fields["Speaks"] = list(engine.speaks)
+        if reverse:
+            fields[twoway.KEY] = True  # nobody can dial us: write to us on this connection
+        return [control(HELLO, engine.addr, **fields)]
 
     def control(self, obj: dict, conn: Incoming, now: float) -> bool:
         if obj.get(CTL) != HELLO:
@@ -102,6 +108,9 @@ class Hello:
             if isinstance(speaks, list):
                 conn.caps = caps_of(speaks)
         self.received += 1
+        wants = twoway.wants(obj) and conn.addr == canonical  # it cannot be dialled: §7.12
+        if wants and twoway.adopt(self.engine, canonical, conn, now):
+            return True
         may_dial = self.engine.may_dial
         if may_dial is None or may_dial(canonical, conn):
             self.engine.links.dial(canonical, now, by_user=False, spoke=True)

@@ -16,17 +16,22 @@ Rules:
   chunk and names those to drop while it is spent, the one holding the most first.
 - ``addr`` and ``caps``: the listening address and the capabilities its writer's hello
   named (hello.py); None and empty until one comes (the Go peer never writes one).
+- ``reverse``: our link to its writer when that link is written on this very connection
+  (two-way, ``twoway.py``); it ends with the connection.
 - ``greeting``: bytes the shell writes once when the connection is accepted
   (``Engine.greeting``, empty today: a capability banner plugs in there).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..budget import Budget
 from ..codec import Decoder, Violation
 from ..flood import Connection as FloodConnection
+
+if TYPE_CHECKING:
+    from ..peers import Peer
 
 LOGGED_PER_CONNECTION = 10
 
@@ -43,6 +48,7 @@ class Incoming:
         "pending",
         "remote",
         "resume_at",
+        "reverse",
     )
 
     def __init__(self, remote: str, decoder: Decoder, flood: FloodConnection | None) -> None:
@@ -54,6 +60,7 @@ class Incoming:
         self.greeting = b""
         self.addr: str | None = None  # the Addr of its hello
         self.caps: frozenset[str] = frozenset()  # what its hello says its writer speaks
+        self.reverse: Peer | None = None  # our link to its writer, on it (twoway.py)
         self.pending: list[dict[str, Any] | Violation] = []  # decoded, not yet handled
         self.resume_at: float | None = None  # paced: handle ``pending`` from then on
 
