@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from whisper.config import Config
 from whisper.engine.overlay_router import LINGER, ROUTING
 from whisper.engine.simnet import SimNet
@@ -177,3 +180,39 @@ def test_discover_shuffles_now():
     lonely = SimNet(config=Config(host="10.0.0.1", discovery=None, routing=OverlayConfig()))
     alone = lonely.add(address(0)).engine
     assert alone.discover(0.0) == (False, [])
+
+
+KINDS = ["join", "forwardjoin", "neighbor", "accept", "reject", "disconnect", "shuffle"]
+KINDS += ["shufflereply", "ihave", "graft", "prune", "hello", "nonsense"]
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 40),
+    st.text(max_size=30),
+    st.sampled_from(["10.9.9.9:7", "10.0.0.1:5000", "10.0.0.2:5000", "[::1]:5", "x:y"]),
+    st.lists(st.sampled_from(["10.9.9.8:1", "10.0.0.2:5000", "m", "", 5]), max_size=20),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"Ctl": st.sampled_from(KINDS), "Addr": st.sampled_from(["10.9.9.9:7", "x"])},
+            optional={k: VALUES for k in ("Peer", "TTL", "Prio", "Origin", "Peers", "IDs")},
+        ),
+        max_size=12,
+    )
+)
+def test_whatever_controls_a_neighbour_writes_the_peer_keeps_routing(controls):
+    net = overlay_net()
+    a, b = address(0), address(1)
+    net.add(a)
+    net.add(b, peers=[a])
+    net.advance(5)
+    conn = net.raw(a, remote="10.9.9.9:1")
+    hello = {"Ctl": "hello", "Addr": "10.9.9.9:7", "Nick": "", "Speaks": [ROUTING]}
+    net.write(a, conn, hello, *controls)
+    net.advance(5)
+    net.say(b, "still routing?")
+    assert "still routing?" in net.peers[a].bodies
