@@ -19,7 +19,8 @@ from whisper.codec import encode_object
 from whisper.config import Config
 from whisper.engine import Dial, Engine, Retry
 from whisper.engine.actions import Reverse
-from whisper.engine.twoway import TWOWAY
+from whisper.engine.twoway import FIND_OUT, TWOWAY
+from whisper.peers import Peer
 
 from .netns import explained, lab, whisper_in
 from .proc import Whisper
@@ -56,7 +57,9 @@ async def test_a_peer_that_does_not_listen_sends_and_receives_everything(nursery
             assert await peer.stop() == 0
 
 
-async def test_behind_a_firewall_that_drops_incoming_connections(nursery):
+@pytest.mark.parametrize("told", [True, False], ids=["no-listen", "found-out"])
+async def test_behind_a_firewall_that_drops_incoming_connections(nursery, told):
+    """Told (``-no-listen``), or listening in vain until it finds out (``FIND_OUT``)."""
     if shutil.which("iptables") is None:
         pytest.skip("iptables is not installed (apt-get install iptables)")
     port = str(random.randrange(20000, 30000))
@@ -76,9 +79,10 @@ async def test_behind_a_firewall_that_drops_incoming_connections(nursery):
         bob = whisper_in(hosts["bob"], "-host", "10.77.2.2", *common, "-nick", "bob")
         nat = whisper_in(hosts["nat"], "-host", "10.77.2.3", *common, "-nick", "nat")
         bob.args += ["-peer", f"10.77.2.1:{port}"]
-        nat.args += ["-peer", f"10.77.2.1:{port}", "-peer", f"10.77.2.2:{port}", "-no-listen"]
+        nat.args += ["-peer", f"10.77.2.1:{port}", "-peer", f"10.77.2.2:{port}"]
+        nat.args += ["-no-listen"] if told else []
         processes = [alice, bob, nat]
-        with explained(processes), trio.fail_after(TIMEOUT):
+        with explained(processes), trio.fail_after(TIMEOUT + (0 if told else 3 * FIND_OUT)):
             for process in processes:
                 await process.start(nursery)
             await alice.wait_line("stderr", f"connected to 10.77.2.3:{port}")
@@ -132,3 +136,31 @@ def test_only_a_peer_that_cannot_be_dialled_asks_and_only_a_listener_that_speaks
     old.link_connected(link, 0.0)
     old.link_speaks(link, frozenset({"hello"}), 0.0)  # an older whisper's banner
     assert "Reverse" not in json.loads(old.data_to_send(link).splitlines()[0])
+
+
+def linked_engine(**changes) -> tuple[Engine, Peer]:
+    engine = Engine(Config(discovery=None, **changes))
+    engine.start("127.0.0.1:6000", 0.0)
+    engine.connect("127.0.0.1:5000", 0.0)
+    link = engine.table.outgoing["127.0.0.1:5000"]
+    engine.link_connected(link, 0.0)
+    engine.link_speaks(link, frozenset({"hello", TWOWAY}), 0.0)
+    assert "Reverse" not in json.loads(engine.data_to_send(link).splitlines()[0])
+    return engine, link
+
+
+def test_a_peer_nobody_dials_finds_out_and_asks_for_two_way_links():
+    engine, link = linked_engine()
+    at, _ = engine.tick(1.0)
+    assert at == FIND_OUT  # the link came up at 0
+    engine.tick(FIND_OUT)
+    hellos = [json.loads(line) for line in engine.data_to_send(link).splitlines()]
+    assert [h.get("Reverse") for h in hellos if h.get("Ctl") == "hello"] == [True]
+    assert link.asked_reverse
+
+
+def test_a_peer_that_was_dialled_does_not_ask():
+    engine, link = linked_engine()
+    engine.open_incoming("127.0.0.1:40001", 1.0)  # someone reached us
+    engine.tick(FIND_OUT)
+    assert not link.asked_reverse

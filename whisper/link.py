@@ -133,6 +133,7 @@ class OutgoingLink:
             nonlocal reason
             first: bytes | None = b""  # the start of what the peer writes: a banner?
             reader: Callable[[bytes], None] | None = None  # two-way: the rest is a stream
+            caps: frozenset[str] | None = None
             try:
                 while True:
                     try:
@@ -145,6 +146,10 @@ class OutgoingLink:
                         return
                     if reader is not None:
                         reader(data)
+                    elif first is None and caps:  # written back: did we ask for that?
+                        reader = self._host.link_reverse(self.link, caps)
+                        if reader is not None:
+                            reader(data)
                     elif first is not None and len(first) < BANNER_MAX:
                         first += data
                         caps = parse_banner(first[:BANNER_MAX])
@@ -152,8 +157,9 @@ class OutgoingLink:
                             rest, first = first.partition(b"\n")[2], None
                             if caps:
                                 self._host.link_speaks(self.link, caps)
+                            if caps and rest:
                                 reader = self._host.link_reverse(self.link, caps)
-                                if reader is not None and rest:
+                                if reader is not None:
                                     reader(rest)
             finally:
                 if reader is not None:

@@ -216,9 +216,9 @@ class Node:
     def link_reverse(self, link: Peer, caps: frozenset[str]) -> Callable[[bytes], None] | None:
         """-no-listen and the banner names ``twoway``: read what the peer writes back as an
         accepted connection's bytes (``engine/twoway.py``); the reader, or None."""
-        if self.config.listen or TWOWAY not in caps or self._nursery is None:
+        if not link.asked_reverse or TWOWAY not in caps or self._nursery is None:
             return None
-        conn, actions = self.engine.open_incoming(link.addr, trio.current_time())
+        conn, actions = self.engine.open_incoming(link.addr, trio.current_time(), reverse=True)
         if isinstance(conn, str):
             return None
         self._apply(actions)

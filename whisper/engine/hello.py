@@ -84,16 +84,21 @@ class Hello:
         self.received = 0  # hellos that named an Addr we may dial
 
     def linked(self, link: Peer, now: float) -> list[bytes]:
-        engine = self.engine
-        if HELLO not in link.caps or not engine.addr:
+        if HELLO not in link.caps or not self.engine.addr:
             return []
+        return [self.hello(link)]
+
+    def hello(self, link: Peer) -> bytes:
+        """Our hello for ``link`` (``Reverse`` when we cannot be dialled, twoway.py)."""
+        engine = self.engine
         fields: dict[str, Any] = {"Nick": codec.well_formed(engine.nick)}
-        reverse = not engine.config.listen and TWOWAY in link.caps
+        reverse = engine.find_out.undialled and TWOWAY in link.caps
+        link.asked_reverse |= reverse
         if engine.speaks != SPEAKS or reverse:  # what the link written back may carry
             fields["Speaks"] = list(engine.speaks)
         if reverse:
             fields[twoway.KEY] = True  # nobody can dial us: write to us on this connection
-        return [control(HELLO, engine.addr, **fields)]
+        return control(HELLO, engine.addr, **fields)
 
     def control(self, obj: dict, conn: Incoming, now: float) -> bool:
         if obj.get(CTL) != HELLO:

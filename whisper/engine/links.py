@@ -94,6 +94,7 @@ class Links:
     def connected(self, link: Peer, now: float, caps: frozenset[str]) -> None:
         self.table.connected(link.addr, now)
         link.caps = caps
+        link.asked_reverse = False
         link.pending = link.replay.connected() if link.replay is not None else iter(())
         self.out.emit(PeerLinked(link.addr))
 
@@ -189,6 +190,10 @@ class Links:
             return parts
         self.stats.held_back += len(parts) - len(kept)
         return kept
+
+    def put_control(self, link: Peer, data: bytes, now: float) -> None:
+        """One payload for ``link`` alone (a control, a hello, a graft's answer)."""
+        self.put(link, [data], Shared(data, 1), now)
 
     def put(self, link: Peer, parts: Sequence[bytes], batch: Shared, now: float) -> None:
         queue = link.queue

@@ -42,7 +42,6 @@ from ..routing import wire
 from ..routing.actions import Action as RouteAction
 from ..routing.actions import Connect, Disconnect, Push, Send
 from ..routing.overlay import Overlay, OverlayConfig
-from ..sendqueue import Shared
 from .actions import Tick
 from .stages import Batch, FloodRouter
 
@@ -284,7 +283,7 @@ class OverlayRouter:
                 for peer in action.peers:  # a graft's answer
                     link = self.engine.table.outgoing.get(peer)
                     if link is not None and ROUTING in link.caps:
-                        self.engine.links.put(link, [shared_data], Shared(shared_data, 1), now)
+                        self.engine.links.put_control(link, shared_data, now)
 
     def _send(self, peer: str, data: bytes, now: float) -> None:
         link = self.engine.table.outgoing.get(peer)
@@ -295,7 +294,7 @@ class OverlayRouter:
             self._linger.setdefault(peer, now + LINGER)
         if ROUTING in link.caps and link.state is State.CONNECTED:
             self.controls_sent += 1
-            self.engine.links.put(link, [data], Shared(data, 1), now)
+            self.engine.links.put_control(link, data, now)
             return
         waiting = self._waiting.setdefault(peer, [])
         if len(waiting) < MAX_WAITING:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .links import Links
     from .snapshots import Stats
     from .stages import Check, Control, Keeper, Router, View
+    from .twoway import FindOut
 
 log = logging.getLogger("whisper.engine")
 FORGED = "it has our own Addr, but we never sent it"
@@ -80,16 +81,22 @@ class Pipeline:
     keepers: list[Keeper]
     views: list[View]
     router: Router
+    find_out: FindOut
     on_duplicate: Callable[[Incoming, Message, float], None] | None
     may_dial: Callable[[str, Incoming | None], bool] | None
 
     # -- incoming connections ------------------------------------------------------------
 
-    def open_incoming(self, remote: str, now: float) -> tuple[Incoming | str, list[Action]]:
-        """A connection from ``remote`` (IP:PORT) was accepted: its handle, or why to close
-        it.  It may take the slot of one that gives way (PROTOCOL.md §5.4): that one is
-        closed (``CloseIncoming`` or ``CloseLink`` in the actions)."""
+    def open_incoming(
+        self, remote: str, now: float, *, reverse: bool = False
+    ) -> tuple[Incoming | str, list[Action]]:
+        """A connection from ``remote`` (IP:PORT) was accepted (``reverse``: what a two-way
+        link's peer writes back, twoway.py): its handle, or why to close it.  It may take
+        the slot of one that gives way (PROTOCOL.md §5.4): that one is closed
+        (``CloseIncoming`` or ``CloseLink`` in the actions)."""
         self.now = now
+        if not reverse:
+            self.find_out.incoming()
         flood = None
         if self.flood is not None:
             flood = self.flood.open(remote, now, self.addr)

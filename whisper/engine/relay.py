@@ -55,6 +55,7 @@ from .stages import (
     View,
     Watcher,
 )
+from .twoway import FindOut
 
 log = logging.getLogger("whisper.engine")
 
@@ -96,6 +97,7 @@ class Engine(Pipeline):
             self.identity = IdentityLayer(self, cfg.identity.identity, cfg.identity.max_pins)
             self.identity.install()
         self.hello = Hello(self)
+        self.find_out = FindOut(self)  # two-way links (twoway.py)
         self.presence = Presence(self)
         self.controls += [self.hello, self.presence]
         self.linkers: list[Linker] = [self.hello, self.presence]
@@ -225,6 +227,7 @@ class Engine(Pipeline):
         """The link's TCP connection is up (``caps``: what its peer said it speaks)."""
         self.now = now
         self.links.connected(link, now, caps)
+        self.find_out.link_up(now)
         self._speaks(link, now)
         return self.out.take()
 
@@ -249,7 +252,7 @@ class Engine(Pipeline):
     def tick(self, now: float) -> tuple[float, list[Action]]:
         """Periodic work (presence announcements and expiry): when to tick next."""
         self.now = now
-        at = self.presence.tick(now)
+        at = min(self.presence.tick(now), self.find_out.tick(now))
         if self.overlay is not None:
             at = min(at, self.overlay.tick(now))
         return at, self.out.take()
