@@ -68,15 +68,19 @@ class FindOut:
             return self.at
         self.at = INFINITY
         engine = self.engine
-        log.warning(
-            "no peer has connected to us in %.0fs: asking the peers we dial to send to us on "
-            "our connections (two-way links)",
-            FIND_OUT,
-        )
         self.undialled = True
+        asked = 0
         for link in engine.table.outgoing.values():
             if link.state is State.CONNECTED and TWOWAY in link.caps and not link.asked_reverse:
                 engine.links.put_control(link, engine.hello.hello(link), now)
+                asked += 1
+        if asked:
+            log.warning(
+                "no peer has connected to us in %.0fs: asked %d we dialled to send to us on "
+                "our connections (two-way links)",
+                FIND_OUT,
+                asked,
+            )
         return self.at
 
 
