@@ -86,6 +86,9 @@ FAILING = [
     ("hello-not-to-legacy", "hello-to-all", "sent a peer that wrote no banner 1 payload(s)"),
     ("presence-flood", "no-presence-relay", "waiting for the announcement at both speakers"),
     ("presence-flood", "presence-to-all", "relayed the announcement to a peer that wrote no"),
+    ("routing-join", "no-join-answer", "waiting for an accept with Addr 127.0.0.1:"),
+    ("routing-legacy-eager", "ihave-to-legacy", "sent a peer that wrote no banner"),
+    ("routing-graft", "no-graft", "waiting for the message at the joiner (its graft)"),
 ]
 
 # PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
@@ -95,6 +98,7 @@ GO_FAILS |= {"flood-contained", "flooder-cut-off", "relay-paced"}  # no flood co
 GO_FAILS |= {"discovery-dial", "discovery-garbage", "discovery-not-self"}  # hears nothing
 GO_FAILS |= {"signed-relay", "signed-tampered", "dm-relay"}  # strips Key, Sig, Sealed
 GO_FAILS |= {"banner", "hello-dial-back", "hello-on-connect", "presence-flood"}  # no banner
+GO_FAILS |= {"routing-join", "routing-legacy-eager", "routing-graft"}  # no banner either
 GO = "--go"
 DEAF = {"no-discovery", GO}
 

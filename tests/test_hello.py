@@ -25,8 +25,8 @@ def bodyless(objects: list[dict]) -> list[dict]:
 
 
 def test_the_banner_names_what_whisper_speaks():
-    assert banner() == b'{"Speaks":["hello","presence"]}\n'
-    assert parse_banner(banner()) == {HELLO, PRESENCE}
+    assert banner() == b'{"Speaks":["hello","presence","twoway"]}\n'
+    assert parse_banner(banner()) == {HELLO, PRESENCE, "twoway"}
 
 
 def test_a_banner_is_whole_only_with_its_newline():

@@ -238,3 +238,16 @@ def test_views_stay_bounded_disjoint_and_without_me(events: list) -> None:
         assert not hv.active.keys() & hv.passive.keys()
         assert ME not in hv.active and ME not in hv.passive
         assert len(hv._pending) <= 10
+
+
+def test_a_contact_is_joined_through_while_the_active_view_is_short() -> None:
+    hv = node(active=2)
+    assert hv.contact(peer(9), now=0.0) == [Send(peer(9), wire.Join(ME))]
+    assert peer(9) in hv.asked() and peer(9) in hv.contacts
+    assert hv.contact(peer(9), now=0.0) == []  # asked already: no second join
+
+
+def test_a_contact_is_only_passive_when_the_active_view_is_full() -> None:
+    hv = node(active=5)
+    assert hv.contact(peer(9), now=0.0) == []
+    assert peer(9) in hv.passive and peer(9) in hv.contacts

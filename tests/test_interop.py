@@ -32,10 +32,12 @@ def signed_or_not(line: str) -> str:
 ON_LAN = ["-host", LAN_IP, "-port", "0", "-headless"]
 
 
-async def test_two_whisper_processes_and_a_go_peer(nursery):
+@pytest.mark.parametrize("routing", ["overlay", "flood"])
+async def test_two_whisper_processes_and_a_go_peer(nursery, routing):
     with trio.fail_after(30):
-        alice = await Whisper(*LOOPBACK, "-nick", "alice").start(nursery)
-        bob = await Whisper(*LOOPBACK, "-nick", "bob", "-peer", alice.addr).start(nursery)
+        flags = [*LOOPBACK, "-routing", routing]
+        alice = await Whisper(*flags, "-nick", "alice").start(nursery)
+        bob = await Whisper(*flags, "-nick", "bob", "-peer", alice.addr).start(nursery)
         gopher = GoPeer("gopher")
         await nursery.start(gopher.run, bob.addr)
         await bob.wait_line("stderr", f"connected to {alice.addr}")
@@ -45,7 +47,10 @@ async def test_two_whisper_processes_and_a_go_peer(nursery):
         # the Go peer signs nothing (extension 13): its messages show as unsigned
         await bob.wait_line("stdout", r"^\[unsigned\] gopher: hello from <go> & friends$")
         await alice.wait_line("stdout", r"^\[unsigned\] gopher: hello from <go> & friends$")
-        await alice.wait_line("stderr", f"connected to {gopher.addr}")  # dialled from Addr
+        # dialled from Addr: by flood peers all, by overlay peers those it wrote to
+        await (bob if routing == "overlay" else alice).wait_line(
+            "stderr", f"connected to {gopher.addr}"
+        )
 
         await alice.type("hello from alice")
         await gopher.wait_for("alice: hello from alice")  # our nick, read from omitempty

@@ -96,6 +96,7 @@ def test_bad_announcements_and_our_own_addr_are_ignored():
 def test_we_announce_every_period_and_at_once_on_a_new_nick():
     b = Bench()
     link = speaking(b, "10.0.0.3:4")
+    b.engine.find_out.incoming()  # someone reached us: no two-way links to find out about
     at, _ = b.engine.tick(b.now)
     assert b.sent(link) == [] and at == PERIOD  # announced at start (in speaking)
     b.engine.tick(PERIOD)

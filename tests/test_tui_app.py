@@ -352,7 +352,7 @@ def test_tab_completes_commands_addresses_and_nicks() -> None:
         await s.until(lambda: "<bobby> hello" in s.log())
         s.type(f"/he{TAB}")
         await s.until(lambda: s.line == "/help")
-        s.type(f"{CTRL_C}/disc{TAB}")
+        s.type(f"{CTRL_C}/discon{TAB}")  # /disc: /disconnect and /discover
         await s.until(lambda: s.line == "/disconnect ")
         s.type(TAB)
         await s.until(lambda: s.line == f"/disconnect {bob.node.addr}")

@@ -60,6 +60,7 @@ from .launch import (
     setup_logging,
 )
 from .node import Node
+from .routing.overlay import OverlayConfig
 from .sanitize import for_terminal
 from .store.flags import add_history_flags, check_history_flags, open_stage
 
@@ -69,6 +70,10 @@ log = logging.getLogger("whisper")
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + traceback
         self.exit(2, f"whisper: {message} (see whisper -h)\n")
+
+
+ROUTINGS = ("flood", "overlay")
+DEFAULT_ROUTING = "overlay"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-discovery",
         action="store_true",
         help="neither announce ourselves nor listen for peers on UDP",
+    )
+    p.add_argument(
+        "-routing",
+        "--routing",
+        choices=ROUTINGS,
+        default=DEFAULT_ROUTING,
+        help=f"how messages travel (default {DEFAULT_ROUTING}): overlay keeps a few neighbours"
+        " and pushes along a tree (extension 14; old peers are still sent everything); flood"
+        " links to every peer and sends every message to each",
+    )
+    p.add_argument(
+        "-no-listen",
+        "--no-listen",
+        action="store_true",
+        help="do not listen (behind NAT: nobody can dial us); the peers we dial are asked to"
+        " send to us over the connection we opened (-port still names us in Addr)",
     )
     p.add_argument(
         "-backlog",
@@ -208,6 +229,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         config.discovery = None
     else:
         config.discovery = DiscoveryConfig(args.discovery_port or DISCOVERY_PORT)
+    if args.no_listen:
+        if args.port == 0:
+            raise AddressError("-no-listen needs -port N: it names you in Addr (any free N)")
+        config.listen = False
+    if args.routing == "overlay":
+        config.routing = OverlayConfig()
     if not 0 <= args.backlog <= MAX_BACKLOG:
         raise AddressError(f"-backlog {args.backlog}: must be 0-{MAX_BACKLOG}")
     config.backlog = BacklogConfig(entries=args.backlog)

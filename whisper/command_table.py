@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "connect": ("HOST:PORT", "open a link to a peer"),
     "disconnect": ("HOST:PORT", "close the link to a peer"),
     "peers": ("", "list connections, with direction and state"),
+    "discover": ("", "exchange peer addresses with the overlay now (a shuffle)"),
     "who": ("", "list who is online: nick, address, last seen, linked (alias /names)"),
     "blacklist": ("", "list the peers flood control cut off, and for how long"),
     "unblock": ("ADDR", "lift a blacklist entry (an IP:PORT, or a host IP, as listed)"),

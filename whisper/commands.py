@@ -246,6 +246,7 @@ _HANDLERS: dict[str, Callable[[Node, str], Reply | Awaitable[Reply]]] = {
     "connect": _connect,
     "disconnect": _disconnect,
     "peers": _peers,
+    "discover": ext.discover,
     "who": _who,
     "names": _who,
     "blacklist": _blacklist,

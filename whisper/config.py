@@ -3,9 +3,11 @@
 Rules:
 - Each group is defined, with its defaults, beside the code it governs: ``codec.Limits``,
   ``seen.SeenConfig``, ``peers.ConnectionConfig``, ``discovery_policy.DiscoveryConfig``,
-  ``backlog.BacklogConfig``, ``files.FilesConfig``, ``flood.FloodConfig``.  An extension
+  ``backlog.BacklogConfig``, ``files.FilesConfig``, ``flood.FloodConfig``,
+  ``routing.overlay.OverlayConfig``.  An extension
   adds its own group here.
-- A group that is an optional feature is None when it is off (``discovery``, ``flood``);
+- A group that is an optional feature is None when it is off (``discovery``, ``flood``,
+  ``routing``);
   the command line (``cli.py``) turns flood control and identities on, a ``Config()`` leaves it off.
 - Pure data: no trio, no I/O.  ``wall_clock`` is injected so that tests can set the date.
 """
@@ -23,6 +25,7 @@ from .files import FilesConfig
 from .flood import FloodConfig
 from .identity.stages import IdentityConfig
 from .peers import ConnectionConfig
+from .routing.overlay import OverlayConfig
 from .seen import SeenConfig
 
 
@@ -32,6 +35,7 @@ class Config:
     port: int = 55555
     nick: str = ""
     peers: list[str] = field(default_factory=list)  # dialled at start (-peer)
+    listen: bool = True  # False (-no-listen): nobody can dial us; ask for two-way links
     advertise: str | None = None  # IP to put in Addr (default: host, or outward IP)
     hashed_ids: bool = True
     limits: Limits = field(default_factory=Limits)
@@ -42,4 +46,5 @@ class Config:
     files: FilesConfig = field(default_factory=FilesConfig)
     flood: FloodConfig | None = None
     identity: IdentityConfig | None = None  # extension 13: signing, DMs, channels
+    routing: OverlayConfig | None = None  # extension 14: the overlay (None: flood, §5.1)
     wall_clock: Callable[[], float] = time.time

@@ -1,4 +1,5 @@
-"""Slash commands of the extensions: identities (extension 13) and the history store.
+"""Slash commands of the extensions: identities (extension 13), the overlay (extension 14)
+and the history store.
 
 Rules:
 - As every handler (``commands.py``): uses only the node's public interface, returns a
@@ -86,6 +87,15 @@ def channels(node: Node, arg: str) -> Reply:
         return Reply(["no channels joined: typed lines go to the main room"], data=[])
     rows = [f"  {c}{'  (current)' if c == channels.current else ''}" for c in channels.joined]
     return Reply([f"{len(channels.joined)} channel(s):", *rows], data=list(channels.joined))
+
+
+def discover(node: Node, arg: str) -> Reply:
+    """Extension 14: a shuffle now (PROTOCOL.md §7.8), graph_message's peer exchange."""
+    if node.config.routing is None:
+        return Reply(["no peer exchange with -routing flood: every peer is linked already"])
+    if not node.discover():
+        return Reply(["no overlay neighbour yet to exchange addresses with"], data=False)
+    return Reply(["exchanging peer addresses with the overlay (a shuffle)"], data=True)
 
 
 HISTORY_OFF = "history is off (-no-history, or it could not be used: see the warning)"

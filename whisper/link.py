@@ -16,7 +16,11 @@ Rules (the decisions are the engine's, ``engine/links.py``; this is the I/O arou
   stall (a peer that keeps stalling is given up on, ``PeerTable.failed``).  A slow peer
   that keeps reading is not stalled, however long a batch or a backlog replay takes it.
 - Whispernet connections are one-way: anything the peer sends back is read and discarded,
-  and its EOF tells us the link is gone.
+  and its EOF tells us the link is gone.  Two-way links (``engine/twoway.py``): when we
+  cannot be dialled and the banner names ``twoway``, what follows the banner is handed to
+  the host's reader (``link_reverse``) as an accepted connection's bytes; a link the engine
+  writes on a connection its peer opened (``reverse``) is given that stream, never dials
+  and ends with it.
 - After a failure it reports ``link_failed``; the engine answers with ``Retry`` (the node
   sets ``retry_at``) or stops the task.
 """
@@ -35,6 +39,7 @@ from .engine.hello import BANNER_MAX, parse_banner
 from .events import CLEAN_CLOSE
 from .peers import CONNECT_TIMEOUT, SEND_STALL_TIMEOUT, ConnectionConfig, Peer
 
+RECEIVE_BYTES = 64 * 1024  # what a two-way link's peer writes back is read in such chunks
 #: Progress is measured in writes of this size: a slow peer that keeps reading is not stalled.
 SEND_CHUNK = 64 * 1024
 
@@ -47,6 +52,7 @@ class LinkHost(Protocol):
     def data_to_send(self, link: Peer) -> bytes: ...
     def link_failed(self, link: Peer, error: str, *, stalled: bool) -> None: ...
     def link_redial(self, link: Peer) -> None: ...
+    def link_reverse(self, link: Peer, caps: frozenset[str]) -> Callable[[bytes], None] | None: ...
 
 
 class Stalled(str):
@@ -61,8 +67,10 @@ class OutgoingLink:
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         stall_timeout: float = SEND_STALL_TIMEOUT,
+        stream: trio.SocketStream | None = None,
     ) -> None:
         self.link = link
+        self._stream = stream  # a two-way link: the connection its peer opened
         self.addr = link.addr
         self.retry_at: float | None = None  # set by the node on the engine's Retry
         self._host = host
@@ -88,6 +96,10 @@ class OutgoingLink:
     async def run(self) -> None:
         """Dial, send, redial; return when the engine gives up or the link is closed."""
         with self._cancel:
+            if self._stream is not None:  # two-way: no dial, no redial
+                error = await self._pump(self._stream)
+                self._host.link_failed(self.link, error, stalled=isinstance(error, Stalled))
+                return
             while True:
                 error = await self._connect_and_pump()
                 self.retry_at = None
@@ -120,22 +132,38 @@ class OutgoingLink:
         async def watch_eof() -> None:
             nonlocal reason
             first: bytes | None = b""  # the start of what the peer writes: a banner?
-            while True:
-                try:
-                    data = await stream.receive_some(4096)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return  # the pump sees the same error on its next send
-                if not data:
-                    reason = CLEAN_CLOSE
-                    nursery.cancel_scope.cancel()
-                    return
-                if first is not None and len(first) < BANNER_MAX:
-                    first += data
-                    caps = parse_banner(first[:BANNER_MAX])
-                    if caps is not None:
-                        first = None
-                        if caps:
-                            self._host.link_speaks(self.link, caps)
+            reader: Callable[[bytes], None] | None = None  # two-way: the rest is a stream
+            caps: frozenset[str] | None = None
+            try:
+                while True:
+                    try:
+                        data = await stream.receive_some(RECEIVE_BYTES)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return  # the pump sees the same error on its next send
+                    if not data:
+                        reason = CLEAN_CLOSE
+                        nursery.cancel_scope.cancel()
+                        return
+                    if reader is not None:
+                        reader(data)
+                    elif first is None and caps:  # written back: did we ask for that?
+                        reader = self._host.link_reverse(self.link, caps)
+                        if reader is not None:
+                            reader(data)
+                    elif first is not None and len(first) < BANNER_MAX:
+                        first += data
+                        caps = parse_banner(first[:BANNER_MAX])
+                        if caps is not None:
+                            rest, first = first.partition(b"\n")[2], None
+                            if caps:
+                                self._host.link_speaks(self.link, caps)
+                            if caps and rest:
+                                reader = self._host.link_reverse(self.link, caps)
+                                if reader is not None:
+                                    reader(rest)
+            finally:
+                if reader is not None:
+                    reader(b"")  # its end
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_eof)
@@ -175,6 +203,8 @@ async def send_all(stream: trio.abc.SendStream, data: bytes, stall_timeout: floa
                 scope.deadline = trio.current_time() + stall_timeout  # progress
         except (trio.BrokenResourceError, OSError) as exc:
             return str(exc.__cause__ or exc) or "connection broken"
+        except trio.ClosedResourceError:  # a two-way link's connection ended meanwhile
+            return "connection closed"
     if scope.cancelled_caught:
         return Stalled(f"stalled: nothing could be sent for {stall_timeout:.0f}s")
     return None
@@ -198,10 +228,16 @@ class LinkTasks:
         task = self._tasks.get(link.addr)
         return task if task is not None and task.link is link else None
 
-    def start(self, nursery: trio.Nursery, link: Peer) -> None:
+    def start(
+        self, nursery: trio.Nursery, link: Peer, stream: trio.SocketStream | None = None
+    ) -> None:
         cfg = self._config
         task = OutgoingLink(
-            link, self._host, connect_timeout=cfg.connect_timeout, stall_timeout=cfg.stall_timeout
+            link,
+            self._host,
+            connect_timeout=cfg.connect_timeout,
+            stall_timeout=cfg.stall_timeout,
+            stream=stream,
         )
         self._tasks[link.addr] = task
         nursery.start_soon(self._run, task)

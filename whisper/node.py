@@ -31,9 +31,10 @@ from .addr import format_hostport, outward_ipv4
 from .config import Config
 from .discovery import run_discovery
 from .engine import CloseIncoming, CloseLink, Deliver, Dial, Engine, Flush, Incoming, Retry, Save
-from .engine.actions import Action
+from .engine.actions import Action, Reverse, Tick
 from .engine.presence import UserInfo
 from .engine.snapshots import BlacklistEntry, PeerInfo, Stats
+from .engine.twoway import TWOWAY
 from .events import Delivered, Event, Notice
 from .files import FileError, StoredFile
 from .files_io import save_in
@@ -60,6 +61,9 @@ class Node:
         self._subscribers: list[Subscription] = []
         self._links = LinkTasks(self, self.config.connections, self.engine.link_ended)
         self._incoming: dict[Incoming, trio.CancelScope] = {}
+        self._tick_scope: trio.CancelScope | None = None  # the tick task's sleep
+        self._streams: dict[Incoming, trio.SocketStream] = {}  # for two-way links
+        self._resuming: set[Incoming] = set()  # two-way readers waiting out flood control
         self._nursery: trio.Nursery | None = None
         #: Each may hold events back from the front ends and publish them later through
         #: ``publish_now`` (the history store: shown once committed, ``store/stage.py``).
@@ -87,10 +91,12 @@ class Node:
         """Listen and relay until cancelled.  ``task_status.started`` gets our IP:PORT."""
         cfg = self.config
         # Bind before the nursery so that "address in use" surfaces as a plain OSError.
-        listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host)
+        listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host) if cfg.listen else []
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, self._serve_incoming, listeners)
-            port = listeners[0].socket.getsockname()[1]
+            port = cfg.port  # -no-listen: our Addr names us, nobody dials it (twoway.py)
+            if listeners:
+                await nursery.start(trio.serve_listeners, self._serve_incoming, listeners)
+                port = listeners[0].socket.getsockname()[1]
             advertised = cfg.advertise or cfg.host
             if advertised in ("", "0.0.0.0", "::"):
                 advertised = outward_ipv4()
@@ -145,6 +151,10 @@ class Node:
     def learned(self, addr: str) -> bool:
         """Dial an address heard of other than in a message (discovery), as for ``Addr``."""
         return self._done(self.engine.learned(addr, trio.current_time()))
+
+    def discover(self) -> bool:
+        """A peer exchange now (the overlay's shuffle); False when there is none to do."""
+        return self._done(self.engine.discover(trio.current_time()))
 
     def set_nick(self, nick: str) -> None:
         self.engine.nick = nick
@@ -210,12 +220,48 @@ class Node:
     def link_redial(self, link: Peer) -> None:
         self.engine.link_redial(link, trio.current_time())
 
+    def link_reverse(self, link: Peer, caps: frozenset[str]) -> Callable[[bytes], None] | None:
+        """-no-listen and the banner names ``twoway``: read what the peer writes back as an
+        accepted connection's bytes (``engine/twoway.py``); the reader, or None."""
+        if not link.asked_reverse or TWOWAY not in caps or self._nursery is None:
+            return None
+        conn, actions = self.engine.open_incoming(link.addr, trio.current_time(), reverse=True)
+        if isinstance(conn, str):
+            return None
+        self._apply(actions)
+        nursery = self._nursery
+        ended = False
+
+        def read(data: bytes) -> None:
+            nonlocal ended
+            if ended:
+                return
+            self._apply(self.engine.receive_data(conn, data, trio.current_time()))
+            if not data:
+                ended = True
+                self.engine.closed_incoming(conn)
+            elif conn.resume_at is not None and conn not in self._resuming:
+                self._resuming.add(conn)
+                nursery.start_soon(self._resume, conn)
+
+        return read
+
+    async def _resume(self, conn: Incoming) -> None:
+        try:
+            while conn.resume_at is not None:
+                await trio.sleep_until(conn.resume_at)
+                self._apply(self.engine.resume(conn, trio.current_time()))
+        finally:
+            self._resuming.discard(conn)
+
     async def _tick(self) -> None:
-        """Presence: announce every period, forget the quiet (``Engine.tick``)."""
+        """Presence and the overlay's timers (``Engine.tick``); a ``Tick`` wakes it earlier."""
         while True:
             at, actions = self.engine.tick(trio.current_time())
-            self._apply(actions)
-            await trio.sleep_until(at)
+            with trio.move_on_at(at) as self._tick_scope:
+                self._apply(actions)
+                await trio.sleep_forever()
+            self._tick_scope = None
 
     # -- incoming connections ------------------------------------------------------------
 
@@ -231,10 +277,14 @@ class Node:
             try:
                 with trio.CancelScope() as scope:
                     self._incoming[conn] = scope
+                    self._streams[conn] = stream
                     self._apply(actions)  # another connection may have given way to it
                     await self._read(stream, conn)
             finally:
                 del self._incoming[conn]
+                del self._streams[conn]
+                if conn.reverse is not None and (task := self._links.get(conn.reverse)):
+                    task.close()  # a two-way link ends with its connection
                 self.engine.closed_incoming(conn)
 
     async def _read(self, stream: trio.SocketStream, conn: Incoming) -> None:
@@ -280,9 +330,16 @@ class Node:
                     if self._nursery is None:
                         raise RuntimeError("the node is not running")
                     self._links.start(self._nursery, link)
+                case Reverse(link, conn):
+                    stream = self._streams.get(conn)
+                    if stream is not None and self._nursery is not None:
+                        self._links.start(self._nursery, link, stream)
                 case Retry(link, at):
                     if task := self._links.get(link):
                         task.retry_at = at
+                case Tick(at):
+                    if self._tick_scope is not None and at < self._tick_scope.deadline:
+                        self._tick_scope.deadline = at
                 case CloseLink(link):
                     if task := self._links.get(link):
                         task.close()

@@ -114,6 +114,8 @@ class Peer:
     opened: float = 0.0  # when it took its slot
     produced: float | None = None  # the last new message it delivered (out: from its Addr)
     pinned: bool = False  # the user asked for it: never replaced
+    reverse: bool = False  # a two-way link: written on a connection its peer opened to us
+    asked_reverse: bool = False  # we asked its peer to write back on this connection
     close: Callable[[], None] | None = None  # the engine's handle on an incoming connection
     # -- an outgoing link's state, kept by the engine (engine/links.py) --
     queue: SendQueue | None = None

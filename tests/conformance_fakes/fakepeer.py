@@ -89,6 +89,9 @@ BUGS = {
     "no-hello": "never writes a hello on a link, banner or not",
     "no-hello-dialback": "ignores a hello: dials only the Addr of chat messages",
     "hello-to-all": "writes a hello on every link without waiting for a banner",
+    "no-join-answer": "ignores a routing join: writes no accept",
+    "ihave-to-legacy": "announces messages with ihave on every link, banner or not",
+    "no-graft": "ignores a graft: a lazy neighbour never gets the message it asks for",
     "no-presence-relay": "does not relay presence announcements",
     "presence-to-all": "relays presence announcements to every link, banner or not",
 }
@@ -116,7 +119,9 @@ QUEUE = 256  # messages per link; when full, drop for that link only (§5.3)
 BACKLOG = 50  # messages replayed first on each link (§7.3)
 REPLAY_MAX_AGE = 480.0
 FILE_KEYS = ("FileName", "FileType", "FileContents")
-BANNER = b'{"Speaks":["hello","presence"]}\n'  # §7.10
+BANNER = b'{"Speaks":["hello","presence","routing"]}\n'  # §7.10, §7.8
+ROUTING = "routing"
+CACHE = 1024  # messages kept for grafts (§7.9)
 LENIENT_ADDR = re.compile(r"127\.0\.0\.1:(\d+)")  # dial-garbage: \d is any Unicode digit
 
 
@@ -140,6 +145,10 @@ class FakePeer:
         self.banned: set[str] = set()  # blacklist-claimed: Addrs it will not dial
         self.budgets: dict[str, TokenBucket] = {}  # per link: what a receiver accepts (§7.4)
         self.caps: dict[str, set[str]] = {}  # per link: what its peer's banner names (§7.10)
+        # extension 14, just enough: joiners become neighbours, pruned ones lazy (§7.8, §7.9)
+        self.joined: set[str] = set()  # joiners still owed an accept (their banner awaited)
+        self.lazy: set[str] = set()
+        self.cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -294,7 +303,7 @@ class FakePeer:
             await self.forward(codec.encode_object(struct), None)
         else:
             light = conn is None or conn.light(trio.current_time())
-            await self.forward(codec.encode_object(obj), message.addr, light)
+            await self.forward(codec.encode_object(obj), message.addr, light, mid=message.id)
         if message.addr not in self.links and message.addr not in self.streams:
             await self.dial(message.addr)
 
@@ -306,6 +315,9 @@ class FakePeer:
         hello = obj.get("Ctl") == "hello" and "no-hello-dialback" not in self.bugs
         if hello and addr not in self.links:
             await self.dial(addr)
+        if obj.get("Ctl") in ("join", "prune", "graft"):
+            self.routing(obj["Ctl"], addr, obj.get("IDs"))
+            return
         mid = obj.get("ID")
         if obj.get("Presence") in ("here", "gone") and isinstance(mid, str) and mid:
             if mid in self.seen or "no-presence-relay" in self.bugs:
@@ -313,6 +325,30 @@ class FakePeer:
             self.seen.add(mid)
             needs = None if "presence-to-all" in self.bugs else "presence"
             await self.forward(codec.encode_object(obj), addr, needs=needs)
+
+    def routing(self, kind: str, addr: str, ids: object) -> None:
+        """A join is answered ``accept`` (once the joiner's banner names routing), a prune
+        makes its writer lazy, a graft eager again and pushes it what it names."""
+        if kind == "join" and "no-join-answer" not in self.bugs:
+            self.joined.add(addr)
+            self.lazy.discard(addr)
+            self.accept_joiners()
+        elif kind == "prune":
+            self.lazy.add(addr)
+        elif kind == "graft" and "no-graft" not in self.bugs and isinstance(ids, list):
+            self.lazy.discard(addr)
+            link = self.links.get(addr)
+            for data in [self.cache.get(i) for i in ids if isinstance(i, str)]:
+                if data is not None and link is not None:
+                    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                        link.send_nowait(data)
+
+    def accept_joiners(self) -> None:
+        for addr in [a for a in self.joined if ROUTING in self.caps.get(a, ())]:
+            self.joined.discard(addr)
+            accept = {"Ctl": "accept", "Addr": f"127.0.0.1:{self.port}"}
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError, KeyError):
+                self.links[addr].send_nowait(codec.encode_object(accept))
 
     def file_ok(self, obj: dict[str, Any]) -> bool:
         """Files are relayed like any message, unless a bug says otherwise."""
@@ -433,7 +469,12 @@ class FakePeer:
     # -- relaying and dialling ------------------------------------------------------
 
     async def forward(
-        self, data: bytes, except_addr: object, light: bool = True, needs: str | None = None
+        self,
+        data: bytes,
+        except_addr: object,
+        light: bool = True,
+        needs: str | None = None,
+        mid: str | None = None,
     ) -> None:
         if "blocking-relay" in self.bugs:
             for addr, stream in list(self.streams.items()):
@@ -449,6 +490,18 @@ class FakePeer:
         if "relay-first-only" in self.bugs:
             targets = targets[:1]
         now = trio.current_time()
+        if mid is not None:  # a chat message: kept for grafts, announced to lazy neighbours
+            self.cache[mid] = data
+            while len(self.cache) > CACHE:
+                self.cache.popitem(last=False)
+            ihave = codec.encode_object(
+                {"Ctl": "ihave", "Addr": f"127.0.0.1:{self.port}", "IDs": [mid]}
+            )
+            everyone = "ihave-to-legacy" in self.bugs
+            for addr in [a for a in targets if a in self.lazy or everyone]:
+                with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                    self.links[addr].send_nowait(ihave)
+            targets = [a for a in targets if a not in self.lazy]
         for addr in targets:
             budget = self.budgets.get(addr)
             if budget is not None and not budget.take(now, light):
@@ -524,6 +577,7 @@ class FakePeer:
         if not isinstance(speaks, list):
             return
         self.caps[addr] = {c for c in speaks if isinstance(c, str)}
+        self.accept_joiners()
         link = self.links.get(addr)
         if (
             "hello" in self.caps[addr]

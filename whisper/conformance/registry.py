@@ -33,6 +33,7 @@ LEVELS = (
     "files",
     "backlog",
     "hello",
+    "routing",
     "flood-control",
     "identity",
 )

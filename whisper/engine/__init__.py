@@ -22,7 +22,8 @@ point (``stages.py``) plugs in::
   then for the batch (up to a message whose Addr is new, and again after it):
     [Keeper] (backlog.py; a history store)            every new message, ours too
     [Router] (FloodRouter: every link but the
-      author's) -> each link's queue, one entry
+      author's; OverlayRouter, overlay_router.py:
+      the tree, IHAVE, legacy links) -> each link's queue, one entry
     dial the new Addr (links.py; connmgr.py may make a quiet link give way)
 
 A shell that verifies signatures off the event loop feeds a chunk in two steps, ``decode``
@@ -36,7 +37,8 @@ first on every accepted connection.  Our own messages (``say``) enter at "mark s
 
 Modules: ``relay.py`` (the ``Engine``), ``links.py`` (outgoing links' lifecycle),
 ``incoming.py`` (an incoming connection's handle), ``stages.py`` (extension points and the
-built-in stages), ``actions.py``, ``snapshots.py`` (what front ends may ask), ``simnet.py``.
+built-in stages), ``overlay_router.py`` (extension 14), ``actions.py``, ``snapshots.py``
+(what front ends may ask), ``simnet.py``.
 """
 
 from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Retry, Save

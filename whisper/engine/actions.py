@@ -70,13 +70,30 @@ class Save:
 
 
 @dataclass(frozen=True, slots=True)
+class Reverse:
+    """Start the task of ``link`` writing on the accepted connection ``conn`` (its writer
+    asked for a two-way link, ``twoway.py``): no dial."""
+
+    link: Peer
+    conn: Incoming
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Call ``Engine.tick`` at ``at`` (or at once if that has passed), earlier than its last
+    answer said: a router's timer (``overlay_router.py``)."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Flush:
     """These links have new data: wake their tasks."""
 
     links: tuple[Peer, ...]
 
 
-Action = Deliver | Dial | Retry | CloseLink | CloseIncoming | Save | Flush
+Action = Deliver | Dial | Reverse | Retry | CloseLink | CloseIncoming | Save | Tick | Flush
 
 
 class Outbox:

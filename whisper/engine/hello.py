@@ -14,6 +14,11 @@ Rules:
   new link to a peer that speaks ``hello``, and the ``Control`` that, receiving one, dials
   its ``Addr`` back at once (as it would for a chat message's ``Addr``, §5.1 step 8), so
   that a newcomer that only reads gets the backlog and live messages right away.
+- When the engine speaks more than ``SPEAKS`` (``routing``), or asks for a two-way link
+  (``twoway.py``: then with ``"Reverse": true``), the hello also says so:
+  ``"Speaks": [...]``, as the banner does.  A received hello names the connection: its
+  ``Addr`` and ``Speaks`` go into ``Incoming.addr`` and ``caps``; the dial-back is then the
+  engine's ``may_dial`` to decide (the overlay dials no overlay peer for a hello).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import codec
 from ..addr import dialable
+from . import twoway
+from .twoway import TWOWAY
 
 if TYPE_CHECKING:
     from ..peers import Peer
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
 HELLO = "hello"
 PRESENCE = "presence"
 #: What whisper speaks, in its banner.
-SPEAKS = (HELLO, PRESENCE)
+SPEAKS = (HELLO, PRESENCE, TWOWAY)
 BANNER_KEY = "Speaks"
 #: The most a dialler reads of a banner; a longer one is not a banner.
 BANNER_MAX = 1024
@@ -56,6 +63,11 @@ def parse_banner(data: bytes) -> frozenset[str] | None:
     speaks = obj.get(BANNER_KEY) if isinstance(obj, dict) else None
     if not isinstance(speaks, list):
         return frozenset()
+    return caps_of(speaks)
+
+
+def caps_of(speaks: list) -> frozenset[str]:
+    """The capabilities a ``Speaks`` list names (the first ``MAX_CAPS`` short strings)."""
     return frozenset(c for c in speaks[:MAX_CAPS] if isinstance(c, str) and len(c) <= 64)
 
 
@@ -72,10 +84,21 @@ class Hello:
         self.received = 0  # hellos that named an Addr we may dial
 
     def linked(self, link: Peer, now: float) -> list[bytes]:
-        engine = self.engine
-        if HELLO not in link.caps or not engine.addr:
+        if HELLO not in link.caps or not self.engine.addr:
             return []
-        return [control(HELLO, engine.addr, Nick=codec.well_formed(engine.nick))]
+        return [self.hello(link)]
+
+    def hello(self, link: Peer) -> bytes:
+        """Our hello for ``link`` (``Reverse`` when we cannot be dialled, twoway.py)."""
+        engine = self.engine
+        fields: dict[str, Any] = {"Nick": codec.well_formed(engine.nick)}
+        reverse = engine.find_out.undialled and TWOWAY in link.caps
+        link.asked_reverse |= reverse
+        if engine.speaks != SPEAKS or reverse:  # what the link written back may carry
+            fields["Speaks"] = list(engine.speaks)
+        if reverse:
+            fields[twoway.KEY] = True  # nobody can dial us: write to us on this connection
+        return control(HELLO, engine.addr, **fields)
 
     def control(self, obj: dict, conn: Incoming, now: float) -> bool:
         if obj.get(CTL) != HELLO:
@@ -84,6 +107,16 @@ class Hello:
         canonical = dialable(addr) if isinstance(addr, str) else None
         if canonical is None or canonical == self.engine.addr:
             return True
+        if conn.addr is None:  # the first hello names the connection for good
+            conn.addr = canonical
+            speaks = obj.get(BANNER_KEY)
+            if isinstance(speaks, list):
+                conn.caps = caps_of(speaks)
         self.received += 1
-        self.engine.links.dial(canonical, now, by_user=False, spoke=True)
+        wants = twoway.wants(obj) and conn.addr == canonical  # it cannot be dialled: §7.12
+        if wants and twoway.adopt(self.engine, canonical, conn, now):
+            return True
+        may_dial = self.engine.may_dial
+        if may_dial is None or may_dial(canonical, conn):
+            self.engine.links.dial(canonical, now, by_user=False, spoke=True)
         return True

@@ -16,23 +16,32 @@ Rules:
 - What the unfinished messages of all connections hold together is bounded by one receive
   budget (``budget.py``, PROTOCOL.md §5.3): ``over_budget`` charges a connection after each
   chunk and names those to drop while it is spent, the one holding the most first.
+- ``addr`` and ``caps``: the listening address and the capabilities its writer's hello
+  named (hello.py); None and empty until one comes (the Go peer never writes one).
+- ``reverse``: our link to its writer when that link is written on this very connection
+  (two-way, ``twoway.py``); it ends with the connection.
 - ``greeting``: bytes the shell writes once when the connection is accepted
   (``Engine.greeting``, empty today: a capability banner plugs in there).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..budget import Budget
 from ..codec import Decoder, Violation
 from ..flood import Connection as FloodConnection
+
+if TYPE_CHECKING:
+    from ..peers import Peer
 
 LOGGED_PER_CONNECTION = 10
 
 
 class Incoming:
     __slots__ = (
+        "addr",
+        "caps",
         "closed",
         "decoder",
         "flood",
@@ -42,6 +51,7 @@ class Incoming:
         "prechecked",
         "remote",
         "resume_at",
+        "reverse",
     )
 
     def __init__(self, remote: str, decoder: Decoder, flood: FloodConnection | None) -> None:
@@ -51,6 +61,9 @@ class Incoming:
         self.invalid = 0
         self.closed: str | None = None
         self.greeting = b""
+        self.addr: str | None = None  # the Addr of its hello
+        self.caps: frozenset[str] = frozenset()  # what its hello says its writer speaks
+        self.reverse: Peer | None = None  # our link to its writer, on it (twoway.py)
         self.pending: list[dict[str, Any] | Violation] = []  # decoded, not yet handled
         self.resume_at: float | None = None  # paced: handle ``pending`` from then on
         #: What ``Check`` stages worked out ahead (off the event loop) for objects not yet

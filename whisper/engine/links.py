@@ -57,10 +57,13 @@ class Links:
         self.stats = stats
         self.send_budget = SendBudget(config.send_budget)  # every link's queue together
 
-    def dial(self, addr: str, now: float, *, by_user: bool, spoke: bool = False) -> Dialled:
+    def dial(
+        self, addr: str, now: float, *, by_user: bool, spoke: bool = False, reverse: bool = False
+    ) -> Dialled:
         """Open a link to ``addr`` (canonical ``IP:PORT``) unless it is refused; when the
         table is full it may take the slot of a link that gives way (``connmgr.py``).
-        ``spoke``: a message of ``addr``'s own was just accepted."""
+        ``spoke``: a message of ``addr``'s own was just accepted.  ``reverse``: no dial, the
+        link is written on a connection its peer opened (``twoway.py`` says ``Reverse``)."""
         if self.flood is not None and self.flood.blocked(addr, now):
             return Dialled.BLACKLISTED
         admission = self.table.should_dial(addr, now, by_user=by_user, spoke=spoke)
@@ -74,7 +77,9 @@ class Links:
         link.replay = self.backlog.for_link(addr)
         if self.flood is not None:  # never more than a receiver's new connection accepts
             link.budget = self.flood.link_budget(now)
-        self.out.actions.append(Dial(link))
+        link.reverse = reverse
+        if not reverse:
+            self.out.actions.append(Dial(link))
         return Dialled.STARTED
 
     def give_way(self, peer: Peer, newcomer: str, now: float) -> None:
@@ -89,6 +94,7 @@ class Links:
     def connected(self, link: Peer, now: float, caps: frozenset[str]) -> None:
         self.table.connected(link.addr, now)
         link.caps = caps
+        link.asked_reverse = False
         link.pending = link.replay.connected() if link.replay is not None else iter(())
         self.out.emit(PeerLinked(link.addr))
 
@@ -107,6 +113,10 @@ class Links:
                 link.replay.lost()
             link.pending = iter(())
             self.out.emit(PeerLost(link.addr, error))
+        if link.reverse:  # its connection is gone: nothing to redial
+            self.table.remove(link.addr)
+            self.out.actions.append(CloseLink(link, f"its connection ended: {error}"))
+            return
         delay = self.table.failed(link.addr, now, error, stalled=stalled)
         if delay is None:
             if link.queue is not None:
@@ -180,6 +190,10 @@ class Links:
             return parts
         self.stats.held_back += len(parts) - len(kept)
         return kept
+
+    def put_control(self, link: Peer, data: bytes, now: float) -> None:
+        """One payload for ``link`` alone (a control, a hello, a graft's answer)."""
+        self.put(link, [data], Shared(data, 1), now)
 
     def put(self, link: Peer, parts: Sequence[bytes], batch: Shared, now: float) -> None:
         queue = link.queue

@@ -11,6 +11,9 @@ Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
   seen? -> the connection's budget -> our own ``Addr``? (a forgery) -> ID hash -> timestamp
   window -> ``Check`` stages -> the connection's budget for its origin -> mark seen ->
   encode once -> event -> ``View`` stages; then per batch ``Keeper`` stages -> the router.
+- Two hooks for a router (``overlay_router.py``): ``on_duplicate`` sees each duplicate
+  (Plumtree prunes on one), and ``may_dial`` decides whether a new ``Addr`` is dialled
+  (None: always, §5.1 step 8).
 - Malformed input (a codec ``Violation``) drops that connection and nothing else.  Invalid
   messages (wrong types, hash mismatch, outside the configured window, a forgery, refused
   by a ``Check``) are dropped and cost the connection a penalty point; the first
@@ -26,7 +29,7 @@ Rules (PROTOCOL.md §5 is normative; ``engine/__init__.py`` draws the pipeline):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..addr import dialable
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from .links import Links
     from .snapshots import Stats
     from .stages import Check, Control, Keeper, Router, View
+    from .twoway import FindOut
 
 log = logging.getLogger("whisper.engine")
 FORGED = "it has our own Addr, but we never sent it"
@@ -77,14 +81,22 @@ class Pipeline:
     keepers: list[Keeper]
     views: list[View]
     router: Router
+    find_out: FindOut
+    on_duplicate: Callable[[Incoming, Message, float], None] | None
+    may_dial: Callable[[str, Incoming | None], bool] | None
 
     # -- incoming connections ------------------------------------------------------------
 
-    def open_incoming(self, remote: str, now: float) -> tuple[Incoming | str, list[Action]]:
-        """A connection from ``remote`` (IP:PORT) was accepted: its handle, or why to close
-        it.  It may take the slot of one that gives way (PROTOCOL.md §5.4): that one is
-        closed (``CloseIncoming`` or ``CloseLink`` in the actions)."""
+    def open_incoming(
+        self, remote: str, now: float, *, reverse: bool = False
+    ) -> tuple[Incoming | str, list[Action]]:
+        """A connection from ``remote`` (IP:PORT) was accepted (``reverse``: what a two-way
+        link's peer writes back, twoway.py): its handle, or why to close it.  It may take
+        the slot of one that gives way (PROTOCOL.md §5.4): that one is closed
+        (``CloseIncoming`` or ``CloseLink`` in the actions)."""
         self.now = now
+        if not reverse:
+            self.find_out.incoming()
         flood = None
         if self.flood is not None:
             flood = self.flood.open(remote, now, self.addr)
@@ -198,6 +210,8 @@ class Pipeline:
             mid = message.id
             if mid in seen:
                 dropped += 1
+                if self.on_duplicate is not None:
+                    self.on_duplicate(conn, message, now)
                 continue
             author = message.addr  # usually a link's key: one dict lookup; else "1.2.3.4:05" is
             link = outgoing.get(author)
@@ -255,7 +269,9 @@ class Pipeline:
                 batch.lights.append(flood.light(now))
             if link is not None:
                 link.produced = now  # its Addr spoke (connmgr.py); see PeerTable.delivered
-            elif canonical is not None:  # a new Addr: what came before goes out first
+            elif canonical is not None and (
+                self.may_dial is None or self.may_dial(canonical, conn)
+            ):  # a new Addr: what came before goes out first
                 self._relay(batch, now)
                 batch = Batch(conn)
                 add_data, add_message, add_author = batch.appenders()

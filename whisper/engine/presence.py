@@ -13,9 +13,11 @@ Rules:
   ``MAX_BYTES`` encoded, is dropped.
 - The table (``Addr`` -> nick, last seen, the announcement's bytes) says who is online; a
   new link to a peer that speaks presence is sent our announcement and the latest one of
-  every user in it, so that a newcomer knows who is here at once.  A user not heard of for
-  ``MISSED`` periods is forgotten (``UserQuiet``); ``gone`` forgets at once (``UserLeft``);
-  a known ``Addr`` with another nick is a ``NickChanged``; a new one a ``UserJoined``.
+  every user in it, so that a newcomer knows who is here at once (a link opened without a
+  backlog replay, for an overlay control or two, ``overlay_router.py``, only ours).
+  A user not heard of for ``MISSED`` periods is forgotten (``UserQuiet``); ``gone``
+  forgets at once (``UserLeft``); a known ``Addr`` with another nick is a ``NickChanged``;
+  a new one a ``UserJoined``.
   At most ``MAX_USERS`` are kept; announcements of others past that are relayed, not kept.
 """
 
@@ -114,6 +116,8 @@ class Presence:
             return []
         if not self._own:
             self.announce(now, send=False)  # the others get it on the next tick
+        if link.replay is None and not link.reverse:  # a link for a control or two (overlay)
+            return [self._own]
         return [self._own, *(u.data for u in self.users.values() if u.addr != link.addr)]
 
     def control(self, obj: dict, conn: Incoming, now: float) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import codec
@@ -33,9 +33,11 @@ from ..message import Message
 from ..peers import Dialled, Peer, PeerTable, State
 from ..seen import SeenCache
 from .actions import Action, Outbox
-from .hello import Hello, banner
+from .hello import SPEAKS, Hello, banner
 from .incoming import Incoming
 from .links import Links
+from .overlay_router import OverlayRouter
+from .overlay_router import install as install_overlay
 from .pipeline import Pipeline
 from .presence import Presence, UserInfo
 from .snapshots import BlacklistEntry, PeerInfo, Stats, blacklist_entries, peer_infos
@@ -51,7 +53,9 @@ from .stages import (
     Router,
     Signer,
     View,
+    Watcher,
 )
+from .twoway import FindOut
 
 log = logging.getLogger("whisper.engine")
 
@@ -92,11 +96,19 @@ class Engine(Pipeline):
         if cfg.identity is not None:
             self.identity = IdentityLayer(self, cfg.identity.identity, cfg.identity.max_pins)
             self.identity.install()
-        self.greeting = banner()  # written first on every accepted connection (hello.py)
         self.hello = Hello(self)
+        self.find_out = FindOut(self)  # two-way links (twoway.py)
         self.presence = Presence(self)
         self.controls += [self.hello, self.presence]
         self.linkers: list[Linker] = [self.hello, self.presence]
+        self.watchers: list[Watcher] = []
+        self.on_duplicate: Callable[[Incoming, Message, float], None] | None = None
+        self.may_dial: Callable[[str, Incoming | None], bool] | None = None  # §5.1 step 8
+        self.speaks: tuple[str, ...] = SPEAKS
+        self.overlay: OverlayRouter | None = None
+        if cfg.routing is not None:  # extension 14 (overlay_router.py)
+            self.overlay = install_overlay(self, cfg.routing)
+        self.greeting = banner(self.speaks)  # first on every accepted connection (hello.py)
         self.now = 0.0  # the time of the last input (or of the one being handled)
 
     # -- lifetime ----------------------------------------------------------------------
@@ -107,9 +119,18 @@ class Engine(Pipeline):
         self.addr = self.table.self_addr = addr
         if self.flood is not None:
             self.flood.here = addr  # a shared host: never refused, never blocked
+        for watcher in self.watchers:
+            watcher.started(now)
         for peer in self.config.peers:
             self.links.dial(format_hostport(*parse_hostport(peer)), now, by_user=True)
         return self.out.take()
+
+    def discover(self, now: float) -> tuple[bool, list[Action]]:
+        """``/discover``: a peer exchange (an overlay shuffle) now; False if there is none
+        to do (flood routing, or no neighbour yet)."""
+        self.now = now
+        done = self.overlay is not None and self.overlay.discover(now)
+        return done, self.out.take()
 
     # -- routing -----------------------------------------------------------------------
 
@@ -206,6 +227,7 @@ class Engine(Pipeline):
         """The link's TCP connection is up (``caps``: what its peer said it speaks)."""
         self.now = now
         self.links.connected(link, now, caps)
+        self.find_out.link_up(now)
         self._speaks(link, now)
         return self.out.take()
 
@@ -230,7 +252,10 @@ class Engine(Pipeline):
     def tick(self, now: float) -> tuple[float, list[Action]]:
         """Periodic work (presence announcements and expiry): when to tick next."""
         self.now = now
-        return self.presence.tick(now), self.out.take()
+        at = min(self.presence.tick(now), self.find_out.tick(now))
+        if self.overlay is not None:
+            at = min(at, self.overlay.tick(now))
+        return at, self.out.take()
 
     def goodbye(self, now: float) -> list[Action]:
         """A clean exit: tell the peers that speak presence that we are leaving."""
@@ -249,6 +274,8 @@ class Engine(Pipeline):
         its writes stopped making progress)."""
         self.now = now
         self.links.failed(link, error, now, stalled=stalled)
+        for watcher in self.watchers:
+            watcher.link_failed(link, now)
         return self.out.take()
 
     def link_redial(self, link: Peer, now: float) -> None:

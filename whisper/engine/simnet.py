@@ -11,6 +11,8 @@ For tests and simulations (a thousand peers in one process).  Rules:
 - ``run()`` carries out work until nothing is left (dials, writes, closes), in the order it
   arose; it never advances the clock.  Everything is deterministic given the engines'
   random sources (``PeerTable`` jitter).
+- An engine that asks for a tick (a ``Tick`` action: the overlay router's timers) is
+  ticked by ``advance`` when it falls due, and then at what ``Engine.tick`` answers.
 - A link reads the target's banner (``Engine.greeting``) as soon as it is up (hello.py).
 - ``raw(addr)`` opens a connection to an engine as a foreign peer would (an origin that
   writes objects or bytes); what engines deliver to front ends is in ``SimPeer.events``.
@@ -29,7 +31,7 @@ from ..config import Config
 from ..events import Delivered, Event
 from ..identity.batch import answer
 from ..peers import Peer
-from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Retry, Save
+from .actions import Action, CloseIncoming, CloseLink, Deliver, Dial, Flush, Retry, Save, Tick
 from .hello import parse_banner
 from .incoming import Incoming
 from .relay import Engine
@@ -67,6 +69,7 @@ class SimNet:
         self._owners: dict[Peer, SimPeer] = {}
         self._conns: dict[Incoming, Peer | None] = {}  # incoming end -> the link feeding it
         self._timers: list[tuple[float, SimPeer, Peer]] = []  # (when, whose, link): a retry
+        self._ticks: dict[SimPeer, float] = {}  # an engine that asked for ticks -> when next
         self._work: deque[tuple[str, SimPeer, Any]] = deque()
         self._ports = itertools.count(40000)
 
@@ -87,6 +90,7 @@ class SimNet:
         """The engine at ``addr`` goes away: every connection to and from it breaks."""
         peer = self.peers.pop(addr)
         self._timers = [t for t in self._timers if t[1] is not peer]
+        self._ticks.pop(peer, None)
         for link, (target, _) in list(self._pipes.items()):
             if target is peer:
                 self._break(link, "peer closed the connection")
@@ -153,7 +157,19 @@ class SimNet:
             due = [t for t in self._timers if t[0] <= end]
             first_paced = min((p for p in paced if p[0] <= end), default=None, key=lambda p: p[0])
             first = min(due, default=None, key=lambda t: t[0])
-            if first_paced is not None and (first is None or first_paced[0] <= first[0]):
+            tick = min(self._ticks.items(), default=None, key=lambda t: t[1])
+            if (
+                tick is not None
+                and tick[1] <= end
+                and (first is None or tick[1] < first[0])
+                and (first_paced is None or tick[1] < first_paced[0])
+            ):
+                peer, at = tick
+                self.now = max(self.now, at)
+                at, actions = peer.engine.tick(self.now)
+                self._ticks[peer] = max(at, self.now + 1e-3)
+                self._apply(peer, actions)
+            elif first_paced is not None and (first is None or first_paced[0] <= first[0]):
                 self.now = max(self.now, first_paced[0])
                 self._resume(first_paced[1])
             elif first is not None:
@@ -198,6 +214,9 @@ class SimNet:
                     self._work.extend(("flush", peer, link) for link in links)
                 case Retry(link, at):
                     self._timers.append((at, peer, link))
+                case Tick(at):
+                    if at < self._ticks.get(peer, float("inf")) and peer.addr in self.peers:
+                        self._ticks[peer] = at
                 case CloseLink(link):
                     self._close_pipe(link)
                     self._owners.pop(link, None)

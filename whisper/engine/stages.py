@@ -20,6 +20,9 @@ Rules:
     another one (annotated, decrypted), or None to show nothing.  Relaying is not affected.
     For files, channel filters and decryption.
   - ``Router.route(batch, links)``: which links get which of a ``Batch`` of new payloads.
+  - ``Watcher.started(now)``, ``Watcher.link_failed(link, now)``: the engine has its
+    address; an outgoing link failed (the engine has decided to retry or give up).  For
+    the overlay router, which is also asked ``next_deadline()`` and ``tick(now)``.
   - ``Signer.sign(message)``: each message we ``say``, once built (ID, time, nick): the
     message to send instead (signed) and what our front ends are shown of it (an
     ``ident`` for ``Delivered``).  For signatures.
@@ -121,6 +124,11 @@ class Keeper(Protocol):
 
 class View(Protocol):
     def view(self, event: Delivered) -> Delivered | None: ...
+
+
+class Watcher(Protocol):
+    def started(self, now: float) -> None: ...
+    def link_failed(self, link: Peer, now: float) -> None: ...
 
 
 class Signer(Protocol):

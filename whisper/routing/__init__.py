@@ -1,9 +1,10 @@
 """Scalable routing (extension 14): HyParView membership and Plumtree broadcast, sans-IO.
 
-Specified in PROTOCOL.md §7.8 and §7.9; not yet enabled in the peer (the engine will host
-``Overlay`` as its router).  Modules: ``wire.py`` (control payloads), ``actions.py``,
-``hyparview.py``, ``plumtree.py``, ``overlay.py`` (the two together), ``sim.py`` (a
-discrete-event network of them, and of today's full flood, for tests and ``bench/``).
+Specified in PROTOCOL.md §7.8 and §7.9; the engine hosts ``Overlay`` as its router
+(``engine/overlay_router.py``, ``-routing overlay``, the default).  Modules: ``wire.py``
+(control payloads), ``actions.py``, ``hyparview.py``, ``plumtree.py``, ``overlay.py`` (the
+two together), ``sim.py`` (a discrete-event network of them, and of today's full flood, for
+tests and ``bench/``).
 """
 
 from .actions import Action, Connect, Deliver, Disconnect, Push, Send

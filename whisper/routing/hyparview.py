@@ -44,6 +44,7 @@ from . import wire
 from .actions import Action, Connect, Disconnect, Send
 
 INFINITY = float("inf")
+MAX_CONTACTS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,22 @@ class HyParView:
         out: list[Action] = []
         self._rejoin(now, out)
         self._schedule_refill(now)
+        return out
+
+    def contact(self, peer: str, now: float) -> list[Action]:
+        """A new contact: kept for rejoining; joined through at once while the active view
+        is short (else it is one more passive peer)."""
+        out: list[Action] = []
+        if peer == self.me or peer in self.active:
+            return out
+        if peer not in self.contacts:
+            self.contacts = (*self.contacts, peer)[-MAX_CONTACTS:]
+        if len(self.active) >= self.config.active_size or peer in self._pending:
+            self._add_passive(peer)
+            return out
+        self.passive.pop(peer, None)
+        self._pending[peer] = now + self.config.neighbor_timeout
+        out.append(Send(peer, wire.Join(self.me)))
         return out
 
     def received(self, control: wire.Control, now: float) -> list[Action]:
@@ -163,6 +180,10 @@ class HyParView:
         self._shuffle(out)
         self._next_shuffle = now + self._interval()
         return out
+
+    def asked(self) -> list[str]:
+        """The peers whose answer to our join or neighbour request we await."""
+        return list(self._pending)
 
     def next_deadline(self) -> float:
         """When ``tick`` next has something to do."""

@@ -18,11 +18,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from . import wire
 from .actions import Action, Connect, Disconnect
 from .hyparview import HyParView, HyParViewConfig
 from .plumtree import Plumtree, PlumtreeConfig
+
+
+@dataclass(frozen=True)
+class OverlayConfig:
+    """``Config.routing`` (None: flood, PROTOCOL.md §5.1): the views' and the tree's
+    settings, and a seed for the random choices (None: random; simulations fix it)."""
+
+    membership: HyParViewConfig | None = None
+    broadcast: PlumtreeConfig | None = None
+    seed: int | None = None
 
 
 class Overlay:
@@ -39,6 +50,11 @@ class Overlay:
 
     def join(self, contacts: Iterable[str], now: float) -> list[Action]:
         return self._follow(self.membership.join(contacts, now))
+
+    def contact(self, peer: str, now: float) -> list[Action]:
+        """A peer that speaks the extension, linked other than by membership (``-peer``,
+        ``/connect``, discovery): join through it if our active view is short."""
+        return self._follow(self.membership.contact(peer, now))
 
     def received(self, control: wire.Control, now: float) -> list[Action]:
         if isinstance(control, wire.BROADCAST):

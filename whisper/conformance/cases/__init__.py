@@ -12,6 +12,7 @@ from . import (
     hello,
     identity,
     limits,
+    routing,
     timestamp,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "hello",
     "identity",
     "limits",
+    "routing",
     "timestamp",
 ]
