@@ -312,10 +312,12 @@ def read_status(pid: int, key: str) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads)."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads), or of one of its threads
+    (``thread``: its id; the process's own id is its main thread, the event loop)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
@@ -484,6 +486,7 @@ class Bench:
         pids = {"peer": self.peer.pid}
         sink_pids = [p for p in (s.pid() for s in [*self.sinks, self.origin]) if p]
         cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+        loop0 = cpu_seconds(self.peer.pid, self.peer.pid)
         sinks_cpu0 = sum(cpu_seconds(p) for p in sink_pids)
         self_cpu0 = cpu_seconds(os.getpid())
         start_ns = time.monotonic_ns()
@@ -500,6 +503,7 @@ class Bench:
             return
         wall = (max(s[4] for s in st) - start_ns) / 1e9
         peer_cpu = cpu_seconds(self.peer.pid) - cpu0["peer"]
+        loop_cpu = cpu_seconds(self.peer.pid, self.peer.pid) - loop0
         sinks_cpu = sum(cpu_seconds(p) for p in sink_pids) - sinks_cpu0
         self_cpu = cpu_seconds(os.getpid()) - self_cpu0
         got = [s[0] for s in st]
@@ -515,6 +519,7 @@ class Bench:
             "send_wall": (sent_ns - start_ns) / 1e9,
             "peer_cpu": peer_cpu / wall,
             "peer_us_per_msg": peer_cpu / everywhere * 1e6,
+            "peer_loop_us_per_msg": loop_cpu / everywhere * 1e6,  # its main thread's
             "sinks_cpu": sinks_cpu / wall,
             "self_cpu": self_cpu / wall,
             "rss": self.peer.rss(),

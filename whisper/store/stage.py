@@ -4,7 +4,9 @@ Rules:
 - ``HistoryStage.attach(node)`` plugs in at the node's display (``Node.holds``), not in the
   relay: relaying never waits for SQLite.  Each ``Delivered`` event becomes a ``Record`` put
   to the ``HistoryWriter``; the event is published to the front ends only when the writer
-  releases it, after its batch is committed (writer.py: "shown means committed").  Status
+  releases it, after its batch is committed (writer.py: "shown means committed").  The
+  event loop only puts each engine batch's events as they are, with the time
+  (``put_many``); the thread makes the rows (``History.add_shown``).  Status
   events are published at once, so one may be shown before a message that came just before
   it and is still being committed (at most a commit's time, milliseconds).
 - History off (the writer switched it off: disk full, file damaged, locked past the busy
@@ -34,7 +36,7 @@ from ..events import Delivered, Event, Notice, PeerLinked
 from .db import History
 from .errors import HistoryError
 from .export import FORMATS, export
-from .records import Record, Stored
+from .records import Stored
 from .writer import HistoryWriter
 
 if TYPE_CHECKING:
@@ -62,7 +64,9 @@ class HistoryStage:
         self.days = days
         self.redial = redial
         self.wall_clock = wall_clock
-        self.writer: HistoryWriter[Delivered] = HistoryWriter(history, self._release, self._off)
+        self.writer: HistoryWriter[Delivered] = HistoryWriter(
+            history, self._release, self._off, write=history.add_shown
+        )
         self._node: Node | None = None
         self._nursery: trio.Nursery | None = None
 
@@ -129,14 +133,17 @@ class HistoryStage:
 
     def hold(self, events: list[Event]) -> list[Event]:
         """What to show now; the rest is shown by ``_release`` once committed."""
+        if not events:
+            return events
         writer = self.writer
         now = self.wall_clock()
+        delivered = [e for e in events if type(e) is Delivered]
+        if len(delivered) == len(events):  # a relay's batch: messages only
+            return [] if writer.put_many((now, delivered), delivered) else events
         shown: list[Event] = []
         for event in events:
             if type(event) is Delivered:
-                # once off, put only keeps the order behind what is still being committed
-                record = Record.of(event, now) if writer.on else None
-                if not writer.put(record, event):  # type: ignore[arg-type]
+                if not writer.put_many((now, [event]), [event]):
                     shown.append(event)
             else:
                 if type(event) is PeerLinked and writer.on:
