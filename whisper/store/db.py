@@ -205,13 +205,17 @@ class History:
         rows = [r.row() for r in batch]
         return self._add([(False, rows)] if rows else [])
 
-    def add_shown(self, chunks: Iterable[tuple[float, Sequence[Any]]]) -> int:
+    def add_shown(
+        self, chunks: Sequence[tuple[float, Sequence[Any]]], seqs: list[int] | None = None
+    ) -> int:
         """Store messages as the relay showed them, in one transaction; returns how many
         were new.  Each chunk is ``(received_at, events)``, the events ``events.Delivered``
-        (read by attribute).  A chunk whose messages carry their wire bytes (``data``), no
-        file, and one set of flags goes to SQLite as those bytes (``INSERT_WIRE``): no
-        Python per message but a list's worth, so a busy relay is not slowed down by its
-        history (the GIL); any other chunk goes through ``Record``."""
+        (read by attribute).  ``seqs``: once committed, each event's ``seq`` is appended to
+        it (a message stored already: the ``seq`` of the stored one).  A chunk whose
+        messages carry their wire bytes (``data``), no file, and one set of flags goes to
+        SQLite as those bytes (``INSERT_WIRE``): no Python per message but a list's worth,
+        so a busy relay is not slowed down by its history (the GIL); any other chunk goes
+        through ``Record``."""
         steps: list[tuple[bool, Any]] = []  # (wire?, groups or rows), in order
         for at, events in chunks:
             group = _wire_group(at, events)
@@ -225,11 +229,23 @@ class History:
                 steps[-1][1].append(group)
             else:
                 steps.append((True, [group]))
-        return self._add(steps)
+        if seqs is None:
+            return self._add(steps)
+        numbered: list[int] = []
+        ids = [e.message.id for _, events in chunks for e in events]
+        added = self._add(steps, ids, numbered)
+        seqs.extend(numbered)
+        return added
 
-    def _add(self, steps: list[tuple[bool, Any]]) -> int:
+    def _add(
+        self,
+        steps: list[tuple[bool, Any]],
+        ids: list[str] | None = None,
+        seqs: list[int] | None = None,
+    ) -> int:
         """Run the inserts (``(True, wire groups)`` or ``(False, rows)``) in order and index
-        the new rows, in one transaction; returns how many were new."""
+        the new rows, in one transaction; returns how many were new.  ``ids``: the IDs
+        inserted, in order, whose ``seq``s go into ``seqs``."""
         if not steps:
             return 0
 
@@ -244,9 +260,15 @@ class History:
             added = conn.total_changes - before
             if added:
                 conn.execute(_INDEX_NEW, (last,))
+            if ids is not None and seqs is not None:
+                seqs.extend(_seqs_of(conn, ids, last, added))
             return added
 
         return self._write(insert)
+
+    def last_seq(self) -> int:
+        """The newest message's ``seq`` (0: none)."""
+        return self._run(lambda: _last_seq(self._conn))
 
     def count(self) -> int:
         return self._run(lambda: self._conn.execute("SELECT count(*) FROM messages").fetchone()[0])
@@ -454,6 +476,23 @@ def _wire_group(at: float, events: Sequence[Any]) -> bytes | None:
         return None
     flags = OWN * own | HISTORY * history
     return b"[%a,%d,[%b]]" % (at, flags, objects)
+
+
+def _seqs_of(conn: sqlite3.Connection, ids: list[str], last: int, added: int) -> list[int]:
+    """The ``seq`` of each of ``ids`` just inserted after ``last`` (``added`` new rows)."""
+    if added == len(ids):  # none was stored already: one transaction numbers them in turn
+        return list(range(last + 1, last + 1 + added))
+    new = dict(conn.execute("SELECT id, seq FROM messages WHERE seq > ?", (last,)).fetchall())
+    out = []
+    for message_id in ids:
+        seq = new.get(message_id)
+        if seq is None:
+            row = conn.execute(
+                f"SELECT seq FROM messages WHERE idkey = {key_sql('?1')}", (message_id,)
+            ).fetchone()
+            seq = 0 if row is None else row[0]
+        out.append(seq)
+    return out
 
 
 def _last_seq(conn: sqlite3.Connection) -> int:
