@@ -529,7 +529,8 @@ class Bench:
             f"[{label}] {n:,} msgs: every sink got {everywhere:,} (per sink {got}); "
             f"{res['e2e_rate']:,.0f} msgs/s end to end over {wall:.2f}s, steady "
             f"{steady:,.0f} msgs/s; x{len(self.sinks)} = {res['e2e_rate'] * len(self.sinks):,.0f} "
-            f"deliveries/s; peer CPU {res['peer_us_per_msg']:.1f} us/msg; "
+            f"deliveries/s; peer CPU {res['peer_us_per_msg']:.1f} us/msg "
+            f"(event loop {res['peer_loop_us_per_msg']:.1f}); "
             f"CPU peer {res['peer_cpu']:.0%} sinks {res['sinks_cpu']:.0%} "
             f"bench {res['self_cpu']:.0%}; load avg {os.getloadavg()[0]:.2f}; "
             f"peer RSS {res['rss'] / 1e6:.1f} MB",

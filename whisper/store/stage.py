@@ -2,13 +2,13 @@
 
 Rules:
 - ``HistoryStage.attach(node)`` plugs in at the node's display (``Node.holds``), not in the
-  relay: relaying never waits for SQLite.  Each ``Delivered`` event becomes a ``Record`` put
-  to the ``HistoryWriter``; the event is published to the front ends only when the writer
-  releases it, after its batch is committed (writer.py: "shown means committed").  The
-  event loop only puts each engine batch's events as they are, with the time
-  (``put_many``); the thread makes the rows (``History.add_shown``).  Status
-  events are published at once, so one may be shown before a message that came just before
-  it and is still being committed (at most a commit's time, milliseconds).
+  relay: relaying never waits for SQLite.  The event loop puts each engine batch's
+  ``Delivered`` events as they are, with the time, to the ``HistoryWriter`` (``put_many``);
+  the writer's thread makes the rows (``History.add_shown``), and the events are published
+  to the front ends only when the writer releases them, after their batch is committed
+  (writer.py: "shown means committed").  Status events are published at once, so one may
+  be shown before a message that came just before it and is still being committed (at
+  most a commit's time, milliseconds).
 - History off (the writer switched it off: disk full, file damaged, locked past the busy
   timeout, fell behind): one warning notice says so and why, and from then on events are
   shown as they come; the node keeps relaying.
