@@ -335,10 +335,12 @@ def children_cpu(pid: int) -> float:
     return sum(cpu_seconds(c) for c in children(pid))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads)."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads), or of one of its threads
+    (``thread``: its id; the process's own id is its main thread, the event loop)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
@@ -508,6 +510,7 @@ class Bench:
         sink_pids = [p for p in (s.pid() for s in [*self.sinks, self.origin]) if p]
         cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
         child_cpu0 = children_cpu(self.peer.pid)
+        loop0 = cpu_seconds(self.peer.pid, self.peer.pid)
         sinks_cpu0 = sum(cpu_seconds(p) for p in sink_pids)
         self_cpu0 = cpu_seconds(os.getpid())
         start_ns = time.monotonic_ns()
@@ -525,6 +528,7 @@ class Bench:
         wall = (max(s[4] for s in st) - start_ns) / 1e9
         peer_cpu = cpu_seconds(self.peer.pid) - cpu0["peer"]
         child_cpu = children_cpu(self.peer.pid) - child_cpu0
+        loop_cpu = cpu_seconds(self.peer.pid, self.peer.pid) - loop0
         sinks_cpu = sum(cpu_seconds(p) for p in sink_pids) - sinks_cpu0
         self_cpu = cpu_seconds(os.getpid()) - self_cpu0
         got = [s[0] for s in st]
@@ -542,6 +546,7 @@ class Bench:
             "peer_us_per_msg": peer_cpu / everywhere * 1e6,
             "child_cpu": child_cpu / wall,
             "child_us_per_msg": child_cpu / everywhere * 1e6,
+            "peer_loop_us_per_msg": loop_cpu / everywhere * 1e6,  # its main thread's
             "sinks_cpu": sinks_cpu / wall,
             "self_cpu": self_cpu / wall,
             "rss": self.peer.rss(),
@@ -552,7 +557,8 @@ class Bench:
             f"{res['e2e_rate']:,.0f} msgs/s end to end over {wall:.2f}s, steady "
             f"{steady:,.0f} msgs/s; x{len(self.sinks)} = {res['e2e_rate'] * len(self.sinks):,.0f} "
             f"deliveries/s; peer CPU {res['peer_us_per_msg']:.1f} us/msg "
-            f"(+ its children {res['child_us_per_msg']:.1f}); "
+            f"(event loop {res['peer_loop_us_per_msg']:.1f}, "
+            f"+ its children {res['child_us_per_msg']:.1f}); "
             f"CPU peer {res['peer_cpu']:.0%} (children {res['child_cpu']:.0%}) "
             f"sinks {res['sinks_cpu']:.0%} "
             f"bench {res['self_cpu']:.0%}; load avg {os.getloadavg()[0]:.2f}; "

@@ -34,7 +34,7 @@ def test_v1_is_migrated_keeping_every_message_and_peer(tmp_path):
     path = tmp_path / "h"
     make_v1(path)
     with History.open(path) as h:
-        assert h._conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
+        assert h._conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 4
         got = h.since(0)
         assert [s.seq for s in got] == [3, 7, 9]
         a, b, c = got
@@ -99,6 +99,29 @@ def test_a_failed_step_leaves_the_previous_version_whole(tmp_path):
     conn.close()
     with History.open(path) as h:
         assert h.count() == 3
+
+
+def test_v2_keys_are_recomputed_in_sqlite_and_duplicates_still_ignored(tmp_path):
+    path = tmp_path / "h"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, 0, until=2) == 2
+    hashed = message("hashed")
+    conn.execute(
+        "INSERT INTO messages (received_at, idkey, id, addr, nick, body, timestamp, flags)"
+        " VALUES (1.0, whisper_idkey(?1), ?1, 'a:1', 'al', 'hashed', 5, 0),"
+        " (2.0, whisper_idkey('go-id'), 'go-id', 'a:2', '', 'go', NULL, 0)",
+        (hashed.id,),
+    )
+    conn.execute("INSERT INTO messages_text (messages_text) VALUES ('rebuild')")
+    conn.close()
+    with History.open(path) as h:
+        keys = [r[0] for r in h._conn.execute("SELECT idkey FROM messages ORDER BY seq")]
+        assert keys == [hashed.id[12:28].encode(), "go-id"]  # a BLOB, a TEXT
+        assert h.add_messages([Record(hashed, 3.0)]) == 0
+        go = Message.from_wire({"ID": "go-id", "Addr": "x:1", "Body": "y"})
+        assert h.add_messages([Record(go, 3.0)]) == 0
+        assert [s.seq for s in h.search("hashed")] == [1]
+        assert h.find("go-id").seq == 2
 
 
 def test_a_new_history_takes_every_step(tmp_path):

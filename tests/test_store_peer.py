@@ -20,7 +20,7 @@ from prompt_toolkit.output import DummyOutput
 from tests.helpers import LOCAL, linked, start_node
 from tests.proc import Whisper, one_line, run
 from tests.store_helpers import read_only, record
-from tests.test_tui_app import Screen
+from tests.test_tui_app import PAGE_UP, Screen
 from tests.webhelpers import AUTH, TOKEN
 from whisper import Delivered, Node
 from whisper.commands import execute
@@ -234,26 +234,63 @@ async def test_the_web_api_searches_the_history(nursery, tmp_path):
         assert r.status_code == 503 and "history is off" in r.json()["error"]
 
 
-def test_the_terminal_ui_opens_with_the_last_messages_marked_as_earlier(tmp_path):
-    path = tmp_path / "h.sqlite3"
+def run_stored_screen(path, messages: int, script) -> Screen:
+    """The terminal UI of a node whose history holds ``messages`` from bob: old 0, old 1 ..."""
     with History.open(path) as history:
-        history.add_messages([record(f"old {i}", nick="bob") for i in range(60)])
+        history.add_messages([record(f"old {i}", nick="bob") for i in range(messages)])
     with create_pipe_input() as pipe:
         screen = Screen(pipe, DummyOutput(), None)
         stage = HistoryStage(History.open(path))
         stage.attach(screen.node)
         screen.node.run = partial(stage.run, screen.node.run)
-
-        async def script(s: Screen) -> None:
-            await s.until(lambda: "end of the earlier messages" in s.log())
-            s.type("/quit\r")
-
         screen.run(script)
-    log = screen.ui.log_text()
+    return screen
+
+
+def test_the_terminal_ui_opens_with_the_last_messages_marked_as_earlier(tmp_path):
+    async def script(s: Screen) -> None:
+        await s.until(lambda: "end of the earlier messages" in s.log())
+        s.type("/quit\r")
+
+    log = run_stored_screen(tmp_path / "h.sqlite3", 60, script).ui.log_text()
     first = next(i for i, line in enumerate(log) if "earlier: the last 50 messages" in line)
     shown = [line for line in log[first:] if "<bob>" in line]
     assert len(shown) == 50 and shown[0].endswith("<bob> old 10") and "old 59" in shown[-1]
     assert all("[history]" in line for line in shown)
+
+
+def test_page_up_past_the_top_loads_older_messages_from_the_history(tmp_path):
+    async def page_up_until(s: Screen, done) -> None:
+        while not done():
+            view = s.ui.scrollback.view, len(s.ui.scrollback.lines), s.ui.status_text()
+            s.type(PAGE_UP)  # the first presses scroll; the one at the top loads
+            await s.until(
+                lambda view=view: (
+                    done()
+                    or (s.ui.scrollback.view, len(s.ui.scrollback.lines), s.ui.status_text())
+                    != view
+                )
+            )
+
+    async def script(s: Screen) -> None:
+        await s.until(lambda: "end of the earlier messages" in s.log())
+        await page_up_until(s, lambda: "earlier: 50 more messages" in s.log())
+        assert s.ui.scrollback.view is not None  # moved up into what was loaded
+        await page_up_until(s, lambda: "earlier: 20 more messages" in s.log())
+        await page_up_until(s, lambda: "no older messages" in s.ui.status_text())
+        s.type("/quit\r")
+
+    screen = run_stored_screen(tmp_path / "h.sqlite3", 120, script)
+    log = screen.ui.log_text()
+    shown = [line.split("<bob> ")[1] for line in log if "<bob>" in line]
+    assert shown == [f"old {i}" for i in range(120)]  # each once, in order
+    headers = [i for i, line in enumerate(log) if "-- earlier:" in line]
+    assert [log[i].split("-- earlier: ")[1] for i in headers] == [
+        "20 more messages of the history --",
+        "50 more messages of the history --",
+        "the last 50 messages of the history --",
+    ]
+    assert all("[history]" in line for line in log if "<bob>" in line)
 
 
 @pytest.mark.parametrize(

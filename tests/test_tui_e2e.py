@@ -22,9 +22,12 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.store_helpers import record
 from whisper import Config, Delivered, Node
 from whisper.identity import Identity
 from whisper.identity.stages import IdentityConfig
+from whisper.store import History
+from whisper.store.dbfile import APP_NAME
 
 TMUX = shutil.which("tmux")
 LOCAL = "127.0.0.1"
@@ -312,3 +315,28 @@ async def test_closing_the_terminal_leaves_cleanly(tmp_path: Path) -> None:
             await trio.sleep(POLL)
     assert status.read_text() == "0\n"
     assert errors.read_text() == ""
+
+
+async def test_page_up_at_the_top_loads_older_messages_from_the_history(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with History.open(data / APP_NAME / "messages.sqlite3") as history:
+        history.add_messages([record(f"old {n:03}", nick="carol") for n in range(120)])
+    tmux = Tmux(tmp_path)
+    try:
+        await tmux.start(f"{alice(data, '-no-discovery')}; {AFTER}", width=160, height=24)
+        screen = await tmux.until(lambda s: "listening on" in s, "the screen")
+        assert "<carol> old 119" in screen and "old 069" not in screen
+        for oldest in ("old 070", "old 020", "old 000"):
+            while oldest not in (screen := await tmux.screen()):
+                await tmux.keys("PPage")  # scrolls; at the top it loads the 50 before
+                await tmux.until(lambda s, before=screen: s != before, "the view to move")
+        assert "[history] <carol> old 000" in screen
+        while "no older messages" not in rows(screen)[-2]:
+            await tmux.keys("PPage")  # to the top, then past it: nothing older
+            await tmux.until(lambda s, before=screen: s != before, "the view or the status")
+            screen = await tmux.screen()
+        assert rows(screen)[0].endswith("-- earlier: 20 more messages of the history --")
+        await tmux.keys("C-d")
+        assert "exit status 0\nisig icanon echo" in await tmux.exited()
+    finally:
+        await tmux.kill()

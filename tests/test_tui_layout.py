@@ -148,6 +148,37 @@ def test_a_resize_rewraps_and_keeps_the_view_valid() -> None:
     assert sb.view is None
 
 
+def test_older_lines_go_before_the_first_and_a_held_view_stays_on_its_line() -> None:
+    sb = numbered(30)
+    while not sb.at_top():
+        sb.scroll(-sb.page())
+    assert top(sb).endswith("line 0") and sb.view == (0, 0)
+    older = [info_line(f"older {n}", when=NOON) for n in range(25)]
+    assert sb.prepend(older) == 25
+    assert top(sb).endswith("line 0") and not sb.at_top()  # held on the same line
+    sb.scroll(-sb.page())
+    assert top(sb).endswith("older 17")
+    assert plain(sb.lines[0]).endswith("older 0") and sb.first == -25
+
+
+def test_older_lines_count_against_the_bounds_and_the_newest_of_them_are_taken() -> None:
+    sb = Scrollback(10, 1_000_000)
+    for n in range(6):
+        sb.append(info_line(f"line {n}", when=NOON))
+    assert sb.prepend([info_line(f"older {n}", when=NOON) for n in range(8)]) == 4
+    assert [plain(x).split("-!- ")[1] for x in sb.lines[:5]] == [
+        "older 4",
+        "older 5",
+        "older 6",
+        "older 7",
+        "line 0",
+    ]
+    assert sb.prepend([info_line("more", when=NOON)]) == 0
+    tight = Scrollback(100, 60)
+    tight.append(info_line("x" * 30, when=NOON))
+    assert tight.prepend([info_line("y" * 40, when=NOON)]) == 0  # characters too
+
+
 def test_the_scrollback_is_bounded_in_lines_and_characters() -> None:
     sb = Scrollback(100, 50_000)
     for n in range(1000):

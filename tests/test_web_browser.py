@@ -22,8 +22,10 @@ from collections.abc import Iterator
 import pytest
 
 from whisper.identity import Identity, short_fingerprint, sign
+from whisper.store import History
 
 from .helpers import wire
+from .store_helpers import record
 
 try:
     from playwright import sync_api
@@ -56,9 +58,9 @@ def chromium_path() -> str:
 class Daemon:
     """``whisper -headless -http 127.0.0.1:PORT``, its stderr read by a thread."""
 
-    def __init__(self, http_port: int = 0, token: str = TOKEN) -> None:
+    def __init__(self, http_port: int = 0, token: str = TOKEN, *more: str) -> None:
         env = dict(os.environ, WHISPER_HTTP_TOKEN=token)
-        args = ["-host", "127.0.0.1", "-port", "0", "-no-discovery", "-headless"]
+        args = ["-host", "127.0.0.1", "-port", "0", "-no-discovery", "-headless", *more]
         args += ["-nick", "alice", "-http", f"127.0.0.1:{http_port}"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "whisper", *args],
@@ -290,3 +292,34 @@ def test_unsigned_and_impostor_messages_are_marked(page, daemon):
         fake.get_by_test_id("impostor").inner_text()
         == f"impostor {short_fingerprint(second.public)}"
     )
+
+
+def test_scrolled_to_the_top_the_page_loads_older_messages_from_the_history(browser, tmp_path):
+    path = tmp_path / "h.sqlite3"
+    with History.open(path) as history:
+        history.add_messages([record(f"old {n:03}", nick="carol") for n in range(120)])
+    daemon = Daemon(0, TOKEN, "-history", str(path))
+    try:
+        context = browser.new_context(viewport={"width": 1200, "height": 800})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(daemon.url)
+        page.locator("[data-testid=message]", has_text="old 119").wait_for()
+        with daemon.peer() as peer:
+            peer.sendall(json.dumps(wire("live one", nick="bob")).encode() + b"\n")
+            page.locator("[data-testid=message]", has_text="live one").wait_for()
+        assert page.locator("[data-testid=message]", has_text="old 000").count() == 0
+        while page.locator("[data-testid=beginning]").count() == 0:
+            shown = len(messages(page))
+            page.locator("#messages").evaluate("list => { list.scrollTop = 0; }")
+            page.wait_for_function(
+                "shown => document.querySelectorAll('[data-testid=message]').length > shown"
+                " || document.querySelector('[data-testid=beginning]') !== null",
+                arg=shown,
+            )
+        bodies = [line.split("carol", 1)[-1].strip() for line in messages(page)]
+        assert bodies[:120] == [f"old {n:03}" for n in range(120)]  # each once, in order
+        assert "live one" in messages(page)[-1] and len(bodies) == 121
+        context.close()
+    finally:
+        daemon.stop()

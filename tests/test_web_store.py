@@ -35,6 +35,20 @@ def test_ring_forgets_the_oldest_by_count_and_by_bytes_and_says_what_was_missed(
     assert ring.missed(1) == 4
 
 
+def test_a_ring_numbered_by_the_history_keeps_its_numbers_and_pages_both_ways():
+    ring = MessageRing(max_entries=10)
+    ring.last_seq = 100  # the newest stored when the web began
+    for seq in (101, 102, 105, 106):  # 103 and 104 went to no front end
+        assert ring.add(delivered(str(seq), seq=seq), 10).seq == seq
+    assert ring.add(delivered("again", seq=40), 10) is None  # stored already: not twice
+    assert ring.add(delivered("105", seq=105), 10) is None
+    assert [e.seq for e in ring.after(100, 10)] == [101, 102, 105, 106]
+    assert [e.seq for e in ring.after(102, 10)] == [105, 106]
+    assert [e.seq for e in ring.before(106, 2)] == [102, 105]
+    assert [e.seq for e in ring.before(101, 5)] == []
+    assert ring.add(delivered("history off now"), 10).seq == 107  # unnumbered: the next
+
+
 def test_a_cursor_from_an_earlier_run_gets_everything_held():
     ring = MessageRing()
     ring.add(delivered("a"), 1)

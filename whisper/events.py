@@ -31,7 +31,11 @@ class Delivered(NamedTuple):  # one per message relayed: a tuple builds 3x faste
     ``file``: what the message carried as a file (extension 10), kept or rejected;
     ``size``: its encoded length in bytes;
     ``ident``: with identities on (extension 13), its trust, channel, whether it is direct,
-    and the nick and text to show (``identity.stages.Shown``); None when they are off."""
+    and the nick and text to show (``identity.stages.Shown``); None when they are off;
+    ``data``: its wire encoding as relayed (``codec.encode_object``), b"" when not encoded
+    (the history store parses it in SQLite instead of encoding the message again);
+    ``seq``: its number in the history (the store's ``seq``, the web API's cursor) when a
+    front end asked for numbers (``HistoryStage.numbered``), else 0."""
 
     message: Message
     own: bool = False
@@ -39,6 +43,8 @@ class Delivered(NamedTuple):  # one per message relayed: a tuple builds 3x faste
     file: StoredFile | RejectedFile | None = None
     size: int = 0
     ident: Shown | None = None
+    data: bytes = b""
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)

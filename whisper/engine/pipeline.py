@@ -254,7 +254,7 @@ class Pipeline:
             data = encode_object(obj)  # message.fields is obj: relayed as received
             history = obj.get(HISTORY_KEY) is True or (ms is not None and ms < old)
             event: Delivered | None = _tuple(
-                Delivered, (message, False, history, None, len(data), None)
+                Delivered, (message, False, history, None, len(data), None, data, 0)
             )
             for view in views:
                 event = view.view(event)  # type: ignore[arg-type]

@@ -188,7 +188,7 @@ class Engine(Pipeline):
         if self.flood is not None:
             self.flood.own(now)  # OwnLimit: peers would drop it
         self.stats.sent += 1
-        self.out.emit(Delivered(message, own=True, size=len(data), ident=ident))
+        self.out.emit(Delivered(message, own=True, size=len(data), ident=ident, data=data))
         batch = Batch()
         batch.add(data, message, None)
         self._relay(batch, now)

@@ -150,7 +150,7 @@ class IdentityView:
         if channel is not None:
             text = _shown_text(channel, text)
         shown = _tuple(Shown, (trust, key, False, channel, message.nick, text, ""))
-        return _tuple(Delivered, (*event[:5], shown))
+        return _tuple(Delivered, (*event[:5], shown, *event[6:]))
 
 
 class IdentityLayer:

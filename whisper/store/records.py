@@ -12,9 +12,13 @@ Rules:
   ``Nick`` or ``omitempty`` equal the nick (whisper sends both), a flag says so instead of
   JSON, so that a plain chat message costs no ``json.dumps`` on the way in.  A message's
   ``fields`` read back hold the same keys and values; their order may differ.
-- Uniqueness is by ``idkey``: the first 64 bits of BLAKE2b of the ID (measured: a UNIQUE text
-  ID of 76 characters cost 8 us per insert, the integer 1 us).  Two IDs that share it are one
-  message to the store; finding one to match a given ID is a 2**64 second-preimage search.
+- Uniqueness is by ``idkey``, which SQLite computes from the ID (``key_sql``), so that
+  storing a message costs the event loop no Python: for a hashed ID (``hash:sha256:HEX``)
+  the first 16 hex digits (64 bits) as a BLOB, for any other ID the ID itself as TEXT (a
+  BLOB never equals a TEXT, so the two kinds cannot collide).  Two hashed IDs that share
+  those digits are one message to the store: a collision needs 2**64 work against a
+  message already stored, and a message not yet sent cannot be aimed at.  (Schema v2 kept
+  64 bits of BLAKE2b, computed in Python: ``idkey``, still what the v1 -> v2 step uses.)
 - ``Record.of(event, now)`` reads a front end's display event (``events.Delivered``) by its
   attributes only, so the store imports nothing above the wire layer.
 """
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from ..ids import HASH_PREFIX
 from ..message import Message
 
 OWN = 1
@@ -100,7 +105,7 @@ class Record:
         )
 
     def row(self) -> tuple:
-        """The values for ``INSERT`` (``db.INSERT``'s columns, in order)."""
+        """The values for ``db.INSERT_ROW``, in order (``idkey`` is SQLite's: ``key_sql``)."""
         m = self.message
         fields = m.fields
         flags = OWN * self.own | HISTORY * self.history | DIRECT * self.direct
@@ -117,7 +122,6 @@ class Record:
         file = self.file
         return (
             self.received_at,
-            idkey(m.id),
             m.id,
             m.addr,
             m.nick,
@@ -168,7 +172,15 @@ class Stored:
         )
 
 
+def key_sql(id_sql: str) -> str:
+    """The SQL expression of the ``idkey`` of the ID that ``id_sql`` evaluates to."""
+    return (
+        f"(CASE WHEN {id_sql} GLOB '{HASH_PREFIX}*'"
+        f" THEN CAST(substr({id_sql}, {len(HASH_PREFIX) + 1}, 16) AS BLOB) ELSE {id_sql} END)"
+    )
+
+
 def idkey(message_id: str) -> int:
-    """The 64-bit key that makes a message unique in the store (a signed SQLite integer)."""
+    """Schema v2's key of a message (64 bits of BLAKE2b): the v1 -> v2 migration's."""
     digest = hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)

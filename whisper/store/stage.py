@@ -2,14 +2,19 @@
 
 Rules:
 - ``HistoryStage.attach(node)`` plugs in at the node's display (``Node.holds``), not in the
-  relay: relaying never waits for SQLite.  Each ``Delivered`` event becomes a ``Record`` put
-  to the ``HistoryWriter``; the event is published to the front ends only when the writer
-  releases it, after its batch is committed (writer.py: "shown means committed").  Status
-  events are published at once, so one may be shown before a message that came just before
-  it and is still being committed (at most a commit's time, milliseconds).
+  relay: relaying never waits for SQLite.  The event loop puts each engine batch's
+  ``Delivered`` events as they are, with the time, to the ``HistoryWriter`` (``put_many``);
+  the writer's thread makes the rows (``History.add_shown``), and the events are published
+  to the front ends only when the writer releases them, after their batch is committed
+  (writer.py: "shown means committed").  Status events are published at once, so one may
+  be shown before a message that came just before it and is still being committed (at
+  most a commit's time, milliseconds).
 - History off (the writer switched it off: disk full, file damaged, locked past the busy
   timeout, fell behind): one warning notice says so and why, and from then on events are
   shown as they come; the node keeps relaying.
+- Numbers: once a front end sets ``numbered`` (the web API, whose cursor is the store's
+  ``seq``), each message is shown carrying its ``seq`` (``Delivered.seq``), learnt in the
+  commit; until then no event is rebuilt (that costs the event loop a tuple a message).
 - Known peers: every ``PeerLinked`` is recorded with its time (the writer's thread, in turn).
   ``attach`` with no configured ``-peer`` dials the ``REDIAL`` most recently successful ones,
   and fills the backlog (extension 11) from the store, so both survive a restart.
@@ -37,7 +42,7 @@ from . import pins
 from .db import History
 from .errors import HistoryError
 from .export import FORMATS, export
-from .records import Record, Stored
+from .records import Stored
 from .writer import HistoryWriter
 
 if TYPE_CHECKING:
@@ -65,7 +70,11 @@ class HistoryStage:
         self.days = days
         self.redial = redial
         self.wall_clock = wall_clock
-        self.writer: HistoryWriter[Delivered] = HistoryWriter(history, self._release, self._off)
+        self.numbered = False
+        self._seqs: list[int] = []  # the seqs of the batch just committed, when numbered
+        self.writer: HistoryWriter[Delivered] = HistoryWriter(
+            history, self._release, self._off, write=self._write
+        )
         self._node: Node | None = None
         self._nursery: trio.Nursery | None = None
         self._pins: pins.PinSaver | None = None
@@ -140,14 +149,17 @@ class HistoryStage:
 
     def hold(self, events: list[Event]) -> list[Event]:
         """What to show now; the rest is shown by ``_release`` once committed."""
+        if not events:
+            return events
         writer = self.writer
         now = self.wall_clock()
+        delivered = [e for e in events if type(e) is Delivered]
+        if len(delivered) == len(events):  # a relay's batch: messages only
+            return [] if writer.put_many((now, delivered), delivered) else events
         shown: list[Event] = []
         for event in events:
             if type(event) is Delivered:
-                # once off, put only keeps the order behind what is still being committed
-                record = Record.of(event, now) if writer.on else None
-                if not writer.put(record, event):  # type: ignore[arg-type]
+                if not writer.put_many((now, [event]), [event]):
                     shown.append(event)
             else:
                 if type(event) is PeerLinked and writer.on:
@@ -155,7 +167,17 @@ class HistoryStage:
                 shown.append(event)
         return shown
 
+    def _write(self, items: list[tuple[float, list[Delivered]]]) -> int:
+        """In the writer's thread: store a batch, and learn its numbers if wanted."""
+        if not self.numbered:
+            return self.history.add_shown(items)
+        self._seqs.clear()
+        return self.history.add_shown(items, self._seqs)
+
     def _release(self, events: list[Delivered]) -> None:
+        seqs, self._seqs = self._seqs, []
+        if len(seqs) == len(events):  # committed, numbered: else shown as they are
+            events = list(map(_numbered, events, seqs))
         if self._node is not None:
             self._node.publish_now(events)  # type: ignore[arg-type]
 
@@ -187,6 +209,14 @@ class HistoryStage:
     async def page(self, before: int | None = None, limit: int = 100) -> list[Stored]:
         return await self.writer.call(self.history.page, before, limit)
 
+    async def since(self, after: int = 0, limit: int = 100) -> list[Stored]:
+        return await self.writer.call(self.history.since, after, limit)
+
+    async def last_seq(self) -> int:
+        """The newest stored ``seq``, once what is being committed is (0: none)."""
+        await self.writer.flush()
+        return await self.writer.call(self.history.last_seq)
+
     async def export(self, path: Path, fmt: str | None = None) -> int:
         """Write the log to a new file ``path``: text for ``.txt`` or ``.log``, else JSON
         lines.  Waits for what is being committed first."""
@@ -195,6 +225,13 @@ class HistoryStage:
         assert fmt in FORMATS
         await self.writer.flush()
         return await self.writer.call(export, self.history.path, path, fmt)
+
+
+_tuple = tuple.__new__  # Delivered(...) without its Python-level __new__: once per message
+
+
+def _numbered(event: Delivered, seq: int) -> Delivered:
+    return _tuple(Delivered, (*event[:7], seq))
 
 
 def result_line(s: Stored) -> str:

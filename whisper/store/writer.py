@@ -4,13 +4,15 @@ Rules:
 - Shown means committed.  ``put(record, token)`` never blocks: the record joins the batch
   that is waiting, and its ``token`` (whatever the caller shows: a display event) is handed
   to ``release`` only once that batch is committed.  So a SIGKILL loses nothing that was
-  shown.  This is group commit: while one batch is written in the thread, the next one
-  gathers, so one transaction carries thousands of messages at the relay's full rate.
-  Measured (``bench/bench_history.py``, 2 cores shared with other work): at 1,000 msgs/s a
-  message waits 0.3 ms (p50; p99 5 ms); at 50,000 msgs/s 88 ms (p99 0.36 s) while a core
-  is free for the thread, seconds when none is, until ``max_pending`` switches history off.
-  The other choice, a stage that commits each received chunk before going on, would hold
-  up the relay itself for every commit; this one holds up only the display.
+  shown.  ``put_many(item, tokens)`` does the same for one item that stands for several
+  tokens: the stage puts ``(time, events)`` once per engine batch and ``write`` is
+  ``History.add_shown``, so the event loop's part is a few list appends per engine batch,
+  and every row is made in the thread, by SQLite, with the GIL released.
+- Group commit: while one batch is written in the thread, the next one gathers, so one
+  transaction carries thousands of messages at the relay's full rate.  The other choice,
+  a stage that commits each received chunk before going on, would hold up the relay
+  itself for every commit; this one holds up only the display.  Measured: see
+  ``bench/bench_history.py`` (writer and relay sections).
 - One writer: every call into ``History`` runs in ``trio.to_thread.run_sync`` under one
   ``CapacityLimiter(1)``: the batches, and whatever the caller runs through ``call`` (a page,
   a search, a known peer).  The event loop never waits for SQLite.
@@ -65,10 +67,13 @@ class HistoryWriter(Generic[T]):
         release: Callable[[list[T]], None],
         notice: Callable[[str], None],
         *,
+        write: Callable[[list[Any]], int] | None = None,
         max_pending: int = MAX_PENDING,
         max_batch: int = MAX_BATCH,
     ) -> None:
+        """``write`` stores a list of what was put (default ``history.add_messages``)."""
         self.history = history
+        self._write = write
         self.on = True
         self.error: HistoryError | None = None
         self.stats = WriterStats()
@@ -76,7 +81,9 @@ class HistoryWriter(Generic[T]):
         self.max_batch = max_batch
         self._release_to = release
         self._notice = notice
-        self._records: list[Record] = []
+        self._items: list[Any] = []  # what was put, for ``write``
+        self._counts: list[int] = []  # the tokens of each item
+        self._waiting = 0  # sum(self._counts)
         self._tokens: list[T] = []  # while on: one per record; once off: passing through
         self._busy = False  # a batch is in the thread
         self._wake = trio.Event()
@@ -90,29 +97,34 @@ class HistoryWriter(Generic[T]):
     def put(self, record: Record, token: T) -> bool:
         """Store ``record``, then release ``token``.  False: history is off, and nothing
         is waiting to be released before it: show it now."""
-        if self.on and len(self._records) >= self.max_pending:
+        return self.put_many(record, [token])
+
+    def put_many(self, item: Any, tokens: list[T]) -> bool:
+        """Store ``item`` (what ``write`` takes), then release ``tokens``; as ``put``."""
+        n = len(tokens)
+        if self.on and self._waiting + n > self.max_pending:
             self._switch_off(
-                HistoryBehind(
-                    self.history.path, f"writing fell behind ({len(self._records):,} waiting)"
-                )
+                HistoryBehind(self.history.path, f"writing fell behind ({self._waiting:,} waiting)")
             )
             if not self._busy:
                 self._release(self._take_tokens())
         if not self.on:
             if not (self._busy or self._tokens):
                 return False
-            self._tokens.append(token)
+            self._tokens.extend(tokens)
         else:
-            self._records.append(record)
-            self._tokens.append(token)
+            self._items.append(item)
+            self._counts.append(n)
+            self._waiting += n
+            self._tokens.extend(tokens)
             self._wake.set()
-        self._put += 1
+        self._put += n
         return True
 
     @property
     def waiting(self) -> int:
-        """Records waiting for the next batch (not counting the one being written)."""
-        return len(self._records)
+        """Tokens waiting for the next batch (not counting the one being written)."""
+        return self._waiting
 
     async def flush(self) -> None:
         """Wait until every token put so far is released (``run`` must be running)."""
@@ -132,28 +144,32 @@ class HistoryWriter(Generic[T]):
             while self.on:
                 await self._wake.wait()
                 self._wake = trio.Event()
-                while self._records:
+                while self._items:
                     await self._commit_next()
         finally:
             # Cancelled: what is waiting is committed first (each commit is shielded; the
             # deadline is checked between batches, since a commit in a thread cannot stop).
             deadline = trio.current_time() + FLUSH_TIMEOUT
-            while self.on and self._records and trio.current_time() < deadline:
+            while self.on and self._items and trio.current_time() < deadline:
                 await self._commit_next()
-            self._records.clear()
+            self._clear()
             self._release(self._take_tokens())
 
     async def _commit_next(self) -> None:
-        n = self.max_batch
-        records, tokens = self._records[:n], self._tokens[:n]
-        del self._records[:n], self._tokens[:n]
+        counts = self._counts
+        k, n = 1, counts[0]  # whole items, at least one, up to max_batch tokens
+        while k < len(counts) and n + counts[k] <= self.max_batch:
+            n += counts[k]
+            k += 1
+        items, tokens = self._items[:k], self._tokens[:n]
+        del self._items[:k], self._counts[:k], self._tokens[:n]
+        self._waiting -= n
         self._busy = True
         started = trio.current_time()
         try:
             with trio.CancelScope(shield=True):  # the thread cannot be stopped anyway
-                added = await trio.to_thread.run_sync(
-                    self.history.add_messages, records, limiter=self._limiter
-                )
+                write = self._write or self.history.add_messages
+                added = await trio.to_thread.run_sync(write, items, limiter=self._limiter)
         except HistoryError as exc:
             self._switch_off(exc)
         except Exception as exc:  # a bug must not take the relay down with it
@@ -163,7 +179,7 @@ class HistoryWriter(Generic[T]):
             stats = self.stats
             stats.batches += 1
             stats.stored += added
-            stats.largest_batch = max(stats.largest_batch, len(records))
+            stats.largest_batch = max(stats.largest_batch, n)
             stats.longest_commit = max(stats.longest_commit, trio.current_time() - started)
         finally:
             self._busy = False
@@ -178,9 +194,14 @@ class HistoryWriter(Generic[T]):
             return
         self.on = False
         self.error = error
-        self._records.clear()
+        self._clear()
         self._wake.set()  # let run() end
         self._notice(f"history is off: {error}")
+
+    def _clear(self) -> None:
+        self._items.clear()
+        self._counts.clear()
+        self._waiting = 0
 
     def _take_tokens(self) -> list[T]:
         tokens, self._tokens = self._tokens, []

@@ -10,7 +10,8 @@ Rules:
 - The message area (``scrollback.py``) keeps the last ``scrollback`` lines, wrapped at word
   boundaries under the nick.  It follows new lines until the user scrolls up (PgUp); then
   new lines do not move it, the status line counts them, and PgDn back to the bottom (or
-  sending a line) follows again.
+  sending a line) follows again.  PgUp at the top asks for older lines (``older``, given
+  by the session, which loads them from the history and hands them to ``show_earlier``).
 - A message that mentions our nick (``render.mentions``; not our own, not history) has the
   nick picked out, rings the terminal bell (at most once per ``BELL_INTERVAL``: a flood of
   mentions is one ring) and, while scrolled up, is counted in the status line.
@@ -76,6 +77,7 @@ KEYS = (
     ("Tab", "complete a command, a nick, or a peer address after /connect and /disconnect"),
     ("Up / Down", "walk the input history, kept across runs"),
     ("PgUp / PgDn", "scroll the messages by a page; back at the bottom, new ones show again"),
+    ("PgUp at top", "load older messages from the history (-history)"),
     ("Ctrl-C", "clear the line; at an empty line, leave"),
     ("Ctrl-D", "leave (at an empty line; otherwise delete under the cursor)"),
     ("Ctrl-L", "redraw the screen"),
@@ -144,8 +146,11 @@ class ChatUI:
         output: Output | None = None,
         clock: Callable[[], float] = time.time,
         scrollback: int = SCROLLBACK,
+        older: Callable[[], None] | None = None,
     ) -> None:
+        """``older``: called (from a key handler) when PgUp is pressed at the top."""
         self._submit = submit
+        self._older = older
         self._status = status
         self._clock = clock
         self._notice = ("", False)
@@ -198,6 +203,27 @@ class ChatUI:
     ) -> None:
         """``history``: shown marked, with the time it was written; ``body``: shown instead
         of the Body (a file message)."""
+        line, mention = self._message_line(message, own, history, body)
+        self.scrollback.append(line, message=True, mention=mention)
+        if mention and not history:
+            self._ring()
+        self.app.invalidate()
+
+    def show_earlier(self, messages: list[tuple[Message, bool]], header: str) -> int:
+        """Older messages (``(message, own)``, oldest first) from the history, marked as
+        history, put above everything under ``header``; the view moves up a page into
+        them.  Returns how many fitted in the scrollback."""
+        lines = [self._message_line(m, own, True, None)[0] for m, own in messages]
+        lines.insert(0, render.info_line(header, when=self._clock()))
+        fitted = self.scrollback.prepend(lines)
+        if fitted:
+            self.scrollback.scroll(-self.scrollback.page())
+        self.app.invalidate()
+        return max(0, fitted - 1) if fitted == len(lines) else fitted
+
+    def _message_line(
+        self, message: Message, own: bool, history: bool, body: str | None
+    ) -> tuple[Line, bool]:
         when = self._clock()
         if history and message.timestamp_ms is not None:
             when = message.timestamp_ms / 1000.0
@@ -210,10 +236,7 @@ class ChatUI:
         line = render.message_line(
             message, own=own, when=when, history=history, body=body, me=me, number=number
         )
-        self.scrollback.append(line, message=True, mention=mention)
-        if mention and not history:
-            self._ring()
-        self.app.invalidate()
+        return line, mention
 
     def show_whole(self, number: int) -> None:
         """``/show N``: message N in full, its first row at the top of the view."""
@@ -333,6 +356,8 @@ class ChatUI:
 
         @kb.add("pageup")
         def _up(event: KeyPressEvent) -> None:
+            if self._older is not None and self.scrollback.at_top():
+                self._older()  # past the top: older lines from the history, if any
             self.scrollback.scroll(-self.scrollback.page())
 
         @kb.add("pagedown")

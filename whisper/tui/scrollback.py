@@ -14,6 +14,10 @@ Rules:
   down.  Where the rest of the lines fit in the window, the view follows the end again.
 - While the view is held, new messages are counted (``unread``), and those that mention
   us (``mentioned``); following the end again zeroes both.
+- Older lines (from the history, when PgUp is pressed at the top) are put before the first
+  (``prepend``), numbered down from it, so a held view stays on the line it showed.  They
+  count against the same bounds, and only what fits is taken (the newest of them): a full
+  scrollback loads no more.
 """
 
 from __future__ import annotations
@@ -64,6 +68,29 @@ class Scrollback(UIControl):
             self.mentioned += mention
         self._trim()
         return number
+
+    def prepend(self, lines: list[Line]) -> int:
+        """Put older ``lines`` (oldest first) before the first; returns how many fitted,
+        the last ones of ``lines``."""
+        room, chars, k = self.limit - len(self.lines), self.max_chars - self._chars, 0
+        while k < min(room, len(lines)) and _chars(lines[-1 - k]) <= chars:
+            chars -= _chars(lines[-1 - k])
+            k += 1
+        if k:
+            taken = lines[len(lines) - k :]
+            sizes = [_chars(line) for line in taken]
+            self.lines[:0], self._sizes[:0] = taken, sizes
+            self._chars += sum(sizes)
+            self.first -= k
+        return k
+
+    def at_top(self) -> bool:
+        """Is the first row of the first line in sight?"""
+        if not self.lines:
+            return True
+        return self.view == (self.first, 0) or (
+            self.view is None and self._fits_from((self.first, 0))
+        )
 
     def _trim(self) -> None:
         # In chunks, so a flood costs one copy of the list per 10% of a bound, not per line.

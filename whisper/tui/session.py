@@ -12,6 +12,10 @@ Rules:
   Any other event (a notice, a peer linked or lost ...) goes, as its ``text``, to the
   status line and the message area (``render`` cleans every string shown); a link that
   came up or was closed cleanly (``LINK_EVENTS``, not warnings) to the status line only.
+- With a history (``-history``), the screen opens with its last ``EARLIER`` messages,
+  marked as earlier; PgUp at the top loads the ``EARLIER`` before those (``page`` with the
+  oldest shown ``seq`` as the cursor), one load at a time, until the history has no older
+  ones or the scrollback is full (a notice says which).
 - ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, saying goodbye (presence, at most
   ``node.GOODBYE_GRACE``) and closing every connection; the node
   failing ends it with the node's error.
@@ -41,6 +45,7 @@ from ..display import identity_marks, shown_body, shown_sender, take_batch
 from ..events import Delivered, Event, GaveUp, PeerLinked, PeerLost
 from ..loglimit import RepeatLimit
 from ..node import Node
+from ..store.errors import HistoryError
 from ..subscription import Subscription
 from . import guest
 from .app import ChatUI, key_help
@@ -79,6 +84,9 @@ class Session:
         self.nicks = KnownNicks()
         self._token: trio.lowlevel.TrioToken | None = None
         self._typed: trio.MemorySendChannel[str] | None = None
+        self._nursery: trio.Nursery | None = None
+        self._older: int | None = None  # the history holds messages before this seq
+        self._loading = False
         self.ui = ChatUI(
             submit=self.submit,
             status=self.status,
@@ -89,6 +97,7 @@ class Session:
             input=input,
             output=output,
             clock=clock,
+            older=self.load_older,
         )
 
     def status(self) -> Status:
@@ -110,6 +119,7 @@ class Session:
         self._typed = send
         with self.node.subscribe() as events:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await self._show_earlier()  # before anything new can be shown
                 addr = await nursery.start(self.node.run)
                 nursery.start_soon(self._show_events, events)
@@ -128,10 +138,45 @@ class Session:
         earlier = await history.page(limit=EARLIER)
         if not earlier:
             return
+        self._older = earlier[0].seq
         self.ui.show_info([f"-- earlier: the last {len(earlier)} messages of the history --"])
         for s in earlier:
             self.ui.show_message(s.message, own=s.own, history=True, body=s.message.body)
-        self.ui.show_info(["-- end of the earlier messages --"])
+        self.ui.show_info(["-- end of the earlier messages (PgUp at the top for more) --"])
+
+    def load_older(self) -> None:
+        """PgUp at the top (called on the asyncio side): load older messages, on the trio
+        side."""
+        if self._token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._start_loading)
+
+    def _start_loading(self) -> None:
+        if self._nursery is not None and not self._loading and self._older is not None:
+            self._loading = True
+            self._nursery.start_soon(self._load_older)
+
+    async def _load_older(self) -> None:
+        history = self.node.history
+        try:
+            if history is None or not history.on or self._older is None:
+                return
+            page = await history.page(before=self._older, limit=EARLIER)
+            if not page:
+                self._older = None
+                self.ui.notice("the history holds no older messages", chat=False)
+                return
+            header = f"-- earlier: {len(page)} more messages of the history --"
+            fitted = self.ui.show_earlier([(s.message, s.own) for s in page], header)
+            if fitted < len(page):
+                self._older = None
+                self.ui.notice("the scrollback is full: /search finds older messages", warning=True)
+            else:
+                self._older = page[0].seq
+        except HistoryError as exc:
+            self.ui.notice(f"history: {exc}", warning=True)
+        finally:
+            self._loading = False
 
     def _enqueue(self, text: str) -> None:
         if self._typed is not None:

@@ -1,10 +1,15 @@
 """The local JSON API: handlers of a few lines each: parse, call the bridge, render.
 
 Rules:
-- Messages use the wire field names (``store.py``); the cursor ``next`` is our own sequence.
-  ``GET /api/messages``: without ``since`` the newest ``limit``; with it the oldest ``limit``
-  after it, ``wait`` seconds (at most ``MAX_WAIT``: hypercorn on trio does not notice a client
-  that went away) for one to arrive if there is none yet.
+- Messages use the wire field names (``store.py``); the cursor (``Seq``, ``next``,
+  ``before``) is the history's ``seq`` when history is on (the same in the feed, the ring and
+  the store), else this run's own sequence.  ``GET /api/messages``: without ``since`` the
+  newest ``limit`` (and ``before``, as below); with it the oldest ``limit`` after it,
+  ``wait`` seconds (at most ``MAX_WAIT``: hypercorn on trio does not notice a client that
+  went away) for one to arrive if there is none yet; with ``before`` the newest ``limit``
+  older than it, oldest first, and ``before`` to ask for the page before that (null: there
+  is none).  What the web's ring no longer holds comes from the history: paging back
+  reaches its first message.  With history off, paging stops at the oldest the ring holds.
 - Bad input gets a status and ``{"error": ...}`` (``jsonio.py``, ``bridge.Refused``): a
   broken query value or body 400, too large 413, flood control 429, nothing there 404.
 - Received files go out as attachments (``application/octet-stream``, ``nosniff``, a
@@ -93,18 +98,39 @@ class Api:
         ring = self.hub.ring
         limit = _int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT) or DEFAULT_LIMIT
         since = _int(request, "since", None, 1 << 62)
+        before = _int(request, "before", None, 1 << 62)
         wait = _seconds(request, "wait", MAX_WAIT)
-        if since is None:
-            entries = ring.latest(limit)
-            body = {"messages": [e.record() for e in entries], "next": ring.last_seq, "missed": 0}
-            return JSONResponse(body)
+        if before is not None:
+            if since is not None:
+                raise BadRequest(400, "since and before: give one")
+            return JSONResponse(await self._page_back(before, limit))
+        if since is None:  # the newest: as a page back from past the newest
+            body = await self._page_back(ring.last_seq + 1, limit)
+            return JSONResponse({**body, "next": ring.last_seq, "missed": 0})
         if wait and since >= ring.last_seq:
             await self.hub.wait_for_message(since, wait)
+        if self.bridge.history_on and since < ring.first_seq - 1:  # the ring forgot: stored
+            stored = await self.bridge.since(since, limit)
+            nxt = stored[-1].seq if stored else since
+            body = {"messages": [stored_record(s) for s in stored], "next": nxt, "missed": 0}
+            return JSONResponse(body)
         missed = ring.missed(since)
         entries = ring.after(since, limit)
         nxt = entries[-1].seq if entries else min(since, ring.last_seq)
         body = {"messages": [e.record() for e in entries], "next": nxt, "missed": missed}
         return JSONResponse(body)
+
+    async def _page_back(self, before: int, limit: int) -> dict[str, Any]:
+        """The newest ``limit`` older than ``before``: the ring's, then the history's."""
+        records = [e.record() for e in self.hub.ring.before(before, limit)]
+        older = records[0]["Seq"] if records else before
+        more = len(records) == limit
+        if len(records) < limit and self.bridge.history_on:
+            stored = await self.bridge.page(older, limit - len(records) + 1)
+            more = len(stored) > limit - len(records)
+            records[:0] = [stored_record(s) for s in stored[int(more) :]]
+        first = records[0]["Seq"] if records else None
+        return {"messages": records, "before": first if more else None}
 
     async def search(self, request: Request) -> Response:
         """``?q=TEXT[&limit=N][&before=SEQ]``: the history, newest first (503: it is off)."""

@@ -159,6 +159,31 @@ class Bridge:
     async def search(self, text: str, limit: int, before: int | None) -> list[Any]:
         return await search(self._node, text, limit, before)
 
+    async def number_messages(self) -> int | None:
+        """With history on: have messages shown numbered by the store (``Delivered.seq``)
+        and return the newest ``seq``; None when history is off."""
+        history = self._node.history
+        if history is None or not history.on:
+            return None
+        history.numbered = True
+        try:
+            return await history.last_seq()
+        except HistoryError:
+            return None
+
+    @property
+    def history_on(self) -> bool:
+        history = self._node.history
+        return history is not None and history.on
+
+    async def page(self, before: int | None, limit: int) -> list[Any]:
+        """The history's ``limit`` messages older than ``before``, oldest first."""
+        return await _stored(self._node, "page", before, limit)
+
+    async def since(self, after: int, limit: int) -> list[Any]:
+        """The history's ``limit`` messages newer than ``after``, oldest first."""
+        return await _stored(self._node, "since", after, limit)
+
     def files(self) -> list[files.StoredFile]:
         return self._node.files()
 
@@ -171,11 +196,16 @@ class Bridge:
 
 async def search(node: Node, text: str, limit: int, before: int | None) -> list[Any]:
     """The history's messages holding every word of ``text``, newest first (``Stored``)."""
+    return await _stored(node, "search", text, limit, before)
+
+
+async def _stored(node: Node, what: str, *args: Any) -> list[Any]:
+    """``node.history.<what>(*args)``; 503 when history is off or fails."""
     history = node.history
     if history is None or not history.on:
         raise Refused(503, "history is off (-no-history, or it could not be used)")
     try:
-        return await history.search(text, limit, before)
+        return await getattr(history, what)(*args)
     except HistoryError as exc:
         raise Refused(503, str(exc)) from None
 

@@ -16,6 +16,12 @@ Rules:
 - The peer list, online list and who we are are polled every ``POLL_INTERVAL`` (and at once
   after a notice or ``refresh``), and sent only when they differ from what was sent last
   (a peer's ``Since`` alone does not count): a redraw under the pointer eats clicks.
+- With history on, the ring is numbered by the store (``Bridge.number_messages``; it
+  starts after the newest stored ``seq``), so every cursor the web hands out, the feed's
+  and the API's, is the store's ``seq``: a page can page back through the history from
+  any message it shows.  A batch is then added in ``seq`` order (the order stored), and a
+  message shown unnumbered while history is on (committed before numbering began) is left
+  to the history.
 - ``close`` tells every feed to end (the server is shutting down).
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import Any
 
 import trio
@@ -115,7 +122,7 @@ class Hub:
         buffer: int = HUB_EVENTS,
     ) -> None:
         self.bridge = bridge
-        self.ring = ring or MessageRing()
+        self.ring = ring if ring is not None else MessageRing()  # an empty ring is falsy
         self.users = users or Users()
         self.max_rate = max_rate
         self.poll_interval = poll_interval
@@ -124,6 +131,7 @@ class Hub:
         self._new = trio.Event()
         self._refresh = trio.Event()
         self._sent: dict[str, Any] = {}
+        self._numbered = False
         self.closing = False
 
     # -- what feeds and handlers use ---------------------------------------------------
@@ -170,6 +178,10 @@ class Hub:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self.bridge.subscribe(self.buffer, HUB_BYTES) as events:
+            last = await self.bridge.number_messages()
+            if last is not None:
+                self._numbered = True
+                self.ring.last_seq = max(self.ring.last_seq, last)
             async with trio.open_nursery() as nursery:
                 self._sent = {"me": self.state, "peers": _comparable(self.bridge.peers())}
                 nursery.start_soon(self._watch)
@@ -183,9 +195,13 @@ class Hub:
 
     def _ingest(self, batch: list) -> None:
         added = False
+        numbered = self._numbered and self.bridge.history_on
+        if numbered:  # in the order stored (take_batch put history in time order)
+            _in_seq_order(batch)
         for event in batch:
             if type(event) is Delivered:
-                self.ring.add(event, _size(event))
+                if not (numbered and not event.seq):
+                    self.ring.add(event, _size(event))
                 if self.users.heard(event):
                     self._send_changed("users", self.users.records())
                 added = True
@@ -231,6 +247,16 @@ class Hub:
 
     def listeners(self) -> Iterator[Listener]:
         return iter(self._listeners)
+
+
+def _in_seq_order(batch: list) -> None:
+    """Sort the messages of ``batch`` by ``seq`` in place, leaving the other events be."""
+    places = [i for i, e in enumerate(batch) if type(e) is Delivered]
+    for i, event in zip(places, sorted((batch[i] for i in places), key=_SEQ), strict=True):
+        batch[i] = event
+
+
+_SEQ = attrgetter("seq")
 
 
 def _comparable(peers: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -3,10 +3,11 @@
 Rules:
 - ``MessageRing`` keeps the last ``max_entries`` delivered messages, and at most ``max_bytes``
   of them (the size it is given: about what an entry holds, file contents included); past
-  either bound the oldest go.  Each gets
-  the next number of a local sequence, from 1: that number is the API's cursor, never a
-  sender's Timestamp (which any peer sets as it likes).  A persistent history will feed the
-  same cursor.
+  either bound the oldest go.  Each has a number that only grows: the API's cursor, never a
+  sender's Timestamp (which any peer sets as it likes).  With history on, that number is
+  the store's ``seq`` (``Delivered.seq``), so the ring and the history share one cursor; a
+  message numbered no higher than the newest held (one the history had already, shown
+  again) is not added twice.  Otherwise (``seq`` 0) it is the next of a local sequence.
 - ``after(cursor, limit)`` is what follows a cursor, oldest first; a cursor beyond the
   newest number is from an earlier run (the sequence restarts with the process) and gets
   everything held.  ``latest(limit)`` is the newest ``limit``.  ``missed(cursor)`` is how many
@@ -33,7 +34,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import dropwhile, islice, takewhile
 from typing import Any
 
 from ..events import Delivered
@@ -144,9 +145,15 @@ class MessageRing:
         """The oldest number held (``last_seq + 1`` when empty)."""
         return self._entries[0].seq if self._entries else self.last_seq + 1
 
-    def add(self, event: Delivered, size: int) -> Entry:
-        self.last_seq += 1
-        entry = Entry(self.last_seq, event, size)
+    def add(self, event: Delivered, size: int) -> Entry | None:
+        """Keep ``event``; None: it is numbered and not newer than the newest (see Rules)."""
+        seq = event.seq
+        if not seq:
+            seq = self.last_seq + 1
+        elif seq <= self.last_seq:
+            return None
+        self.last_seq = seq
+        entry = Entry(seq, event, size)
         self._entries.append(entry)
         self._bytes += size
         while len(self._entries) > self.max_entries or (
@@ -158,11 +165,17 @@ class MessageRing:
     def after(self, cursor: int, limit: int) -> list[Entry]:
         if cursor > self.last_seq:
             cursor = 0  # a cursor from an earlier run: everything we hold
-        newer = min(len(self._entries), self.last_seq - cursor)
         # from the newest end: a feed's cursor is near it, and a deque indexes in O(distance)
-        tail = list(islice(reversed(self._entries), newer))
+        tail = list(takewhile(lambda e: e.seq > cursor, reversed(self._entries)))
         tail.reverse()
         return tail[:limit]
+
+    def before(self, cursor: int, limit: int) -> list[Entry]:
+        """The ``limit`` newest held that are older than ``cursor``, oldest first."""
+        older = dropwhile(lambda e: e.seq >= cursor, reversed(self._entries))
+        page = list(islice(older, limit))
+        page.reverse()
+        return page
 
     def latest(self, limit: int) -> list[Entry]:
         tail = list(islice(reversed(self._entries), limit))

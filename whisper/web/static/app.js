@@ -1,6 +1,8 @@
 // whisper's page.  Rules: every string from a peer reaches the DOM through textContent
 // (never innerHTML); the feed reconnects on its own and resumes from its cursor; the peer
-// list is redrawn only when it changes (a redraw under the pointer eats clicks).
+// list is redrawn only when it changes (a redraw under the pointer eats clicks); scrolled
+// to the top, the page loads older messages (GET /api/messages?before=SEQ, the history's
+// seq when history is on), one page at a time, keeping what is in view where it was.
 
 import { ago, bodyNode, clock, el, fileCard, identityTags, nickSpan, size } from "./render.js";
 
@@ -9,7 +11,9 @@ const MAX_SHOWN = 1500;        // messages kept on the page
 const MAX_SEEN = 5000;         // message IDs remembered, to drop what a reconnection resends
 
 const state = {
-  cursor: null,      // the feed's Seq cursor (ours, local); null before the first connect
+  cursor: null,      // the feed's Seq cursor; null before the first connect
+  oldest: null,      // the oldest Seq shown: where paging back goes on from
+  older: "idle",     // paging back: "idle", "loading" or "done" (nothing older)
   seen: new Set(),   // message IDs shown (a reconnection may resend some)
   nick: "",
   peersKey: "",
@@ -57,7 +61,18 @@ function inBatch(fn) {
 }
 
 function showMessage(m) {
-  if (state.seen.has(m.ID)) return;
+  const item = messageItem(m);
+  if (!item) return;
+  append(item);
+  if (!m.Own && !m.History && document.hidden) {
+    state.unread += 1;
+    document.title = `(${state.unread}) whisper`;
+  }
+}
+
+function messageItem(m) {
+  if (state.oldest === null || m.Seq < state.oldest) state.oldest = m.Seq;
+  if (state.seen.has(m.ID)) return null;
   state.seen.add(m.ID);
   if (state.seen.size > MAX_SEEN) state.seen.delete(state.seen.values().next().value);
   const sender = m.Nick || m.Addr;
@@ -80,14 +95,33 @@ function showMessage(m) {
     }
     if (m.FileRejected) line.append(el("div", { class: "rejected", text: `file rejected: ${m.FileRejected}` }));
   }
-  const item = el("li", { class: cls.join(" "), "data-testid": "message", title: m.Addr },
+  return el("li", { class: cls.join(" "), "data-testid": "message", title: m.Addr },
     el("time", { class: "time", text: clock(m.Timestamp) }), line);
-  append(item);
-  if (!m.Own && !m.History && document.hidden) {
-    state.unread += 1;
-    document.title = `(${state.unread}) whisper`;
+}
+
+async function loadOlder() {
+  if (state.older !== "idle") return;
+  state.older = "loading";
+  const from = state.oldest === null ? "" : `&before=${state.oldest}`;  // none: the newest
+  try {
+    const page = await api("GET", `/api/messages?limit=50${from}`);
+    const items = page.messages.map(messageItem).filter(Boolean);
+    if (page.before === null) {
+      items.unshift(el("li", { class: "divider", "data-testid": "beginning", text: "the beginning of the history" }));
+    }
+    const below = list.scrollHeight - list.scrollTop;  // keep what is in view where it was
+    list.prepend(...items);
+    list.scrollTop = list.scrollHeight - below;
+    state.older = page.before === null ? "done" : "idle";
+  } catch (err) {
+    state.older = "idle";
+    info([`older messages not loaded: ${err.message}`], "error");
   }
 }
+
+list.addEventListener("scroll", () => {
+  if (list.scrollTop < 40) loadOlder();
+});
 
 function info(lines, kind = "info") {
   if (!lines.length) return;  // one item for a reply of several lines (/help, /peers)
@@ -239,6 +273,7 @@ function connectFeed() {
         if (line) handle(JSON.parse(line));
       }
     });
+    if (list.scrollHeight <= list.clientHeight) loadOlder();  // nothing to scroll yet
   });
   socket.addEventListener("close", () => {
     $("link-state").textContent = "reconnecting…";
@@ -260,6 +295,8 @@ function handle(event) {
       if (state.cursor !== null && event.Next < state.cursor) {
         divider("whisper restarted");  // its cursor starts again from 1
         state.cursor = 0;
+        state.oldest = null;
+        state.older = "idle";
       }
       setMe(event);
       break;
