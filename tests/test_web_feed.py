@@ -13,7 +13,7 @@ from whisper.message import Message
 from whisper.web.hub import Listener
 from whisper.web.store import MessageRing
 
-from .helpers import origin, send, sink, wire
+from .helpers import origin, send, sink, start_node, wire
 from .webhelpers import web_node
 
 TIMEOUT = 10
@@ -31,15 +31,36 @@ async def test_a_feed_says_who_we_are_then_every_message_as_it_arrives(web):
             me = await feed.next()
             assert me == {"Event": "me", "Nick": "alice", "Addr": web.node.addr, "Next": 0}
             assert (await feed.next())["Event"] == "peers"
-            assert (await feed.next())["Event"] == "users"
+            users = await feed.next()
+            assert [(u["Nick"], u["You"]) for u in users["online"]] == [("alice", True)]
+            assert users["heard"] == []
             peer = await origin(web.node)
             await send(peer, wire("<script>alert(1)</script>", nick="bob"))
             message = await feed.until("message")
             assert message["Body"] == "<script>alert(1)</script>" and message["Seq"] == 1
-            users = await feed.until("users")
-            assert [u["Nick"] for u in users["users"]] == ["bob"]
+            users = await feed.until("users")  # heard, but not online by presence
+            assert [u["Nick"] for u in users["heard"]] == ["bob"]
             web.node.say("mine")
             assert (await feed.until("message"))["Own"] is True
+
+
+async def online_nicks(feed) -> list[str]:
+    """The nicks online by presence in the feed's next ``users`` event."""
+    return [u["Nick"] for u in (await feed.until("users"))["online"]]
+
+
+async def test_who_is_online_is_presence_joins_and_leaves(nursery, web):
+    with trio.fail_after(TIMEOUT):
+        async with web.feed() as feed:
+            assert await online_nicks(feed) == ["alice"]
+            bob = await start_node(nursery, nick="bob", peers=[web.node.addr])
+            assert await online_nicks(feed) == ["alice", "bob"]
+            bob.say("hi")  # heard, and online: listed once
+            await feed.until("message")
+            await bob.farewell()
+            while (users := await feed.until("users"))["online"][1:]:
+                pass
+            assert [u["Nick"] for u in users["heard"]] == ["bob"]  # gone: heard only
 
 
 async def test_recent_history_on_open_and_resuming_after_a_cursor(web):
@@ -127,10 +148,21 @@ async def test_a_listener_behind_the_ring_is_told_what_it_missed():
     assert listener.take(ring) == []
 
 
+async def test_a_listener_says_how_many_messages_the_hub_skipped():
+    ring = MessageRing()
+    listener = Listener(0)
+    ring.add(delivered("m0"), 10)
+    listener.skip(40)
+    lines = listener.take(ring)
+    assert lines[0] == '{"Event":"missed","Messages":40,"Events":0}'
+    assert '"Body":"m0"' in lines[1] and len(lines) == 2
+    assert listener.take(ring) == []
+
+
 async def test_past_its_rate_the_web_skips_messages_and_says_so(nursery):
     """A relay blast: the hub keeps to max_rate; the node drops the rest for it, and feeds
     are told how many, while the relay itself goes on."""
-    async with web_node(nursery, hub={"max_rate": 20, "buffer": 8}) as web:
+    async with web_node(nursery, hub={"max_rate": 20, "buffer": 8, "behind_shown": 2}) as web:
         s = await sink(nursery)
         with trio.fail_after(TIMEOUT):
             async with web.feed() as feed:
@@ -140,9 +172,14 @@ async def test_past_its_rate_the_web_skips_messages_and_says_so(nursery):
                 await s.wait_for(lambda s: s.connections == 1)
                 await send(peer, *[wire(f"blast {i}") for i in range(200)])
                 await s.wait_for(lambda s: "blast 199" in s.bodies)  # all relayed
-                notice = await feed.until("notice", Warning=True)
+                seen: dict[str, dict] = {}
+                while not {"notice", "missed"} <= seen.keys():
+                    event = await feed.next()
+                    if event["Event"] == "missed" or event.get("Warning"):
+                        seen[event["Event"]] = event
                 assert re.fullmatch(
-                    r"this display fell behind: \d+ events were dropped", notice["Text"]
+                    r"this display fell behind: \d+ events were dropped", seen["notice"]["Text"]
                 )
+                assert seen["missed"]["Messages"] > 0  # behind: only the newest are shown
         shown = (await web.client.get("/api/messages", params={"limit": 1000})).json()
         assert 0 < len(shown["messages"]) < 201

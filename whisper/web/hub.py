@@ -10,12 +10,21 @@ Rules:
   fills, and the node drops (and counts) the rest for it, so a relay blast costs the node
   almost nothing while browsers are attached.  A feed that fell behind is told what it
   missed (``missed`` event), never the node.
+- Behind is a mode: once the node dropped events for the hub (its subscription was full),
+  the web shows only the newest ``behind_shown`` messages of what waits and then looks
+  again ``BEHIND_PAUSE`` later, the skipped ones counted in each feed's next ``missed``.
+  Under a flood a browser sees the newest messages at once, not a backlog seconds old, and
+  the web costs the node per message shown (encoding, frames), not per message relayed.
 - A feed is a ``Listener``: a cursor into the ring plus a short bounded queue of the other
   events (oldest dropped past ``LISTENER_EVENTS``, and counted).  Messages are never queued
   per feed, so a slow browser holds no memory: it only falls behind the ring.
 - The peer list, online list and who we are are polled every ``POLL_INTERVAL`` (and at once
   after a notice or ``refresh``), and sent only when they differ from what was sent last
-  (a peer's ``Since`` alone does not count): a redraw under the pointer eats clicks.
+  (a peer's ``Since`` or a user's ``LastSeen`` alone does not count): a redraw under the
+  pointer eats clicks.
+- Who is online is presence (``Bridge.online()``, ourselves first): the ``users`` event
+  holds it as ``online``, and as ``heard`` the nicks heard recently (``Users``) that are not
+  online by presence (a peer that does not announce itself, or went quiet).
 - ``close`` tells every feed to end (the server is shutting down).
 """
 
@@ -38,6 +47,8 @@ HUB_EVENTS = 4096
 HUB_BYTES = 64 * 1024 * 1024
 MAX_RATE = 1000.0
 POLL_INTERVAL = 0.5
+BEHIND_SHOWN = 100
+BEHIND_PAUSE = 0.5
 LISTENER_EVENTS = 256
 #: A feed frame holds at least one event, and more only while it stays under this.
 FRAME_BYTES = 256 * 1024
@@ -55,6 +66,7 @@ class Listener:
         self.cursor = cursor
         self.closed = False
         self.dropped = 0
+        self.skipped = 0
         self._other: deque[tuple[int, str]] = deque()
         self._wake = trio.Event()
 
@@ -64,6 +76,11 @@ class Listener:
             self._other.popleft()
             self.dropped += 1
         self._other.append((after, line))
+        self._wake.set()
+
+    def skip(self, count: int) -> None:
+        """The hub skipped ``count`` messages (it was behind): say so in the next frame."""
+        self.skipped += count
         self._wake.set()
 
     def poke(self) -> None:
@@ -76,10 +93,10 @@ class Listener:
         """The next lines to send (possibly none), oldest first; resets the wake-up."""
         self._wake = trio.Event()
         lines: list[str] = []
-        missed = ring.missed(self.cursor)
+        missed = ring.missed(self.cursor) + self.skipped
         if missed or self.dropped:
             lines.append(event_line("missed", Messages=missed, Events=self.dropped))
-            self.dropped = 0
+            self.dropped = self.skipped = 0
             self.cursor = max(self.cursor, ring.first_seq - 1)
         size = 0
         other = self._other
@@ -113,6 +130,7 @@ class Hub:
         max_rate: float = MAX_RATE,
         poll_interval: float = POLL_INTERVAL,
         buffer: int = HUB_EVENTS,
+        behind_shown: int = BEHIND_SHOWN,
     ) -> None:
         self.bridge = bridge
         self.ring = ring or MessageRing()
@@ -120,6 +138,7 @@ class Hub:
         self.max_rate = max_rate
         self.poll_interval = poll_interval
         self.buffer = buffer
+        self.behind_shown = behind_shown
         self._listeners: set[Listener] = set()
         self._new = trio.Event()
         self._refresh = trio.Event()
@@ -146,8 +165,20 @@ class Hub:
         return [
             event_line("me", **self.state, Next=self.ring.last_seq),
             event_line("peers", peers=self.bridge.peers()),
-            event_line("users", users=self.users.records()),
+            event_line("users", **self.who()),
         ]
+
+    def who(self) -> dict[str, list[dict[str, Any]]]:
+        """Who is online by presence, and who else was heard recently (see the rules)."""
+        online = self.bridge.online()
+        nicks = {u["Nick"] for u in online}
+        heard = [u for u in self.users.records() if u["Nick"] not in nicks]
+        return {"online": online, "heard": heard}
+
+    def _users_key(self) -> tuple[Any, ...]:
+        online = [(u["Nick"], u["Addr"], u["Linked"], u["You"]) for u in self.bridge.online()]
+        heard = sorted((u["Nick"], u["Seen"] // 60) for u in self.users.records())
+        return (online, heard)  # a nick heard again within the minute changes nothing
 
     async def wait_for_message(self, cursor: int, timeout: float) -> None:
         """Return once the ring holds a message after ``cursor``, or after ``timeout``."""
@@ -172,14 +203,36 @@ class Hub:
         with self.bridge.subscribe(self.buffer, HUB_BYTES) as events:
             async with trio.open_nursery() as nursery:
                 self._sent = {"me": self.state, "peers": _comparable(self.bridge.peers())}
+                self._sent["users"] = self._users_key()
                 nursery.start_soon(self._watch)
                 task_status.started()
+                dropped = events.dropped
                 async for first in events:
                     batch = await take_batch(events, [first])
+                    behind, dropped = events.dropped > dropped, events.dropped
+                    if behind:
+                        batch = self._newest(batch, self.behind_shown)
                     self._ingest(batch)
                     messages = sum(type(e) is Delivered for e in batch)
-                    if messages and self.max_rate < math.inf:
+                    if behind:
+                        await trio.sleep(BEHIND_PAUSE)
+                    elif messages and self.max_rate < math.inf:
                         await trio.sleep(messages / self.max_rate)
+
+    def _newest(self, batch: list, shown: int) -> list:
+        """``batch`` without all but the newest ``shown`` messages; feeds told of the rest."""
+        skip = sum(type(e) is Delivered for e in batch) - shown
+        if skip <= 0:
+            return batch
+        for listener in self._listeners:
+            listener.skip(skip)
+        kept = []
+        for event in batch:
+            if type(event) is Delivered and skip > 0:
+                skip -= 1
+            else:
+                kept.append(event)
+        return kept
 
     def _ingest(self, batch: list) -> None:
         added = False
@@ -187,7 +240,7 @@ class Hub:
             if type(event) is Delivered:
                 self.ring.add(event, _size(event))
                 if self.users.heard(event):
-                    self._send_changed("users", self.users.records())
+                    self._refresh.set()  # a nick not heard before: the online list changed
                 added = True
             else:  # a status event: a notice, a peer linked or lost ...
                 line = event_line("notice", Text=event.text, Warning=event.warning)
@@ -207,22 +260,22 @@ class Hub:
             self._look()
 
     def _look(self) -> None:
-        self._send_changed("me", self.state)
+        self._send_me(self.state)
         peers = self.bridge.peers()
         if _comparable(peers) != self._sent.get("peers"):
             self._sent["peers"] = _comparable(peers)
             self._broadcast(event_line("peers", peers=peers))
-        if self.users.expire():
-            self._send_changed("users", self.users.records())
+        self.users.expire()
+        users = self._users_key()
+        if users != self._sent.get("users"):
+            self._sent["users"] = users
+            self._broadcast(event_line("users", **self.who()))
 
-    def _send_changed(self, name: str, value: Any) -> None:
-        if self._sent.get(name) == value:
+    def _send_me(self, value: dict[str, str]) -> None:
+        if self._sent.get("me") == value:
             return
-        self._sent[name] = value
-        if name == "me":
-            self._broadcast(event_line("me", **value, Next=self.ring.last_seq))
-        else:
-            self._broadcast(event_line(name, **{name: value}))
+        self._sent["me"] = value
+        self._broadcast(event_line("me", **value, Next=self.ring.last_seq))
 
     def _broadcast(self, line: str) -> None:
         after = self.ring.last_seq

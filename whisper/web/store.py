@@ -20,8 +20,8 @@ Rules:
   shared by every feed.
 - ``Users`` is who was heard recently, by nick (messages from the network that are not
   history; at most ``MAX_NICK_CHARS`` characters, else not kept), at most ``max_users`` of
-  them, each forgotten ``window`` seconds after it last spoke.  Presence proper comes with
-  the chat issue; until then this is what "online" means.
+  them, each forgotten ``window`` seconds after it last spoke.  Who is online is presence
+  (``Bridge.online``); the page lists these beside it, dimmed, when not online.
 
 Pure state: the wall clock is injected; no trio.
 """
