@@ -249,7 +249,20 @@ async def test_peers_connect_list_and_disconnect(nursery, web):
     assert r.status_code == 200 and r.json() == {"Addr": s.addr}
     assert (await web.client.get("/api/peers")).json()["peers"] == []
     r = await web.client.delete(f"/api/peers/{s.addr}")
-    assert r.status_code == 404 and "no outgoing link" in r.json()["error"]
+    assert r.status_code == 404 and "no link to" in r.json()["error"]
+
+
+async def test_an_incoming_connection_is_disconnected_too(web):
+    with trio.fail_after(TIMEOUT):
+        peer = await origin(web.node)
+        while not (peers := (await web.client.get("/api/peers")).json()["peers"]):
+            await trio.sleep(0.01)  # the node learns of it with no event: a poll
+        assert [p["Direction"] for p in peers] == ["in"]
+        r = await web.client.delete(f"/api/peers/{peers[0]['Addr']}")
+        assert r.status_code == 200 and r.json() == {"Addr": peers[0]["Addr"]}
+        assert (await web.client.get("/api/peers")).json()["peers"] == []
+        while await peer.receive_some(4096):  # the greeting, then the close
+            pass
 
 
 @pytest.mark.parametrize("addr", ["nonsense", "1.2.3.4", "1.2.3.4:99999", "::1:5", ""])

@@ -205,6 +205,18 @@ def test_the_online_list_is_presence_and_the_heard_are_dimmed(page, daemon):
         online.wait_for(state="detached")
 
 
+def test_an_incoming_link_has_a_disconnect_button_too(page, daemon):
+    with daemon.peer() as peer:
+        port = peer.getsockname()[1]
+        row = page.locator("[data-testid=peer-row]", has_text=f":{port}")
+        assert row.locator(".dir").inner_text().lower() == "in"
+        row.get_by_test_id("disconnect").click()
+        row.wait_for(state="detached")
+        peer.settimeout(TIMEOUT_MS / 1000)
+        while peer.recv(4096):  # the greeting, then the close
+            pass
+
+
 def test_connect_a_peer_send_to_it_and_disconnect(page, daemon):
     listener = Listener()
     peer_box = page.get_by_test_id("peer-input")

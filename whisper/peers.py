@@ -114,7 +114,7 @@ class Peer:
     opened: float = 0.0  # when it took its slot
     produced: float | None = None  # the last new message it delivered (out: from its Addr)
     pinned: bool = False  # the user asked for it: never replaced
-    close: Callable[[], None] | None = None  # the engine's handle on an incoming connection
+    close: Callable[[str], None] | None = None  # the engine's handle on an incoming one: why
     # -- an outgoing link's state, kept by the engine (engine/links.py) --
     queue: SendQueue | None = None
     replay: LinkReplay | None = None
@@ -273,7 +273,7 @@ class PeerTable:
 
     # -- incoming --------------------------------------------------------------------
 
-    def admit(self, remote: str, now: float, close: Callable[[], None]) -> Admission:
+    def admit(self, remote: str, now: float, close: Callable[[str], None]) -> Admission:
         """Decide on a new connection from ``remote`` (IP:PORT); if admitted, it is recorded
         (``close``: how the node closes it, should it have to give way)."""
         host, own = host_of(remote), host_of(self.self_addr)

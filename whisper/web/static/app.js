@@ -120,16 +120,13 @@ function renderPeers(peers) {
     const row = el("li", { "data-testid": "peer-row", "data-addr": p.Addr },
       el("span", { class: "dir", text: p.Direction, title: p.Direction === "out" ? "we dialled it" : "it dialled us" }),
       el("span", { class: "peer-addr", text: p.Addr }));
-    if (p.Direction === "out") {
-      const button = el("button", { class: "disconnect", type: "button", text: "Disconnect",
-        "data-testid": "disconnect", "aria-label": `Disconnect from ${p.Addr}` });
-      button.dataset.addr = p.Addr;
-      button.addEventListener("click", () => disconnect(p.Addr));
-      row.append(button);
-      if (focused === p.Addr) queueMicrotask(() => button.focus());
-    } else {
-      row.append(el("span"));
-    }
+    const label = p.Direction === "out" ? `Disconnect from ${p.Addr}` : `Close the connection from ${p.Addr}`;
+    const button = el("button", { class: "disconnect", type: "button", text: "Disconnect",
+      "data-testid": "disconnect", "aria-label": label });
+    button.dataset.addr = p.Addr;
+    button.addEventListener("click", () => disconnect(p.Addr));
+    row.append(button);
+    if (focused === p.Addr) queueMicrotask(() => button.focus());
     const detail = p.Error && p.State !== "connected" ? `${p.State} · ${p.Error}` : p.State;
     row.append(el("span", { class: `peer-state ${p.State === "connected" ? "connected" : ""}`, text: detail }));
     ul.append(row);
