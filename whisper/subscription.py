@@ -7,6 +7,7 @@ Rules:
   up sees every message).  An event's size is ``events.weight``: a message's encoded
   length, a status event's text length.  ``offer_all`` offers a batch (one call per
   received chunk, not one per message).
+- Its owner may change ``max_events`` as it goes (the web cuts it while it is behind).
 - The front end learns what it missed: after a drop, its next ``receive`` returns a warning
   ``Notice`` saying how many events were dropped, before the events that follow.
 - ``receive``, ``receive_nowait`` and ``async for`` behave as on a trio memory channel

@@ -65,9 +65,9 @@ class Feed:
 
     async def _write(self, websocket: WebSocket, listener: Listener) -> None:
         while not listener.closed:
-            lines = listener.take(self.hub.ring)
-            if lines:
-                await websocket.send_text("\n".join(lines))
+            frame = listener.frame(self.hub.ring)
+            if frame:
+                await websocket.send_text(frame)
                 await trio.sleep(MIN_INTERVAL)
             else:
                 await listener.wait()

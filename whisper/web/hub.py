@@ -10,14 +10,18 @@ Rules:
   fills, and the node drops (and counts) the rest for it, so a relay blast costs the node
   almost nothing while browsers are attached.  A feed that fell behind is told what it
   missed (``missed`` event), never the node.
-- Behind is a mode: once the node dropped events for the hub (its subscription was full),
-  the web shows only the newest ``behind_shown`` messages of what waits and then looks
-  again ``BEHIND_PAUSE`` later, the skipped ones counted in each feed's next ``missed``.
-  Under a flood a browser sees the newest messages at once, not a backlog seconds old, and
-  the web costs the node per message shown (encoding, frames), not per message relayed.
+- Behind is a mode: once the node dropped events for the hub (its subscription of
+  ``buffer`` events was full), the hub shows only the newest ``behind_shown`` messages of
+  each batch (feeds are told how many it skipped, in their next ``missed``), cuts its
+  subscription to that many, and looks again every ``BEHIND_PAUSE``; it is back to normal
+  once messages arrive no faster than ``max_rate``.  Under a flood a browser sees a sample
+  of recent messages, not a backlog seconds old, and the node drops the rest for the hub
+  at once: the web costs the node per message shown (encoding, frames), not per message
+  relayed.
 - A feed is a ``Listener``: a cursor into the ring plus a short bounded queue of the other
   events (oldest dropped past ``LISTENER_EVENTS``, and counted).  Messages are never queued
-  per feed, so a slow browser holds no memory: it only falls behind the ring.
+  per feed, so a slow browser holds no memory: it only falls behind the ring.  Each
+  message is encoded once, and feeds at the same cursor share one frame's text.
 - The peer list, online list and who we are are polled every ``POLL_INTERVAL`` (and at once
   after a notice or ``refresh``), and sent only when they differ from what was sent last
   (a peer's ``Since`` or a user's ``LastSeen`` alone does not count): a redraw under the
@@ -119,6 +123,20 @@ class Listener:
             self._wake.set()  # more to send: the writer comes straight back
         return lines
 
+    def frame(self, ring: MessageRing, max_bytes: int = FRAME_BYTES) -> str:
+        """``take``'s lines as one frame's text ("": nothing to send).  A feed with only
+        messages to send gets the ring's shared text for its cursor (``MessageRing.frame``):
+        a hundred feeds that keep up make it once, not a hundred times."""
+        if self._other or self.dropped or self.skipped:
+            return "\n".join(self.take(ring, max_bytes))
+        if not ring.first_seq - 1 <= self.cursor < ring.last_seq:  # missed some, or none new
+            return "\n".join(self.take(ring, max_bytes))
+        self._wake = trio.Event()
+        text, self.cursor = ring.frame(self.cursor, FRAME_ENTRIES, max_bytes)
+        if self.cursor < ring.last_seq:
+            self._wake.set()
+        return text
+
 
 class Hub:
     def __init__(
@@ -139,6 +157,7 @@ class Hub:
         self.poll_interval = poll_interval
         self.buffer = buffer
         self.behind_shown = behind_shown
+        self.behind = False  # the mode of the rules: the node drops most messages for us
         self._listeners: set[Listener] = set()
         self._new = trio.Event()
         self._refresh = trio.Event()
@@ -206,29 +225,35 @@ class Hub:
                 self._sent["users"] = self._users_key()
                 nursery.start_soon(self._watch)
                 task_status.started()
-                dropped = events.dropped
+                dropped, looked = events.dropped, trio.current_time()
                 async for first in events:
                     batch = await take_batch(events, [first])
-                    behind, dropped = events.dropped > dropped, events.dropped
-                    if behind:
-                        batch = self._newest(batch, self.behind_shown)
-                    self._ingest(batch)
                     messages = sum(type(e) is Delivered for e in batch)
-                    if behind:
+                    lost, dropped = events.dropped - dropped, events.dropped
+                    now, since = trio.current_time(), looked
+                    looked = now
+                    if self.behind:  # still flooded: more arrived than we would show
+                        self.behind = lost + messages > self.max_rate * (now - since)
+                    else:
+                        self.behind = lost > 0
+                    events.max_events = self.behind_shown if self.behind else self.buffer
+                    if self.behind:
+                        batch = self._newest(batch, messages - self.behind_shown)
+                    self._ingest(batch)
+                    if self.behind:
                         await trio.sleep(BEHIND_PAUSE)
                     elif messages and self.max_rate < math.inf:
                         await trio.sleep(messages / self.max_rate)
 
-    def _newest(self, batch: list, shown: int) -> list:
-        """``batch`` without all but the newest ``shown`` messages; feeds told of the rest."""
-        skip = sum(type(e) is Delivered for e in batch) - shown
+    def _newest(self, batch: list, skip: int) -> list:
+        """``batch`` without its oldest ``skip`` messages; feeds are told of them."""
         if skip <= 0:
             return batch
         for listener in self._listeners:
             listener.skip(skip)
         kept = []
         for event in batch:
-            if type(event) is Delivered and skip > 0:
+            if skip and type(event) is Delivered:
                 skip -= 1
             else:
                 kept.append(event)
