@@ -217,6 +217,24 @@ def test_an_incoming_link_has_a_disconnect_button_too(page, daemon):
             pass
 
 
+def test_on_a_phone_the_side_panel_is_hidden_until_opened(browser, daemon):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(daemon.url)
+        page.wait_for_selector("#link-state.live")
+        peer_box = page.get_by_test_id("peer-input")
+        assert not peer_box.is_visible()  # off screen, and out of the tab order
+        page.locator("#panel-toggle").click()
+        peer_box.wait_for(state="visible")
+        page.keyboard.press("Escape")
+        peer_box.wait_for(state="hidden")
+        assert page.evaluate("document.activeElement.id") == "panel-toggle"
+    finally:
+        context.close()
+
+
 def test_connect_a_peer_send_to_it_and_disconnect(page, daemon):
     listener = Listener()
     peer_box = page.get_by_test_id("peer-input")
