@@ -10,7 +10,8 @@ from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from whisper.events import Delivered
 from whisper.message import Message
-from whisper.web.hub import Listener
+from whisper.web.bridge import Bridge
+from whisper.web.hub import Hub, Listener
 from whisper.web.store import MessageRing
 
 from .helpers import origin, send, sink, start_node, wire
@@ -162,6 +163,26 @@ async def test_listeners_at_one_cursor_share_one_frame_text():
     second.push(3, '{"Event":"notice"}')  # something else to say: its own frame
     assert second.frame(ring).split("\n")[0] == '{"Event":"notice"}'
     assert second.cursor == 4
+
+
+async def test_feeds_wait_for_one_shared_tick(nursery, autojump_clock):
+    node = await start_node(nursery)
+    hub = Hub(Bridge(node), frame_interval=0.02)  # on a grid: 0.02 after the first tick
+    await nursery.start(hub.run)
+    woken: list[float] = []
+
+    async def feed() -> None:
+        await hub.tick()
+        woken.append(trio.current_time())
+
+    start = trio.current_time()
+    async with trio.open_nursery() as feeds:
+        for _ in range(3):
+            feeds.start_soon(feed)
+    assert len(woken) == 3 and len(set(woken)) == 1  # one tick woke them all
+    assert 0 < woken[0] - start <= 0.02 + 1e-9
+    await hub.tick()  # the next one comes as well
+    assert trio.current_time() - woken[0] == pytest.approx(0.02)
 
 
 async def test_a_listener_says_how_many_messages_the_hub_skipped():

@@ -29,6 +29,10 @@ Rules:
 - Who is online is presence (``Bridge.online()``, ourselves first): the ``users`` event
   holds it as ``online``, and as ``heard`` the nicks heard recently (``Users``) that are not
   online by presence (a peer that does not announce itself, or went quiet).
+- Feeds pace their frames on one shared ``tick`` (every ``FRAME_INTERVAL`` on a fixed grid
+  while feeds wait for it; none while nobody does), not a timer each: a hundred feeds'
+  timers cost the node as much as their frames' Python did, and on a shared tick the feeds
+  that keep up are at the same cursor, so they share the frame's text too.
 - ``close`` tells every feed to end (the server is shutting down).
 """
 
@@ -51,6 +55,8 @@ HUB_EVENTS = 4096
 HUB_BYTES = 64 * 1024 * 1024
 MAX_RATE = 1000.0
 POLL_INTERVAL = 0.5
+#: A feed sends at most a frame a tick; one ticker for all feeds (see ``tick``).
+FRAME_INTERVAL = 0.025
 BEHIND_SHOWN = 100
 BEHIND_PAUSE = 0.5
 LISTENER_EVENTS = 256
@@ -147,6 +153,7 @@ class Hub:
         *,
         max_rate: float = MAX_RATE,
         poll_interval: float = POLL_INTERVAL,
+        frame_interval: float = FRAME_INTERVAL,
         buffer: int = HUB_EVENTS,
         behind_shown: int = BEHIND_SHOWN,
     ) -> None:
@@ -155,6 +162,9 @@ class Hub:
         self.users = users or Users()
         self.max_rate = max_rate
         self.poll_interval = poll_interval
+        self.frame_interval = frame_interval
+        self._tick = trio.Event()  # set at the next tick, then replaced
+        self._ticking = trio.Event()  # someone waits for a tick
         self.buffer = buffer
         self.behind_shown = behind_shown
         self.behind = False  # the mode of the rules: the node drops most messages for us
@@ -205,6 +215,24 @@ class Hub:
             while not self.closing and cursor >= self.ring.last_seq:
                 await self._new.wait()
 
+    async def tick(self) -> None:
+        """Return at the next shared frame tick."""
+        self._ticking.set()
+        await self._tick.wait()
+
+    async def _ticker(self) -> None:
+        due = -math.inf
+        while True:
+            await self._ticking.wait()
+            # on a fixed grid while feeds keep asking; a full interval after a pause
+            due += self.frame_interval
+            if due < trio.current_time():
+                due = trio.current_time() + self.frame_interval
+            await trio.sleep_until(due)
+            self._ticking = trio.Event()
+            tick, self._tick = self._tick, trio.Event()
+            tick.set()
+
     def refresh(self) -> None:
         """Something changed (our nick ...): look at the lists now, not at the next poll."""
         self._refresh.set()
@@ -212,6 +240,7 @@ class Hub:
     def close(self) -> None:
         self.closing = True
         self._new.set()
+        self._tick.set()
         for listener in self._listeners:
             listener.closed = True
             listener.poke()
@@ -224,6 +253,7 @@ class Hub:
                 self._sent = {"me": self.state, "peers": _comparable(self.bridge.peers())}
                 self._sent["users"] = self._users_key()
                 nursery.start_soon(self._watch)
+                nursery.start_soon(self._ticker)
                 task_status.started()
                 dropped, looked = events.dropped, trio.current_time()
                 async for first in events:
