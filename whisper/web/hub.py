@@ -30,9 +30,9 @@ Rules:
   holds it as ``online``, and as ``heard`` the nicks heard recently (``Users``) that are not
   online by presence (a peer that does not announce itself, or went quiet).
 - Feeds pace their frames on one shared ``tick`` (every ``FRAME_INTERVAL`` on a fixed grid
-  while feeds wait for it; none while nobody does), not a timer each: a hundred feeds'
-  timers cost the node as much as their frames' Python did, and on a shared tick the feeds
-  that keep up are at the same cursor, so they share the frame's text too.
+  while feeds wait for it, at once when overdue; none while nobody waits), not a timer
+  each: a hundred feeds' timers cost the node as much as their frames' Python did, and on
+  a shared tick the feeds that keep up are at one cursor, so they share the frame's text.
 - ``close`` tells every feed to end (the server is shutting down).
 """
 
@@ -56,7 +56,7 @@ HUB_BYTES = 64 * 1024 * 1024
 MAX_RATE = 1000.0
 POLL_INTERVAL = 0.5
 #: A feed sends at most a frame a tick; one ticker for all feeds (see ``tick``).
-FRAME_INTERVAL = 0.025
+FRAME_INTERVAL = 0.02
 BEHIND_SHOWN = 100
 BEHIND_PAUSE = 0.5
 LISTENER_EVENTS = 256
@@ -224,10 +224,9 @@ class Hub:
         due = -math.inf
         while True:
             await self._ticking.wait()
-            # on a fixed grid while feeds keep asking; a full interval after a pause
-            due += self.frame_interval
-            if due < trio.current_time():
-                due = trio.current_time() + self.frame_interval
+            # on a fixed grid while feeds keep asking; at once if it is overdue (the feeds'
+            # sends took longer than the interval, or nobody asked for a while)
+            due = max(due + self.frame_interval, trio.current_time())
             await trio.sleep_until(due)
             self._ticking = trio.Event()
             tick, self._tick = self._tick, trio.Event()
