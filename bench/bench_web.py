@@ -16,8 +16,14 @@ Phases:
 2. **relay rate**: ``--messages`` (100,000) blasted as fast as the peer reads them, relayed
    to 4 sinks, by a fresh peer each run, three ways: without ``-http``, with ``-http`` and
    no feed, with ``-http`` and ``--feeds`` (10) feeds attached; ``--runs`` (3) rounds,
-   interleaved, medians printed.  Target: with 10 feeds within 5% of none.  "peer CPU
-   us/msg" is the figure least disturbed by other load on a shared machine.
+   interleaved, medians printed, and the median of each round's ratio to its own
+   "no -http" run (paired: drift in the machine's load cancels).  Target: with 10 feeds
+   within 5% of none.  "peer CPU us/msg" is the figure least disturbed by other load on a
+   shared machine.
+
+Peers run with ``-no-history``: the history's SQLite writes are the same with or without
+the web, and its shared per-user file, grown by every run and held by one peer at a time,
+made the runs differ by far more than the web does.
 
 Usage: ``.venv/bin/python bench/bench_web.py [--clients 100] [--rate 500] [--runs 3]``
 """
@@ -150,6 +156,9 @@ class Setup:
     def __init__(self, sinks, origin, http: bool, profile: str = "") -> None:
         self.http_port = free_port() if http else 0
         py = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "whisper"] if profile else PY
+        # No history: every peer would open the same per-user file (grown by every run, and
+        # locked by whichever peer has it), a cost that has nothing to do with the web.
+        py = [*py, "-no-history"]
         cmd = [*py, "-http", f"127.0.0.1:{self.http_port}"] if http else list(py)
         os.environ["WHISPER_HTTP_TOKEN"] = TOKEN
         self.peer = whisper_peer(cmd)
@@ -255,12 +264,19 @@ def main() -> None:
         base = statistics.median(r["e2e_rate"] for r in results["no -http"])
         base_cpu = statistics.median(r["peer_us_per_msg"] for r in results["no -http"])
         print("\nrelay rate, median of", args.runs, "runs (fresh peer each):")
+        print("  (paired: the median over rounds of each round's ratio to that round's no -http)")
         for kind in kinds:
             rate = statistics.median(r["e2e_rate"] for r in results[kind])
             cpu = statistics.median(r["peer_us_per_msg"] for r in results[kind])
+            pairs = list(zip(results[kind], results["no -http"], strict=True))
+            paired = statistics.median(r["e2e_rate"] / b["e2e_rate"] for r, b in pairs)
+            paired_cpu = statistics.median(
+                r["peer_us_per_msg"] / b["peer_us_per_msg"] for r, b in pairs
+            )
             print(
-                f"  {kind:16} {rate:9,.0f} msgs/s ({rate / base - 1:+.1%})   "
-                f"peer CPU {cpu:5.1f} us/msg ({cpu / base_cpu - 1:+.1%})"
+                f"  {kind:16} {rate:9,.0f} msgs/s ({rate / base - 1:+.1%}, paired "
+                f"{paired - 1:+.1%})   peer CPU {cpu:5.1f} us/msg ({cpu / base_cpu - 1:+.1%}, "
+                f"paired {paired_cpu - 1:+.1%})"
             )
     finally:
         for sink in [*sinks, origin]:

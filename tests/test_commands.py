@@ -53,7 +53,7 @@ async def test_help_lists_every_command(nursery):
         ("/connect", "usage: /connect HOST:PORT"),
         ("/connect nope", "not HOST:PORT"),
         ("/disconnect", "usage: /disconnect"),
-        ("/disconnect 127.0.0.1:9", "no outgoing link"),
+        ("/disconnect 127.0.0.1:9", "no link to"),
         ("/disconnect garbage", "not HOST:PORT"),
         ("/me", "usage: /me TEXT"),
         ("/nick", "your nick is"),

@@ -14,7 +14,7 @@ closes: list[str] = []
 
 
 def closer(remote: str):
-    return lambda: closes.append(remote)
+    return lambda why: closes.append(remote)
 
 
 def incoming(max_incoming: int = 4, max_per_host: int = 16) -> PeerTable:
@@ -102,7 +102,7 @@ def test_a_full_incoming_table_makes_room_once_a_connection_has_had_its_grace():
     assert admission.replaces.addr == "1.0.0.9:1000"  # never delivered, the oldest
     assert "1.0.0.9:1000" not in t.incoming and "1.9.9.9:1" in t.incoming
     assert len(t.incoming) == 4
-    admission.replaces.close()  # the handle is the evicted connection's own
+    admission.replaces.close("gave way")  # the handle is the evicted connection's own
     assert closes[-1] == "1.0.0.9:1000"
 
 

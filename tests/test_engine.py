@@ -335,6 +335,17 @@ def test_connect_says_why_not():
     assert b.engine.learned("10.0.0.2:5", b.now)[0] is False  # not redialled for a while
 
 
+def test_the_user_may_close_an_incoming_connection_too():
+    b = Bench()
+    conn = b.conn("10.0.0.7:4000")
+    done, actions = b.engine.disconnect("10.0.0.7:4000", b.now)
+    assert done and conn.closed == "disconnected by the user"
+    assert [type(a) for a in actions] == [Deliver, CloseIncoming]
+    assert actions[0].events[0].text == "disconnected from 10.0.0.7:4000"
+    assert b.engine.peers(b.now) == []
+    assert b.engine.disconnect("10.0.0.7:4000", b.now)[0] is False
+
+
 def test_a_flooder_is_cut_its_host_blacklisted_and_the_links_to_it_closed():
     """PROTOCOL.md §7.4: over its own budget a connection pays penalty points; out of
     credit it is cut, and its host is blacklisted: not dialled, links to it closed."""

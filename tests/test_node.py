@@ -271,6 +271,21 @@ async def test_user_connect_and_disconnect(nursery):
     assert not outgoing(a)
 
 
+async def test_user_disconnects_an_incoming_connection(nursery):
+    a = await start_node(nursery)
+    b = await start_node(nursery, peers=[a.addr])
+    with trio.fail_after(TIMEOUT):
+        await linked(b, a.addr)
+        while not (remote := [p.addr for p in a.peers() if not p.outgoing]):
+            await trio.sleep(0.01)  # a learns of the connection with no event: a poll
+        with b.subscribe() as events:
+            assert a.disconnect(remote[0])
+            assert remote[0] not in [p.addr for p in a.peers()]
+            while not isinstance(await events.receive(), PeerLost):
+                pass  # b's link saw the close
+        assert not a.disconnect(remote[0])
+
+
 async def test_go_reference_bytes(nursery, go_wire):
     """The exact bytes a Go peer wrote: nicks, escapes, seconds timestamps all come through."""
     node = await start_node(nursery, nick="bob", wall_clock=lambda: 1795265846 + 5)

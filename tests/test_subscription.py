@@ -23,6 +23,17 @@ async def test_events_in_order_and_bounded_in_count():
     assert sub.dropped == 1
 
 
+async def test_a_batch_past_the_bound_keeps_what_fits_and_counts_the_rest():
+    sub = Subscription(max_events=3, max_bytes=1000)
+    sub.offer_all([notice(f"n{i}") for i in range(5)])
+    sub.offer_all([notice("later")])
+    assert sub.dropped == 3
+    assert sub.receive_nowait().text.startswith("this display fell behind: 3 ")
+    assert [sub.receive_nowait().text for _ in range(3)] == ["n0", "n1", "n2"]
+    sub.offer_all([notice("again")])
+    assert sub.receive_nowait().text == "again"
+
+
 async def test_bounded_in_bytes_but_one_large_event_alone_passes():
     sub = Subscription(max_events=100, max_bytes=1000)
     assert sub.offer(notice("huge"), 5000)  # nothing waiting: let in

@@ -73,10 +73,16 @@ class Peer:
 class Screen:
     """One session on a pipe input, and what a test script needs to drive it."""
 
-    def __init__(self, pipe: PipeInput, output: Output, history: PersistentHistory | None) -> None:
+    def __init__(
+        self,
+        pipe: PipeInput,
+        output: Output,
+        history: PersistentHistory | None,
+        notes: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.pipe = pipe
         self.node = Node(Config(host=LOCAL, port=0, nick="phil"))
-        self.session = Session(self.node, input=pipe, output=output, history=history)
+        self.session = Session(self.node, input=pipe, output=output, history=history, notes=notes)
         self.ui = self.session.ui
         self.nursery: trio.Nursery | None = None
 
@@ -147,9 +153,10 @@ def run_screen(
     *,
     output: Output | None = None,
     history: PersistentHistory | None = None,
+    notes: Callable[[], list[str]] | None = None,
 ) -> Screen:
     with create_pipe_input() as pipe:
-        screen = Screen(pipe, output or DummyOutput(), history)
+        screen = Screen(pipe, output or DummyOutput(), history, notes)
         screen.run(script)
     assert not screen.ui.app.is_running
     return screen
@@ -249,6 +256,24 @@ def test_status_line_shows_address_counts_and_the_latest_notice() -> None:
         s.type(CTRL_D)
 
     run_screen(script)
+
+
+def test_notes_are_shown_at_start_once_the_node_runs() -> None:
+    """``-http`` beside the terminal UI: the page's address, which the screen hid."""
+    asked: list[bool] = []
+
+    def notes() -> list[str]:
+        asked.append(True)
+        return ["web: open http://127.0.0.1:8888/?token=tt\x1b[2J"]
+
+    async def script(screen: Screen) -> None:
+        await screen.until(lambda: "web: open http://127.0.0.1:8888/?token=tt" in screen.log())
+        assert "token=tt" in screen.ui.status_text()  # a notice: the status line too
+        assert "\x1b" not in screen.log()
+        screen.type(CTRL_D)
+
+    run_screen(script, notes=notes)
+    assert asked == [True]  # once
 
 
 # -- leaving ---------------------------------------------------------------------------

@@ -290,11 +290,13 @@ def test_cli_runs_the_tui_and_keeps_its_error_rules(
     monkeypatch.setattr(logger, "handlers", [])  # main() adds its stderr handler here
     monkeypatch.setattr(logger, "level", logger.level)
     monkeypatch.setattr(cli, "_use_tui", lambda args: True)
-    monkeypatch.setattr("whisper.tui.run_tui", lambda node, show_log: calls.append(show_log))
+    monkeypatch.setattr(
+        "whisper.tui.run_tui", lambda node, show_log, notes=None: calls.append(show_log)
+    )
     assert cli.main(["-host", "127.0.0.1", "-port", "0", "-v"]) == 0
     assert calls == [True]
 
-    def in_use(node: object, show_log: bool) -> None:
+    def in_use(node: object, show_log: bool, notes: object = None) -> None:
         raise OSError(errno.EADDRINUSE, "Address already in use")
 
     monkeypatch.setattr("whisper.tui.run_tui", in_use)

@@ -11,7 +11,7 @@ import trio
 from whisper import FloodConfig
 from whisper.web.auth import cookie_name
 
-from .helpers import origin, send, sink, wire
+from .helpers import origin, send, sink, start_node, wire
 from .webhelpers import TOKEN, web_node
 
 TIMEOUT = 10
@@ -220,15 +220,21 @@ async def test_flood_control_refusing_our_send_is_429(nursery):
 # -- users, peers, nick, commands -----------------------------------------------------------
 
 
-async def test_users_are_the_nicks_heard_recently(web):
+async def test_users_are_who_is_online_by_presence_then_who_else_was_heard(nursery, web):
     with trio.fail_after(TIMEOUT):
-        peer = await origin(web.node)
-        await send(peer, wire("hi", nick="bob"), wire("yo", nick="carol"))
-        await wait_messages(web, 2)
+        async with web.feed() as feed:
+            bob = await start_node(nursery, nick="bob", peers=[web.node.addr])
+            while len((await feed.until("users"))["online"]) < 2:
+                pass
+            bob.say("hi")
+            peer = await origin(web.node)
+            await send(peer, wire("yo", nick="carol"))
+            await wait_messages(web, 2)
     body = (await web.client.get("/api/users")).json()
-    assert [u["Nick"] for u in body["users"]] == ["carol", "bob"]
+    online = [(u["Nick"], u["Addr"], u["You"]) for u in body["online"]]
+    assert online == [("alice", web.node.addr, True), ("bob", bob.addr, False)]
+    assert [u["Nick"] for u in body["heard"]] == ["carol"]  # bob spoke too, but is online
     assert body["me"]["Nick"] == "alice" and body["window"] == 600
-    assert [(u["Nick"], u["You"]) for u in body["online"]] == [("alice", True)]  # presence
 
 
 async def test_peers_connect_list_and_disconnect(nursery, web):
@@ -243,7 +249,20 @@ async def test_peers_connect_list_and_disconnect(nursery, web):
     assert r.status_code == 200 and r.json() == {"Addr": s.addr}
     assert (await web.client.get("/api/peers")).json()["peers"] == []
     r = await web.client.delete(f"/api/peers/{s.addr}")
-    assert r.status_code == 404 and "no outgoing link" in r.json()["error"]
+    assert r.status_code == 404 and "no link to" in r.json()["error"]
+
+
+async def test_an_incoming_connection_is_disconnected_too(web):
+    with trio.fail_after(TIMEOUT):
+        peer = await origin(web.node)
+        while not (peers := (await web.client.get("/api/peers")).json()["peers"]):
+            await trio.sleep(0.01)  # the node learns of it with no event: a poll
+        assert [p["Direction"] for p in peers] == ["in"]
+        r = await web.client.delete(f"/api/peers/{peers[0]['Addr']}")
+        assert r.status_code == 200 and r.json() == {"Addr": peers[0]["Addr"]}
+        assert (await web.client.get("/api/peers")).json()["peers"] == []
+        while await peer.receive_some(4096):  # the greeting, then the close
+            pass
 
 
 @pytest.mark.parametrize("addr", ["nonsense", "1.2.3.4", "1.2.3.4:99999", "::1:5", ""])

@@ -185,8 +185,56 @@ def test_a_hostile_peer_is_shown_as_text_and_nothing_runs(page, daemon):
     assert item.locator(".body").inner_text() == body
     assert page.locator("#messages img, #messages script").count() == 0
     assert page.evaluate("window.pwned") is None
-    online = page.get_by_test_id("users").inner_text()
-    assert nick in online  # the online list shows it as text too
+    heard = page.locator("#users li.heard", has_text="window.pwned=2")
+    assert heard.locator(".nick").inner_text() == nick  # heard, not online: listed dimmed
+
+
+def test_the_online_list_is_presence_and_the_heard_are_dimmed(page, daemon):
+    nick = "<b>dora</b>"
+    here = {"Presence": "here", "ID": "presence-dora", "Addr": "127.0.0.1:9", "Nick": nick}
+    with daemon.peer() as peer:
+        peer.sendall(json.dumps(here).encode() + b"\n")
+        peer.sendall(json.dumps(wire("hi", nick="erin")).encode() + b"\n")
+        online = page.locator("#users li.online", has_text="dora")
+        online.wait_for()
+        assert online.locator(".nick").inner_text() == nick and "online" in online.inner_text()
+        page.locator("#users li.heard", has_text="erin").wait_for()
+        assert page.locator("#users li.online").first.inner_text().endswith("you")
+        assert page.locator("#users b").count() == 0
+        assert page.locator("#online-count").inner_text() == "2"
+        gone = {**here, "Presence": "gone", "ID": "presence-dora-gone"}
+        peer.sendall(json.dumps(gone).encode() + b"\n")
+        online.wait_for(state="detached")
+
+
+def test_an_incoming_link_has_a_disconnect_button_too(page, daemon):
+    with daemon.peer() as peer:
+        port = peer.getsockname()[1]
+        row = page.locator("[data-testid=peer-row]", has_text=f":{port}")
+        assert row.locator(".dir").inner_text().lower() == "in"
+        row.get_by_test_id("disconnect").click()
+        row.wait_for(state="detached")
+        peer.settimeout(TIMEOUT_MS / 1000)
+        while peer.recv(4096):  # the greeting, then the close
+            pass
+
+
+def test_on_a_phone_the_side_panel_is_hidden_until_opened(browser, daemon):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(daemon.url)
+        page.wait_for_selector("#link-state.live")
+        peer_box = page.get_by_test_id("peer-input")
+        assert not peer_box.is_visible()  # off screen, and out of the tab order
+        page.locator("#panel-toggle").click()
+        peer_box.wait_for(state="visible")
+        page.keyboard.press("Escape")
+        peer_box.wait_for(state="hidden")
+        assert page.evaluate("document.activeElement.id") == "panel-toggle"
+    finally:
+        context.close()
 
 
 def test_connect_a_peer_send_to_it_and_disconnect(page, daemon):

@@ -91,6 +91,8 @@ async def test_beside_the_terminal_ui(tmp_path):
     try:
         await tmux.start(f"{env} {shlex.join(argv)}; {AFTER}")
         await tmux.until(lambda s: "you are alice" in s, "the terminal UI")
+        url = f"web: open http://127.0.0.1:{port}/?token=tt"
+        await tmux.until(lambda s: url in s, "the page's address in the terminal UI")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=auth) as web:
             assert (await web.post("/api/messages", json={"Body": "from the web"})).is_success
             await tmux.until(lambda s: "<alice> from the web" in s, "the web's message on screen")

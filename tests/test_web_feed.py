@@ -10,10 +10,11 @@ from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from whisper.events import Delivered
 from whisper.message import Message
-from whisper.web.hub import Listener
+from whisper.web.bridge import Bridge
+from whisper.web.hub import Hub, Listener
 from whisper.web.store import MessageRing
 
-from .helpers import origin, send, sink, wire
+from .helpers import origin, send, sink, start_node, wire
 from .webhelpers import web_node
 
 TIMEOUT = 10
@@ -31,15 +32,36 @@ async def test_a_feed_says_who_we_are_then_every_message_as_it_arrives(web):
             me = await feed.next()
             assert me == {"Event": "me", "Nick": "alice", "Addr": web.node.addr, "Next": 0}
             assert (await feed.next())["Event"] == "peers"
-            assert (await feed.next())["Event"] == "users"
+            users = await feed.next()
+            assert [(u["Nick"], u["You"]) for u in users["online"]] == [("alice", True)]
+            assert users["heard"] == []
             peer = await origin(web.node)
             await send(peer, wire("<script>alert(1)</script>", nick="bob"))
             message = await feed.until("message")
             assert message["Body"] == "<script>alert(1)</script>" and message["Seq"] == 1
-            users = await feed.until("users")
-            assert [u["Nick"] for u in users["users"]] == ["bob"]
+            users = await feed.until("users")  # heard, but not online by presence
+            assert [u["Nick"] for u in users["heard"]] == ["bob"]
             web.node.say("mine")
             assert (await feed.until("message"))["Own"] is True
+
+
+async def online_nicks(feed) -> list[str]:
+    """The nicks online by presence in the feed's next ``users`` event."""
+    return [u["Nick"] for u in (await feed.until("users"))["online"]]
+
+
+async def test_who_is_online_is_presence_joins_and_leaves(nursery, web):
+    with trio.fail_after(TIMEOUT):
+        async with web.feed() as feed:
+            assert await online_nicks(feed) == ["alice"]
+            bob = await start_node(nursery, nick="bob", peers=[web.node.addr])
+            assert await online_nicks(feed) == ["alice", "bob"]
+            bob.say("hi")  # heard, and online: listed once
+            await feed.until("message")
+            await bob.farewell()
+            while (users := await feed.until("users"))["online"][1:]:
+                pass
+            assert [u["Nick"] for u in users["heard"]] == ["bob"]  # gone: heard only
 
 
 async def test_recent_history_on_open_and_resuming_after_a_cursor(web):
@@ -127,10 +149,62 @@ async def test_a_listener_behind_the_ring_is_told_what_it_missed():
     assert listener.take(ring) == []
 
 
+async def test_listeners_at_one_cursor_share_one_frame_text():
+    ring = MessageRing()
+    for i in range(3):
+        ring.add(delivered(f"m{i}"), 10)
+    first, second, behind = Listener(1), Listener(1), Listener(1)
+    frame = first.frame(ring)
+    assert frame is second.frame(ring)  # made once
+    assert frame == "\n".join(behind.take(ring))  # what take says, joined
+    assert first.cursor == second.cursor == 3 and first.frame(ring) == ""
+    ring.add(delivered("m3"), 10)
+    assert '"Body":"m3"' in first.frame(ring) and first.cursor == 4
+    second.push(3, '{"Event":"notice"}')  # something else to say: its own frame
+    assert second.frame(ring).split("\n")[0] == '{"Event":"notice"}'
+    assert second.cursor == 4
+
+
+async def test_feeds_wait_for_one_shared_tick(nursery, autojump_clock):
+    node = await start_node(nursery)
+    hub = Hub(Bridge(node), frame_interval=0.02)
+    await nursery.start(hub.run)
+    woken: list[float] = []
+
+    async def feed() -> None:
+        await hub.tick()
+        woken.append(trio.current_time())
+
+    start = trio.current_time()
+    async with trio.open_nursery() as feeds:
+        for _ in range(3):
+            feeds.start_soon(feed)
+    assert len(woken) == 3 and len(set(woken)) == 1  # one tick woke them all
+    assert woken[0] - start <= 0.02 + 1e-9  # the first at once: nobody asked before
+    await hub.tick()  # then on the grid
+    assert trio.current_time() - woken[0] == pytest.approx(0.02)
+    await trio.sleep(1)  # nobody asked for a while: the next at once
+    before = trio.current_time()
+    await hub.tick()
+    assert trio.current_time() == before
+
+
+async def test_a_listener_says_how_many_messages_the_hub_skipped():
+    ring = MessageRing()
+    listener = Listener(0)
+    ring.add(delivered("m0"), 10)
+    listener.skip(40)
+    lines = listener.take(ring)
+    assert lines[0] == '{"Event":"missed","Messages":40,"Events":0}'
+    assert '"Body":"m0"' in lines[1] and len(lines) == 2
+    assert listener.take(ring) == []
+
+
 async def test_past_its_rate_the_web_skips_messages_and_says_so(nursery):
     """A relay blast: the hub keeps to max_rate; the node drops the rest for it, and feeds
-    are told how many, while the relay itself goes on."""
-    async with web_node(nursery, hub={"max_rate": 20, "buffer": 8}) as web:
+    are told how many, while the relay itself goes on.  Behind, the hub takes a sample;
+    once the flood is over it shows every message again."""
+    async with web_node(nursery, hub={"max_rate": 20, "buffer": 8, "behind_shown": 2}) as web:
         s = await sink(nursery)
         with trio.fail_after(TIMEOUT):
             async with web.feed() as feed:
@@ -140,9 +214,22 @@ async def test_past_its_rate_the_web_skips_messages_and_says_so(nursery):
                 await s.wait_for(lambda s: s.connections == 1)
                 await send(peer, *[wire(f"blast {i}") for i in range(200)])
                 await s.wait_for(lambda s: "blast 199" in s.bodies)  # all relayed
-                notice = await feed.until("notice", Warning=True)
+                seen: dict[str, dict] = {}  # the node's drops, and what the hub skipped
+                while not {"notice", "missed"} <= seen.keys():
+                    event = await feed.next()
+                    if event["Event"] == "missed" or event.get("Warning"):
+                        seen[event["Event"]] = event
                 assert re.fullmatch(
-                    r"this display fell behind: \d+ events were dropped", notice["Text"]
+                    r"this display fell behind: \d+ events were dropped", seen["notice"]["Text"]
                 )
+                assert seen["missed"]["Messages"] > 0
+                while web.server.hub.behind:
+                    await trio.sleep(0.05)  # it looks again every BEHIND_PAUSE: a poll
+                await send(peer, *[wire(f"after {i}") for i in range(5)])
+                bodies = []
+                while len(bodies) < 5:
+                    if (body := (await feed.until("message"))["Body"]).startswith("after"):
+                        bodies.append(body)
+                assert bodies == [f"after {i}" for i in range(5)]
         shown = (await web.client.get("/api/messages", params={"limit": 1000})).json()
-        assert 0 < len(shown["messages"]) < 201
+        assert 0 < len(shown["messages"]) < 100

@@ -86,6 +86,19 @@ def test_preview_only_for_safe_raster_bytes():
     assert preview_type(b"<html><script>") is None
 
 
+def test_a_frame_is_whole_lines_within_its_bounds_and_made_once_per_cursor():
+    ring = MessageRing()
+    for i in range(5):
+        ring.add(delivered(f"m{i}"), 10)
+    text, last = ring.frame(0, limit=2, max_bytes=1 << 20)
+    assert last == 2 and [line.count('"Event":"message"') for line in text.split("\n")] == [1, 1]
+    assert ring.frame(0, 2, 1 << 20)[0] is text
+    one, last = ring.frame(2, limit=10, max_bytes=1)  # past the bytes: still one entry
+    assert last == 3 and '"Body":"m2"' in one and "\n" not in one
+    ring.add(delivered("m5"), 10)
+    assert ring.frame(4, 10, 1 << 20)[1] == 6  # made again after an add
+
+
 def test_users_are_nicks_heard_recently_from_the_network():
     now = [1000.0]
     users = Users(window=60, max_users=2, clock=lambda: now[0])

@@ -58,6 +58,7 @@ from .launch import (
     run_headless_node,
     run_with_web,
     setup_logging,
+    web_notes,
 )
 from .node import Node
 from .routing.overlay import OverlayConfig
@@ -314,9 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _use_tui(args):
             from .tui import run_tui
 
+            notes = None
             if web is not None:  # the terminal UI starts node.run in its nursery
                 node.run = partial(run_with_web, node.run, web)  # type: ignore[method-assign]
-            run_tui(node, show_log=args.verbose > 0)
+                notes = partial(web_notes, web)
+            run_tui(node, show_log=args.verbose > 0, notes=notes)
         else:
             trio.run(run_headless_node, node, args, web)
     except BaseException as exc:

@@ -115,7 +115,7 @@ def _disconnect(node: Node, arg: str) -> Reply:
             return Reply(data=True)
     except AddressError as exc:
         return Reply([f"{exc}; {usage('disconnect')}"])
-    return Reply([f"no outgoing link to {arg}: /peers lists them"], data=False)
+    return Reply([f"no link to {arg}: /peers lists them"], data=False)
 
 
 def _peers(node: Node, arg: str) -> Reply:

@@ -104,7 +104,7 @@ class GaveUp:
 
 @dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The user closed an outgoing link (``/disconnect``)."""
+    """The user closed a link (``/disconnect``): outgoing, or an incoming connection."""
 
     addr: str
 

@@ -5,6 +5,9 @@ Rules (``cli.py`` parses the flags and builds the ``Config``; this runs what it 
   ``-http``, ``web: URL`` go to stderr once bound.  SIGINT and SIGTERM say goodbye (presence),
   shut the web down gracefully (feeds closed with 1001, at most ``WEB_STOP_WAIT``), then
   close every connection.
+- Beside the terminal UI, ``web: URL`` is printed before the screen opens (and is there
+  again on leaving), and shown in the screen at start as well (``web_notes``), since the
+  screen hides what was printed before it.
 - A bind error is explained in one line naming the flag to change (``explain``), found
   through the nurseries' exception groups (``find``).
 - Log lines go to stderr neutralised for the terminal and rate-limited per call
@@ -97,6 +100,13 @@ async def start_web(nursery: trio.Nursery, web: WebServer) -> None:
     if web.warning:
         print(f"whisper: warning: {web.warning}", file=sys.stderr, flush=True)
     print(f"web: {url}", file=sys.stderr, flush=True)
+
+
+def web_notes(web: WebServer) -> list[str]:
+    """What the terminal UI shows at start beside ``-http``: the page's address, token
+    included (printed before the screen opened, which hides it), and any warning."""
+    lines = [f"web: open {web.url}"]
+    return [*lines, f"warning: {web.warning}"] if web.warning else lines
 
 
 class WebBindError(Exception):

@@ -145,7 +145,8 @@ class Node:
         return self._done(self.engine.connect(addr, trio.current_time()))
 
     def disconnect(self, addr: str) -> bool:
-        """Close an outgoing link (False: there is none); not redialled for a while."""
+        """Close an outgoing link (not redialled for a while), or else an incoming connection
+        from ``addr`` (False: neither)."""
         return self._done(self.engine.disconnect(addr, trio.current_time()))
 
     def learned(self, addr: str) -> bool:

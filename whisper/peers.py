@@ -116,7 +116,7 @@ class Peer:
     pinned: bool = False  # the user asked for it: never replaced
     reverse: bool = False  # a two-way link: written on a connection its peer opened to us
     asked_reverse: bool = False  # we asked its peer to write back on this connection
-    close: Callable[[], None] | None = None  # the engine's handle on an incoming connection
+    close: Callable[[str], None] | None = None  # the engine's handle on an incoming one: why
     # -- an outgoing link's state, kept by the engine (engine/links.py) --
     queue: SendQueue | None = None
     replay: LinkReplay | None = None
@@ -275,7 +275,7 @@ class PeerTable:
 
     # -- incoming --------------------------------------------------------------------
 
-    def admit(self, remote: str, now: float, close: Callable[[], None]) -> Admission:
+    def admit(self, remote: str, now: float, close: Callable[[str], None]) -> Admission:
         """Decide on a new connection from ``remote`` (IP:PORT); if admitted, it is recorded
         (``close``: how the node closes it, should it have to give way)."""
         host, own = host_of(remote), host_of(self.self_addr)

@@ -7,6 +7,7 @@ Rules:
   up sees every message).  An event's size is ``events.weight``: a message's encoded
   length, a status event's text length.  ``offer_all`` offers a batch (one call per
   received chunk, not one per message).
+- Its owner may change ``max_events`` as it goes (the web cuts it while it is behind).
 - The front end learns what it missed: after a drop, its next ``receive`` returns a warning
   ``Notice`` saying how many events were dropped, before the events that follow.
 - ``receive``, ``receive_nowait`` and ``async for`` behave as on a trio memory channel
@@ -17,7 +18,7 @@ Rules:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import trio
 
@@ -45,12 +46,15 @@ class Subscription:
             self._lot.unpark_all()
         return kept
 
-    def offer_all(self, events: Iterable[Event]) -> None:
+    def offer_all(self, events: Sequence[Event]) -> None:
         """Queue each of ``events`` that fits, weighed by ``events.weight``."""
-        put = self._put
-        for event in events:
+        put, items, room = self._put, self._items, self.max_events
+        for done, event in enumerate(events):
+            if len(items) >= room:  # full: the rest go at once, not one call each
+                self._drop_many(len(events) - done)
+                break
             put(event, event.size if type(event) is Delivered else len(event.text))  # type: ignore[union-attr]
-        if self._items:
+        if items:
             self._lot.unpark_all()
 
     def _put(self, event: Event, size: int) -> bool:
@@ -104,6 +108,9 @@ class Subscription:
             raise StopAsyncIteration from None
 
     def _drop(self) -> bool:
-        self.dropped += 1
-        self._unreported += 1
+        self._drop_many(1)
         return False
+
+    def _drop_many(self, count: int) -> None:
+        self.dropped += count
+        self._unreported += count

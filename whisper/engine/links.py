@@ -87,7 +87,7 @@ class Links:
         if peer.outgoing:
             self.out.actions.append(CloseLink(peer, f"gave way to {newcomer}"))
         elif peer.close is not None:
-            peer.close()
+            peer.close("gave way")
         way = "link to" if peer.outgoing else "connection from"
         log.info("closed the %s %s (%s) for %s", way, peer.addr, idle_for(peer, now), newcomer)
 
@@ -149,10 +149,16 @@ class Links:
         return link
 
     def disconnect(self, addr: str, now: float) -> bool:
-        """The user closes a link; it is not redialled because a message names it for a while."""
-        if self.close(addr, "disconnected by the user") is None:
+        """The user closes a link; it is not redialled because a message names it for a while.
+        With no outgoing link to ``addr``, an incoming connection from it (its remote
+        address, as ``peers()`` lists it) is closed instead; its peer may dial again."""
+        if self.close(addr, "disconnected by the user") is not None:
+            self.table.forget(addr, now)
+        elif (conn := self.table.incoming.get(addr)) is not None and conn.close is not None:
+            self.table.closed(addr)
+            conn.close("disconnected by the user")
+        else:
             return False
-        self.table.forget(addr, now)
         self.out.emit(Disconnected(addr))
         return True
 

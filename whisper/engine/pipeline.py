@@ -105,7 +105,7 @@ class Pipeline:
                 return "blacklisted by flood control", []
         conn = Incoming(remote, self.config.limits.decoder(), flood)
         conn.greeting = self.greeting
-        admission = self.table.admit(remote, now, lambda: self._close(conn, "gave way"))
+        admission = self.table.admit(remote, now, lambda why: self._close(conn, why))
         if not admission:
             log.warning("refused %s: %s", remote, admission.refused)
             conn.decoder.close()

@@ -210,7 +210,7 @@ class Engine(Pipeline):
         return started, self.out.take()
 
     def disconnect(self, addr: str, now: float) -> tuple[bool, list[Action]]:
-        """Close an outgoing link; raises ``AddressError``."""
+        """Close an outgoing link, or else an incoming connection; raises ``AddressError``."""
         self.now = now
         done = self.links.disconnect(format_hostport(*parse_hostport(addr)), now)
         return done, self.out.take()

@@ -19,6 +19,8 @@ Rules:
 - ``/quit``, SIGINT, SIGTERM and SIGHUP end the run, saying goodbye (presence, at most
   ``node.GOODBYE_GRACE``) and closing every connection; the node
   failing ends it with the node's error.
+- ``notes`` (called once the node runs) are notices shown after the welcome: the web
+  interface's address (``-http``), printed before the screen opened and hidden by it.
 - ``run_tui`` is the entry point: while the screen is up, the ``whisper`` loggers do not
   write to the terminal (it would corrupt the screen).  With ``show_log`` their records are
   shown in the message area (rate-limited as on stderr, ``loglimit.py``); otherwise notices
@@ -63,9 +65,15 @@ log = logging.getLogger("whisper.tui")
 EARLIER = 50
 
 
-def run_tui(node: Node, *, show_log: bool = False, history: History | None = None) -> None:
+def run_tui(
+    node: Node,
+    *,
+    show_log: bool = False,
+    history: History | None = None,
+    notes: Callable[[], list[str]] | None = None,
+) -> None:
     """Run the node under the terminal UI until the user leaves.  Blocks; see module rules."""
-    session = Session(node, history=history or PersistentHistory(default_path()))
+    session = Session(node, history=history or PersistentHistory(default_path()), notes=notes)
     with _log_to_screen(session.ui, show_log):
         guest.run(session.run, session.ui.app)
 
@@ -79,8 +87,10 @@ class Session:
         input: Input | None = None,
         output: Output | None = None,
         clock: Callable[[], float] = time.time,
+        notes: Callable[[], list[str]] | None = None,
     ) -> None:
         self.node = node
+        self._notes = notes
         self.nicks = KnownNicks()
         self._token: trio.lowlevel.TrioToken | None = None
         self._typed: trio.MemorySendChannel[str] | None = None
@@ -125,6 +135,8 @@ class Session:
                 nursery.start_soon(self._show_events, events)
                 nursery.start_soon(_stop_on_signal, nursery.cancel_scope, self.node)
                 self.ui.show_info(self._welcome())
+                for note in self._notes() if self._notes is not None else []:
+                    self.ui.notice(note)  # the web's address, printed before the screen opened
                 task_status.started(addr)
                 await self._execute(typed)
                 await self.node.farewell()  # /quit, Ctrl-D: a clean exit says goodbye

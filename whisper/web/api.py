@@ -147,9 +147,8 @@ class Api:
         return JSONResponse(self.bridge.say(text_field(obj, "Body")), status_code=201)
 
     async def users(self, request: Request) -> Response:
-        users, me = self.hub.users, self.hub.state
-        records, online = users.records(), self.bridge.online()
-        return JSONResponse({"users": records, "window": users.window, "me": me, "online": online})
+        hub = self.hub
+        return JSONResponse({**hub.who(), "window": hub.users.window, "me": hub.state})
 
     async def peers(self, request: Request) -> Response:
         return JSONResponse({"peers": self.bridge.peers()})

@@ -123,7 +123,7 @@ class Bridge:
     def disconnect(self, text: str) -> str:
         addr = _canonical(text)
         if not self._node.disconnect(addr):
-            raise Refused(404, f"no outgoing link to {addr}")
+            raise Refused(404, f"no link to {addr}")
         return addr
 
     # -- looking -----------------------------------------------------------------------

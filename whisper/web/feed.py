@@ -2,9 +2,9 @@
 
 Rules:
 - A frame is one or more events, one JSON object a line (``{"Event": "message", ...}``):
-  exactly one unless events arrived faster than the feed sends (at most one frame every
-  ``MIN_INTERVAL``: each frame costs a system call, and 100 browsers must cost the node
-  little).  JSON text never holds a raw newline, so
+  exactly one unless events arrived faster than the feed sends (at most one frame a
+  ``Hub.tick``, every ``hub.FRAME_INTERVAL``: each frame costs a system call, and 100
+  browsers must cost the node little).  JSON text never holds a raw newline, so
   ``frame.split("\\n")`` always gives whole events.
 - On connect the feed says who we are (``me``, with the cursor ``Next``), the peers and who
   is online, then messages: those after ``?since=CURSOR`` (a page coming back after a
@@ -28,7 +28,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from .hub import Hub, Listener
 
 HISTORY = 200
-MIN_INTERVAL = 0.02
 CLOSE_TIMEOUT = 1.0
 GOING_AWAY = 1001
 
@@ -65,10 +64,10 @@ class Feed:
 
     async def _write(self, websocket: WebSocket, listener: Listener) -> None:
         while not listener.closed:
-            lines = listener.take(self.hub.ring)
-            if lines:
-                await websocket.send_text("\n".join(lines))
-                await trio.sleep(MIN_INTERVAL)
+            frame = listener.frame(self.hub.ring)
+            if frame:
+                await websocket.send_text(frame)
+                await self.hub.tick()
             else:
                 await listener.wait()
 

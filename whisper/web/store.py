@@ -18,11 +18,11 @@ Rules:
   A file travels as its number, name, type, size and whether it may be previewed (its
   bytes are PNG, JPEG, GIF or WebP), never as its contents; other extension
   keys are not copied.  Each record's JSON text is made once, when first asked for, and
-  shared by every feed.
+  shared by every feed; so is a frame's text for a cursor (``frame``), until the next add.
 - ``Users`` is who was heard recently, by nick (messages from the network that are not
   history; at most ``MAX_NICK_CHARS`` characters, else not kept), at most ``max_users`` of
-  them, each forgotten ``window`` seconds after it last spoke.  Presence proper comes with
-  the chat issue; until then this is what "online" means.
+  them, each forgotten ``window`` seconds after it last spoke.  Who is online is presence
+  (``Bridge.online``); the page lists these beside it, dimmed, when not online.
 
 Pure state: the wall clock is injected; no trio.
 """
@@ -136,6 +136,8 @@ class MessageRing:
         self._entries: deque[Entry] = deque()
         self._bytes = 0
         self.last_seq = 0
+        self._frames: dict[int, tuple[str, int]] = {}  # cursor -> frame (see ``frame``)
+        self._frames_at = 0  # the last_seq they were made at
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -176,6 +178,27 @@ class MessageRing:
         page = list(islice(older, limit))
         page.reverse()
         return page
+
+    def frame(self, cursor: int, limit: int, max_bytes: int) -> tuple[str, int]:
+        """The feed lines of the entries after ``cursor`` joined as one frame's text (at
+        least one entry, more while under ``max_bytes``, at most ``limit``), and the number
+        of its last entry.  Made once per cursor until a message is added: every feed at
+        that cursor gets the same text."""
+        if self._frames_at != self.last_seq:
+            self._frames.clear()
+            self._frames_at = self.last_seq
+        made = self._frames.get(cursor)
+        if made is None:
+            lines: list[str] = []
+            size, last = 0, cursor
+            for entry in self.after(cursor, limit):
+                if lines and size >= max_bytes:
+                    break
+                lines.append(line := entry.text())
+                size += len(line)
+                last = entry.seq
+            made = self._frames[cursor] = ("\n".join(lines), last)
+        return made
 
     def latest(self, limit: int) -> list[Entry]:
         tail = list(islice(reversed(self._entries), limit))

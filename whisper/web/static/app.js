@@ -17,7 +17,7 @@ const state = {
   seen: new Set(),   // message IDs shown (a reconnection may resend some)
   nick: "",
   peersKey: "",
-  usersKey: "",
+  usersKey: "",      // the online list drawn (redrawn only when it changes)
   unread: 0,
   retry: 500,
   socket: null,
@@ -154,16 +154,13 @@ function renderPeers(peers) {
     const row = el("li", { "data-testid": "peer-row", "data-addr": p.Addr },
       el("span", { class: "dir", text: p.Direction, title: p.Direction === "out" ? "we dialled it" : "it dialled us" }),
       el("span", { class: "peer-addr", text: p.Addr }));
-    if (p.Direction === "out") {
-      const button = el("button", { class: "disconnect", type: "button", text: "Disconnect",
-        "data-testid": "disconnect", "aria-label": `Disconnect from ${p.Addr}` });
-      button.dataset.addr = p.Addr;
-      button.addEventListener("click", () => disconnect(p.Addr));
-      row.append(button);
-      if (focused === p.Addr) queueMicrotask(() => button.focus());
-    } else {
-      row.append(el("span"));
-    }
+    const label = p.Direction === "out" ? `Disconnect from ${p.Addr}` : `Close the connection from ${p.Addr}`;
+    const button = el("button", { class: "disconnect", type: "button", text: "Disconnect",
+      "data-testid": "disconnect", "aria-label": label });
+    button.dataset.addr = p.Addr;
+    button.addEventListener("click", () => disconnect(p.Addr));
+    row.append(button);
+    if (focused === p.Addr) queueMicrotask(() => button.focus());
     const detail = p.Error && p.State !== "connected" ? `${p.State} · ${p.Error}` : p.State;
     row.append(el("span", { class: `peer-state ${p.State === "connected" ? "connected" : ""}`, text: detail }));
     ul.append(row);
@@ -172,23 +169,29 @@ function renderPeers(peers) {
 }
 
 function updateAgo() {
-  for (const li of $("users").querySelectorAll("[data-seen]")) li.lastChild.textContent = ago(Number(li.dataset.seen));
+  for (const li of $("users").querySelectorAll("[data-seen]")) li.lastChild.textContent = `heard ${ago(Number(li.dataset.seen))}`;
 }
 
-function renderUsers(users) {
-  const key = JSON.stringify([state.nick, users.map((u) => [u.Nick, u.Seen])]);
+// who is online by presence (ourselves first), then, dimmed, those heard but not online
+function renderUsers(who) {
+  const key = JSON.stringify([who.online.map((u) => [u.Nick, u.Addr, u.Linked]), who.heard.map((u) => [u.Nick, u.Seen])]);
   if (key === state.usersKey) return;
   state.usersKey = key;
-  state.users = users;
   const ul = $("users");
   ul.replaceChildren();
-  if (state.nick) ul.append(el("li", {}, nickSpan(state.nick), el("span", { class: "when", text: "you" })));
-  if (!users.length) ul.append(el("li", { class: "empty", text: "Nobody else heard from yet." }));
-  for (const u of users) {
-    const li = el("li", { "data-testid": "user", title: u.Addr }, nickSpan(u.Nick), el("span", { class: "when", text: ago(u.Seen) }));
+  for (const u of who.online) {
+    const when = u.You ? "you" : u.Linked ? "online · linked" : "online";
+    ul.append(el("li", { "data-testid": "user", class: "online", title: u.Addr },
+      nickSpan(u.Nick), el("span", { class: "when", text: when })));
+  }
+  if (!who.online.some((u) => !u.You)) ul.append(el("li", { class: "empty", text: "Nobody else is online yet." }));
+  for (const u of who.heard) {
+    const li = el("li", { "data-testid": "user", class: "heard", title: `${u.Addr} · not online by presence` },
+      nickSpan(u.Nick), el("span", { class: "when", text: `heard ${ago(u.Seen)}` }));
     li.dataset.seen = String(u.Seen);
     ul.append(li);
   }
+  $("online-count").textContent = String(who.online.length);
 }
 
 function noteFile(f) {
@@ -203,9 +206,7 @@ function noteFile(f) {
 }
 
 function setMe(me) {
-  const changed = state.nick !== me.Nick;
   state.nick = me.Nick;
-  if (changed && state.users) renderUsers(state.users);
   $("nick").textContent = me.Nick || "set a nick";
   $("addr").textContent = me.Addr;
 }
@@ -301,7 +302,7 @@ function handle(event) {
       setMe(event);
       break;
     case "peers": renderPeers(event.peers); break;
-    case "users": renderUsers(event.users); break;
+    case "users": renderUsers(event); break;
     case "notice": info([event.Text], event.Warning ? "notice warning" : "notice"); break;
     case "missed":
       if (event.Messages) divider(`${event.Messages} messages not shown: this page fell behind`);
