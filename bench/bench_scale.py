@@ -19,7 +19,10 @@ What it measures (numbers only; nothing is asserted), for each ``--peers`` size:
    been still for 2 s, then ``--messages`` more from random survivors: delivery to the
    survivors.
 
-``--routing MODE`` passes ``-routing MODE`` to the whisper peers (builds that have it).
+``--build NAME=PYTHONPATH`` (repeatable) runs whisper from other source trees too (a copy of
+the code before a change: ``git archive COMMIT whisper | tar -x -C DIR``), each its own
+column, one after another at each size.  ``--routing MODE`` passes ``-routing MODE`` to the
+whisper peers (builds that have it).
 ``--go PATH`` runs the same phases on a full mesh of Go reference peers of the same size,
 in the same run: the whole bench then re-runs inside a network namespace made for it
 (``go_peer_lab.py``, root only), since the Go peer binds the first non-loopback address and
@@ -38,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import go_peer_lab
+from bench_relay import _start_py_spy as start_py_spy
+from bench_relay import _stop_py_spy as stop_py_spy
 from scale_net import Net, Proc, go_cmd, whisper_cmd
 
 QUIET = 3.0  # seconds without a new arrival that end a phase
@@ -119,7 +124,10 @@ def measure(name: str, net: Net, args: argparse.Namespace, n: int, warm_each: bo
     res.join_s = time.monotonic() - t0
     res.conns = net.connections()
     print(f"{name} x{n}: joined and settled in {res.join_s:.1f}s", flush=True)
+    spy = start_py_spy(net.peers[0].pid, args.py_spy) if args.py_spy and name != "Go" else None
     res.stable = run_phase(net, args.messages, args.rate)
+    if spy is not None:
+        stop_py_spy(spy)
     _say(name, n, "stable", res.stable)
     net.kill(args.kill)
     net.settle()
@@ -194,8 +202,22 @@ def main() -> None:
     p.add_argument("--kill", type=float, default=0.3, help="share of peers killed (0.3)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--routing", help="pass -routing MODE to the whisper peers")
+    p.add_argument(
+        "--build",
+        action="append",
+        default=[],
+        metavar="NAME=PYTHONPATH",
+        help="run whisper from this source tree, as column NAME (repeatable: builds compared "
+        "in one run, one after another at each size); default: this one",
+    )
     p.add_argument("--go", metavar="PATH", help="also a full mesh of Go peers (in a netns)")
     p.add_argument("--go-max", type=int, default=25, help="largest Go network (25)")
+    p.add_argument(
+        "--py-spy",
+        metavar="OUT",
+        help="record whisper peer 0 with py-spy during the stable phase (OUT.txt: collapsed "
+        "stacks)",
+    )
     p.add_argument("--inside", metavar="NS", help=argparse.SUPPRESS)  # set by the --go re-run
     args = p.parse_args()
     sizes = args.peers or [25]
@@ -205,11 +227,15 @@ def main() -> None:
     if args.go and not go_peer_lab.inside(args.inside):
         raise SystemExit(f"not inside the namespace {args.inside}: never run the Go peer here")
 
+    builds = [tuple(b.split("=", 1)) for b in args.build] or [("whisper", None)]
+    if any(len(b) != 2 for b in builds):
+        raise SystemExit("--build takes NAME=PYTHONPATH")
     results: list[Result] = []
-    name = f"whisper/{args.routing}" if args.routing else "whisper"
     for n in sizes:
-        with Net(whisper_cmd(args.routing), seed=args.seed) as net:
-            results.append(measure(name, net, args, n, args.warmup < 0))
+        for build, path in builds:
+            name = f"{build}/{args.routing}" if args.routing else build
+            with Net(whisper_cmd(args.routing), seed=args.seed, pythonpath=path) as net:
+                results.append(measure(name, net, args, n, args.warmup < 0))
         if args.go and n <= args.go_max:
             with Net(go_cmd(args.go), seed=args.seed) as net:
                 results.append(measure("Go", net, args, n, True))

@@ -100,7 +100,9 @@ class Net:
         cmd: Callable[[int, list[str], Path], list[str]],
         seed: int = 1,
         listening: str = r"[Ll]istening on (\S+)",
+        pythonpath: str | None = None,
     ) -> None:
+        """``pythonpath``: where the peers import ``whisper`` from (default: ours)."""
         self.cmd = cmd
         self.rng = random.Random(seed)
         self.listening = re.compile(listening)
@@ -109,7 +111,7 @@ class Net:
         self._tmp = tempfile.TemporaryDirectory(prefix="scalebench-")
         self.tmp = Path(self._tmp.name)
         self.env = {**os.environ, "HOME": str(self.tmp), "XDG_DATA_HOME": str(self.tmp)}
-        self.env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
+        self.env["PYTHONPATH"] = pythonpath or os.environ.get("PYTHONPATH", str(REPO))
         self.run_id = f"{self.rng.getrandbits(32):08x}"
         self.sent = 0
 
