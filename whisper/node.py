@@ -8,7 +8,10 @@ Rules (the relay's decisions are the engine's, ``engine/``; PROTOCOL.md §5 is n
   cannot: the tasks of the links (``link.LinkTasks``, started on ``Dial``, stopped on
   ``CloseLink``) and the cancel scopes of the incoming connections.
 - An incoming connection is read in chunks of ``RECEIVE_BYTES``; each chunk is one engine
-  batch.  The stream is always closed in ``finally``.
+  batch.  The stream is always closed in ``finally``.  A chunk costs one wait (the task's
+  checkpoint: it parks until the socket is readable) and one ``os.read`` on the
+  non-blocking socket, not trio's ``receive_some`` (which tries a read first, so every
+  chunk also cost a read that found nothing).
 - Front ends use only what is public here: commands (``say``, ``connect`` ...), snapshots
   (``peers()``, ``blacklist()``, ``files()``) and events through ``subscribe()``: a bounded
   ``Subscription`` each; when one is full its events are dropped (and the front end told
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -237,12 +241,15 @@ class Node:
             except trio.BrokenResourceError as exc:  # it connected and went at once
                 log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
                 return
-        engine = self.engine
+        engine, fd, wait_readable = self.engine, stream.socket.fileno(), trio.lowlevel.wait_readable
         while conn.closed is None:
+            await wait_readable(fd)  # the one checkpoint a chunk costs (see the Rules)
             try:
-                data = await stream.receive_some(RECEIVE_BYTES)
-            except trio.BrokenResourceError as exc:
-                log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
+                data = os.read(fd, RECEIVE_BYTES)  # the socket is non-blocking
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                log.debug("incoming %s broke: %s", conn.remote, exc.strerror or exc)
                 return
             self._apply(engine.receive_data(conn, data, trio.current_time()))
             while conn.resume_at is not None:  # paced (flood control): read nothing until then
