@@ -74,20 +74,23 @@ class Phase:
         return self.cpu / (self.messages * self.peers) * 1e3
 
 
-def run_phase(net: Net, messages: int, rate: float, each: bool = False) -> Phase:
+def run_phase(
+    net: Net, messages: int, rate: float | None, each: bool = False, quiet: float = QUIET
+) -> Phase:
     """``messages`` lines from random live peers (``each``: one from every peer, in turn)
-    at ``rate`` a second; wait until they arrived; count."""
+    at ``rate`` a second (None: at once); wait until they arrived, or nothing arrived for
+    ``quiet`` seconds; count."""
     live = net.alive()
     messages = len(live) if each else messages
     phase = Phase(len(live), messages)
     sent: list[tuple[str, Proc, int]] = []
     cpu0, t0 = net.cpu(), time.monotonic()
     for i in range(messages):
-        delay = t0 + i / rate - time.monotonic()
+        delay = t0 + i / rate - time.monotonic() if rate else 0
         if delay > 0:
             time.sleep(delay)  # pacing the sender, not waiting for anything
         sent.append(net.send(live[i] if each else net.rng.choice(live)))
-    net.wait_arrivals(sent, QUIET, PHASE_LIMIT)
+    net.wait_arrivals(sent, quiet, max(quiet, PHASE_LIMIT))
     phase.cpu, phase.wall = net.cpu() - cpu0, time.monotonic() - t0
     with net.changed:
         for tag, sender, at in sent:
