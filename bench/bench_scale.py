@@ -4,7 +4,8 @@ What it measures (numbers only; nothing is asserted), for each ``--peers`` size:
 
 1. **Join**: N whisper peers (``scale_net.py``: 127.0.0.1 only, no discovery, no history)
    join in waves, each through 1-2 random earlier peers (``--seed``); then one message
-   from every peer (or ``--warmup`` from random ones), and the bench waits until no peer's
+   from every peer, again until a round reaches every peer (at most 3 rounds; or
+   ``--warmup`` messages from random peers), and the bench waits until no peer's
    TCP connection count has changed for 2 s.  TCP connections per peer (max, mean):
    established sockets of its process.
 2. **Stable**: ``--messages`` lines typed on the stdin of random peers at ``--rate`` a
@@ -27,7 +28,9 @@ whisper peers (builds that have it).
 in the same run: the whole bench then re-runs inside a network namespace made for it
 (``go_peer_lab.py``, root only), since the Go peer binds the first non-loopback address and
 broadcasts at start.  Both flood networks dial the ``Addr`` of every message they see, so the
-warm-up makes them the full mesh they end up with once everyone has spoken.  Usage:
+warm-up makes them the full mesh they end up with once everyone has spoken (whisper after one
+round: a peer it dials dials it back at once, the hello; Go after two: its first round reaches
+about half the peers).  Usage:
 ``.venv/bin/python bench/bench_scale.py --peers 25 --peers 100 [--go PATH]``.
 """
 
@@ -47,6 +50,7 @@ from scale_net import Net, Proc, go_cmd, whisper_cmd
 
 QUIET = 3.0  # seconds without a new arrival that end a phase
 PHASE_LIMIT = 60.0
+WARM_ROUNDS = 3  # rounds of "every peer speaks once" at most
 
 
 @dataclass
@@ -119,8 +123,11 @@ def measure(name: str, net: Net, args: argparse.Namespace, n: int, warm_each: bo
     res = Result(name, n)
     t0 = time.monotonic()
     net.start(n)
-    if warm_each:
-        run_phase(net, 0, args.rate, each=True)
+    if warm_each:  # until a round reaches everyone: the Go peer dials only the authors
+        for _ in range(WARM_ROUNDS):  # of what reaches it, so its first round does not
+            if run_phase(net, 0, args.rate, each=True).delivery == 1.0:
+                break
+            net.settle()
     elif args.warmup:
         run_phase(net, args.warmup, args.rate)
     net.settle()
