@@ -7,11 +7,11 @@ Rules (the relay's decisions are the engine's, ``engine/``; PROTOCOL.md §5 is n
   carries out the actions it returns (``_apply``).  The shell keeps only what the engine
   cannot: the tasks of the links (``link.LinkTasks``, started on ``Dial``, stopped on
   ``CloseLink``) and the cancel scopes of the incoming connections.
-- An incoming connection is read in chunks of ``RECEIVE_BYTES``; each chunk is one engine
-  batch.  The stream is always closed in ``finally``.  A chunk costs one wait (the task's
-  checkpoint: it parks until the socket is readable) and one ``os.read`` on the
-  non-blocking socket, not trio's ``receive_some`` (which tries a read first, so every
-  chunk also cost a read that found nothing).
+- An incoming connection is read in chunks of ``readers.RECEIVE_BYTES``; each chunk is one
+  engine batch.  The stream is always closed in ``finally``.  Its task owns its lifetime;
+  the reading is done by one task for all of them (``readers.py``: a wake-up reads every
+  socket that is ready), which hands each chunk to the engine; while flood control paces
+  the connection, its own task waits and resumes it, and the socket is not read.
 - Front ends use only what is public here: commands (``say``, ``connect`` ...), snapshots
   (``peers()``, ``blacklist()``, ``files()``) and events through ``subscribe()``: a bounded
   ``Subscription`` each; when one is full its events are dropped (and the front end told
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -44,9 +43,9 @@ from .identity.stages import IdentityLayer
 from .link import LinkTasks
 from .message import Message
 from .peers import Dialled, Peer
+from .readers import Readers
 from .subscription import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Subscription
 
-RECEIVE_BYTES = 64 * 1024
 GOODBYE_GRACE = 0.5  # seconds the links get to write our goodbye on a clean exit
 GOODBYE_POLL = 0.02
 T = TypeVar("T")
@@ -62,6 +61,7 @@ class Node:
         self._links = LinkTasks(self, self.config.connections, self.engine.link_ended)
         self._incoming: dict[Incoming, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
+        self._readers: Readers | None = None  # reads every incoming connection (run)
         #: Each may hold events back from the front ends and publish them later through
         #: ``publish_now`` (the history store: shown once committed, ``store/stage.py``).
         self.holds: list[Callable[[list[Event]], list[Event]]] = []
@@ -87,7 +87,17 @@ class Node:
         cfg = self.config
         # Bind before the nursery so that "address in use" surfaces as a plain OSError.
         listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host)
+        self._readers = readers = Readers()
+        with contextlib.closing(readers):
+            await self._serve(listeners, task_status)
+
+    async def _serve(
+        self, listeners: list[trio.SocketListener], task_status: trio.TaskStatus[str]
+    ) -> None:
+        cfg = self.config
         async with trio.open_nursery() as nursery:
+            assert self._readers is not None
+            nursery.start_soon(self._readers.run)
             await nursery.start(trio.serve_listeners, self._serve_incoming, listeners)
             port = listeners[0].socket.getsockname()[1]
             advertised = cfg.advertise or cfg.host
@@ -241,22 +251,20 @@ class Node:
             except trio.BrokenResourceError as exc:  # it connected and went at once
                 log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
                 return
-        engine, fd, wait_readable = self.engine, stream.socket.fileno(), trio.lowlevel.wait_readable
-        while conn.closed is None:
-            await wait_readable(fd)  # the one checkpoint a chunk costs (see the Rules)
-            try:
-                data = os.read(fd, RECEIVE_BYTES)  # the socket is non-blocking
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                log.debug("incoming %s broke: %s", conn.remote, exc.strerror or exc)
-                return
+        engine, fd = self.engine, stream.socket.fileno()
+        assert self._readers is not None
+
+        def chunk(data: bytes) -> bool:  # called by the readers' task: go on reading?
             self._apply(engine.receive_data(conn, data, trio.current_time()))
+            return conn.closed is None and conn.resume_at is None
+
+        while conn.closed is None:
+            if not await self._readers.watch(fd, chunk):
+                log.debug("incoming %s ended", conn.remote)
+                return
             while conn.resume_at is not None:  # paced (flood control): read nothing until then
                 await trio.sleep_until(conn.resume_at)
                 self._apply(engine.resume(conn, trio.current_time()))
-            if not data:
-                return
 
     # -- carrying out the engine's actions -----------------------------------------------
 
