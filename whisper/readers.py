@@ -16,11 +16,13 @@ Rules:
   per round, so one busy connection never starves the others, and the round ends at a
   checkpoint, so the other tasks run between rounds.
 - A socket whose ``watch`` ended during a round (the connection was dropped by another's
-  chunk) is not read again in that round.
+  chunk) is not read again in that round.  A chunk read is always handed to ``on_data``,
+  even when the watch is being cancelled at that moment: nothing read is lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 from collections.abc import Callable
@@ -61,7 +63,8 @@ class Readers:
     def _forget(self, fd: int, watch: _Watch) -> None:
         if self._watches.get(fd) is watch:
             del self._watches[fd]
-            self._epoll.unregister(fd)
+            with contextlib.suppress(OSError):  # closed already: the kernel dropped it
+                self._epoll.unregister(fd)
 
     async def run(self) -> None:
         """Serve every watched socket until cancelled."""
