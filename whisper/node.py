@@ -259,12 +259,13 @@ class Node:
             return conn.closed is None and conn.resume_at is None
 
         while conn.closed is None:
-            if not await self._readers.watch(fd, chunk):
+            more = await self._readers.watch(fd, chunk)  # False: EOF (or broken)
+            while conn.resume_at is not None:  # paced (flood control): read nothing until then
+                await trio.sleep_until(conn.resume_at)  # (what came before an EOF too)
+                self._apply(engine.resume(conn, trio.current_time()))
+            if not more:
                 log.debug("incoming %s ended", conn.remote)
                 return
-            while conn.resume_at is not None:  # paced (flood control): read nothing until then
-                await trio.sleep_until(conn.resume_at)
-                self._apply(engine.resume(conn, trio.current_time()))
 
     # -- carrying out the engine's actions -----------------------------------------------
 
