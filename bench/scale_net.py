@@ -80,6 +80,8 @@ class Proc:
     addr: str = ""
     arrivals: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    last_err: str = ""  # its last stderr line (why it exited, if it did)
+    err_reader: threading.Thread | None = None
     alive: bool = True
 
     @property
@@ -138,7 +140,9 @@ class Net:
                     if any(p.popen.poll() is not None for p in batch) or not self.changed.wait(
                         deadline - time.monotonic()
                     ):
-                        raise RuntimeError(f"peers did not listen: {self._trouble(batch)}")
+                        break
+            if not all(p.addr for p in batch):
+                raise RuntimeError(f"peers did not listen: {self._trouble(batch)}")
 
     def _spawn(self, i: int, contacts: list[str]) -> Proc:
         popen = subprocess.Popen(
@@ -153,7 +157,8 @@ class Net:
         proc = Proc(i, popen)
         self.peers.append(proc)
         threading.Thread(target=self._read_out, args=(proc,), daemon=True).start()
-        threading.Thread(target=self._read_err, args=(proc,), daemon=True).start()
+        proc.err_reader = threading.Thread(target=self._read_err, args=(proc,), daemon=True)
+        proc.err_reader.start()
         return proc
 
     def _read_out(self, proc: Proc) -> None:
@@ -172,6 +177,7 @@ class Net:
             line = raw.decode("utf-8", "replace").rstrip()
             match = self.listening.search(line)
             with self.changed:
+                proc.last_err = line
                 if match and not proc.addr:
                     proc.addr = match.group(1)
                 elif any(w in line for w in ("Traceback", " ERROR ", "panic")):
@@ -181,8 +187,11 @@ class Net:
             self.changed.notify_all()
 
     def _trouble(self, peers: Iterable[Proc]) -> str:
+        for p in peers:  # an exited peer's last words: its stderr read to the end
+            if p.popen.poll() is not None and p.err_reader is not None:
+                p.err_reader.join(2)
         return "; ".join(
-            f"#{p.index} exit {p.popen.poll()} {p.errors[:2]}" for p in peers if not p.addr
+            f"#{p.index} exit {p.popen.poll()}: {p.last_err}" for p in peers if not p.addr
         )
 
     # -- driving -----------------------------------------------------------------------
