@@ -799,9 +799,11 @@ def measure(
 
 
 def _start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
-    exe = Path(sys.executable).parent / "py-spy"  # the venv's, else the one on PATH
+    found = [
+        e for e in (REPO / ".venv" / "bin", Path(sys.executable).parent) if (e / "py-spy").exists()
+    ]
     cmd = [
-        str(exe) if exe.exists() else "py-spy",
+        str(found[0] / "py-spy") if found else "py-spy",
         "record",
         "--pid",
         str(pid),

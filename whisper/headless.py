@@ -19,7 +19,9 @@ Rules:
   starting ``[history HH:MM] ``; in JSON it has ``"History": true``.  A file message shows
   ``[file #N] name (size, type)  /save N`` as its body (the JSON line has the file keys).
 - Writing happens off the event loop, in batches: a stalled stdout never stalls the node; the
-  subscription's bounded buffer drops events instead (``Node.subscribe``).
+  subscription's bounded buffer drops events instead (``Node.subscribe``).  Only a batch a
+  pipe takes whole without blocking (at most ``PIPE_BUF`` bytes, the pipe not full) is
+  written on the event loop, saving the hand-over to a thread.
 - EOF on stdin leaves the node relaying; ``/quit`` says goodbye (presence) and returns.
 - Presence notices (``bob joined``, ``bob left`` ...) are chat: one line each on stderr.
 - stdin and stdout are read and written as raw file descriptors from worker threads: a thread
@@ -32,6 +34,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
+import stat
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -173,13 +177,27 @@ async def _print_messages(
         )
         if not text:
             continue
+        data = text.encode("utf-8", "replace")
         try:
-            await trio.to_thread.run_sync(
-                _write_all, stdout_fd, text.encode("utf-8", "replace"), abandon_on_cancel=True
-            )
+            if not _write_now(stdout_fd, data):
+                await trio.to_thread.run_sync(_write_all, stdout_fd, data, abandon_on_cancel=True)
         except OSError:
             log.warning("stdout is closed: no longer printing messages (still relaying)")
             return
+
+
+def _write_now(fd: int, data: bytes) -> bool:
+    """Write ``data`` here, on the event loop, when that cannot block: stdout is a pipe with
+    room (``POLLOUT``: a free buffer) and ``data`` is at most ``PIPE_BUF`` bytes, which a
+    pipe then takes whole.  False: not written (a terminal, a file, a full pipe, more)."""
+    if len(data) > select.PIPE_BUF or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        return False
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    if not poll.poll(0):
+        return False
+    os.write(fd, data)
+    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -15,6 +15,13 @@ Rules (the decisions are the engine's, ``engine/links.py``; this is the I/O arou
   peer has stalled: the link is dropped and retried later like any failure, reported as a
   stall (a peer that keeps stalling is given up on, ``PeerTable.failed``).  A slow peer
   that keeps reading is not stalled, however long a batch or a backlog replay takes it.
+- ``wake`` (the engine's ``Flush``) writes at once, from the caller, when the task is idle
+  (connected, nothing being written, asleep until woken): what ``data_to_send`` hands out
+  goes to the socket without blocking (``os.write`` on its non-blocking descriptor), so a
+  message the kernel takes whole costs one write and no wake-up of the task.  Whatever the
+  kernel does not take (a full buffer), or an error, goes to the task, woken: it writes the
+  rest first, under the stall timeout, and reports a broken link as before.  Bytes are never
+  reordered: only the task or ``wake`` writes, never both at once.
 - Whispernet connections are one-way: anything the peer sends back is read and discarded,
   and its EOF tells us the link is gone.  Two-way links (``engine/twoway.py``): when we
   cannot be dialled and the banner names ``twoway``, what follows the banner is handed to
@@ -28,6 +35,7 @@ Rules (the decisions are the engine's, ``engine/links.py``; this is the I/O arou
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import Protocol
@@ -78,12 +86,35 @@ class OutgoingLink:
         self._stall_timeout = stall_timeout
         self._wake: trio.Event | None = None
         self._pumping = False
+        self._fd = -1  # the connected socket's descriptor while the pump runs
+        self._rest = b""  # what ``wake`` wrote in part: the task writes it first
         self._cancel = trio.CancelScope()
         self.batches_sent = 0
 
     def wake(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        """There is something to send: write it now if the task is idle, else wake it."""
+        waiting = self._wake
+        if waiting is None or waiting.is_set():
+            return  # writing, woken already, or not connected: it takes the data itself
+        if self._fd >= 0:
+            self._write_through(waiting)
+        else:
+            waiting.set()
+
+    def _write_through(self, waiting: trio.Event) -> None:
+        host, link, fd = self._host, self.link, self._fd
+        while data := host.data_to_send(link):
+            try:
+                written = os.write(fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError:  # broken: the task's own write says how, and reports it
+                written = 0
+            self.batches_sent += 1
+            if written < len(data):
+                self._rest = data[written:]
+                waiting.set()
+                return
 
     def close(self) -> None:
         self._cancel.cancel()
@@ -179,8 +210,15 @@ class OutgoingLink:
             self._pumping = False
 
     async def _pump_until_broken(self, stream: trio.SocketStream) -> str:
+        self._fd = stream.socket.fileno()
+        try:
+            return await self._write_until_broken(stream)
+        finally:  # a batch cut short by a break is lost, as any unfinished write is
+            self._fd, self._wake, self._rest = -1, None, b""
+
+    async def _write_until_broken(self, stream: trio.SocketStream) -> str:
         while True:
-            data = self._host.data_to_send(self.link)
+            data, self._rest = self._rest or self._host.data_to_send(self.link), b""
             if not data:
                 self._wake = trio.Event()
                 await self._wake.wait()

@@ -262,12 +262,29 @@ async def _relay_checked(
 
 
 async def read_chunk(stream: trio.abc.ReceiveStream, conn: Incoming, size: int) -> bytes | None:
-    """Up to ``size`` bytes of ``conn`` (``b""``: EOF), or None if the connection broke."""
-    try:
-        return await stream.receive_some(size)
-    except trio.BrokenResourceError as exc:
-        log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
-        return None
+    """Up to ``size`` bytes of ``conn`` (``b""``: EOF), or None if the connection broke.
+
+    On a socket a chunk costs one wait (the checkpoint: it parks until the socket is
+    readable) and one ``os.read`` of the non-blocking socket: trio's ``receive_some`` tries a
+    read before it waits, so in a flood (a copy of every message on every connection) every
+    chunk also cost a read that found nothing."""
+    sock = getattr(stream, "socket", None)
+    if sock is None:  # a memory stream (tests)
+        try:
+            return await stream.receive_some(size)
+        except trio.BrokenResourceError as exc:
+            log.debug("incoming %s broke: %s", conn.remote, exc.__cause__ or exc)
+            return None
+    fd = sock.fileno()
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            log.debug("incoming %s broke: %s", conn.remote, exc.strerror or exc)
+            return None
 
 
 async def paced(conn: Incoming, engine: Engine, apply: Callable[[list[Action]], None]) -> None:
