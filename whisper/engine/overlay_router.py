@@ -161,19 +161,24 @@ class OverlayRouter:
         if batch.needs is not None or overlay is None:
             return self._flood.route(batch, links)
         now = self.engine.now
-        legacy = [link for link in links.values() if ROUTING not in link.caps]
-        legacy += [  # peers asked to be neighbours: not in the tree yet, but soon
-            link
-            for peer in overlay.membership.asked()
-            if (link := links.get(peer)) is not None and ROUTING in link.caps
-        ]
+        legacy = {addr: link for addr, link in links.items() if ROUTING not in link.caps}
+        for peer in overlay.membership.asked():  # asked to be neighbours: not in the tree
+            if (link := links.get(peer)) is not None and ROUTING in link.caps:  # yet, but soon
+                legacy[peer] = link
+        # Legacy links are flooded as FloodRouter does, a batch at a time: everything but
+        # what their peer wrote; only overlay neighbours need a decision per message.
+        out: dict[str, tuple[Peer, list[bytes]]] = {
+            link.addr: (link, list(data)) for link, data in self._flood.route(batch, legacy)
+        }
+        if len(legacy) == len(links) and not overlay.membership.active:
+            return out.values()  # nobody in the overlay: nothing to push or announce
         source = batch.source
         sender = source.addr if source is not None and ROUTING in source.caps else None
-        out: dict[str, tuple[Peer, list[bytes]]] = {}
         for data, message, author in zip(batch.data, batch.messages, batch.authors, strict=True):
             if message is None:  # a control payload of ours with no capability needed
-                for link in links.values():
-                    self._add(out, link, data)
+                for addr, link in links.items():
+                    if addr not in legacy:
+                        self._add(out, link, data)
                 continue
             if source is None:
                 actions = overlay.broadcast(message.id, data, now, len(data))
@@ -185,11 +190,8 @@ class OverlayRouter:
                         link = links.get(peer)
                         if peer != author and link is not None and ROUTING in link.caps:
                             self._add(out, link, data)
-                elif type(action) is not Push:
+                else:
                     self._apply([action], now)
-            for link in legacy:
-                if link.addr != author:
-                    self._add(out, link, data)
         self._remind(now)
         return out.values()
 
