@@ -155,6 +155,26 @@ def test_a_peer_that_cannot_start_is_one_error_not_a_fail_per_case(cmd: str, wor
     assert words in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
 
 
+def test_a_peer_that_found_its_port_taken_is_started_again_on_new_ports(tmp_path: Path) -> None:
+    """A free port can be taken between the suite's check and the peer's bind: the suite
+    starts the peer again (on new ports) rather than failing a case for it."""
+    once = tmp_path / "failed-once"
+    script = (
+        f"if [ -e {once} ]; then exec {OUR_PEER}; fi; touch {once}; "
+        "echo 'OSError: [Errno 98] Address already in use' >&2; exit 1"
+    )
+    done = conformance("--cmd", f"sh -c {shlex.quote(script)}", "--case", "relay")
+    assert once.exists()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS" in done.stdout and "FAIL" not in done.stdout, done.stdout
+
+
+def test_a_peer_whose_port_is_always_taken_is_one_error() -> None:
+    script = "echo 'listen tcp :1: bind: address already in use' >&2; exit 1 # {port}"
+    done = conformance("--cmd", f"sh -c {shlex.quote(script)}", "--startup-timeout", "2")
+    assert done.returncode == 2 and "address already in use" in done.stderr, done.stderr
+
+
 def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
     """``.venv/bin/whisper-conformance --cmd 'whisper ...'``, venv not activated: the
     suite finds the ``whisper`` of its own venv, not whatever ``PATH`` holds."""

@@ -18,6 +18,8 @@ Rules:
   temporary file (quoted in a detail only when the peer exits on its own).
 - The peer is ready when a TCP connection to its port succeeds; until then the suite polls
   (every 20 ms, bounded by the startup timeout) and notices if the process exits first.
+  One that exits saying its address is already in use (a port free when we checked, taken
+  before it bound) is started again on new ports, ``START_ATTEMPTS`` times in all.
 - Stopping: SIGTERM to the process group we created, SIGKILL after ``STOP_GRACE`` seconds.
   Only processes started here are signalled, and only while their leader is still running.
 - ``--target HOST:PORT`` is a peer someone else runs: nothing is started or signalled.
@@ -48,6 +50,10 @@ STOP_GRACE = 3.0
 _PORT_FIELD = re.compile(r"\{port(\d*)\}")
 UDP_FIELD = "{udp}"
 _PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*:")
+
+
+START_ATTEMPTS = 3  # a peer that found its port taken is started again, on new ports
+PORT_TAKEN = "address already in use"  # Python's OSError and Go's bind error say this
 
 
 class PeerStartError(Exception):
@@ -233,33 +239,42 @@ async def open_peer(target: Target, startup_timeout: float) -> AsyncIterator[Pee
         assert target.port is not None
         yield PeerUnderTest(target.host, target.port, udp_port=target.discovery_port)
         return
-    argv, port, udp = fill_template(target.cmd, target.discovery_port)
-    with tempfile.NamedTemporaryFile(prefix="whisper-conformance-", suffix=".err") as err:
-        try:
-            process = await trio.lowlevel.open_process(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            looked = "" if os.sep in argv[0] else f" (not in {Path(sys.executable).parent} or PATH)"
-            raise PeerStartError(f"cannot run {argv[0]!r}: {exc.strerror or exc}{looked}") from None
-        peer = PeerUnderTest(target.host, port, process, udp)
-        peer.stderr_path = err.name
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_exit, peer)
+    for attempt in range(START_ATTEMPTS):
+        argv, port, udp = fill_template(target.cmd, target.discovery_port)
+        with tempfile.NamedTemporaryFile(prefix="whisper-conformance-", suffix=".err") as err:
             try:
-                problem = await _listening_problem(peer, startup_timeout)
-                if problem is None:
-                    yield peer
-            finally:
-                with trio.CancelScope(shield=True):
-                    await _stop(peer)
-                nursery.cancel_scope.cancel()
-        if problem is not None:  # raised out here, not wrapped in the nursery's group
-            raise PeerStartError(problem)
+                process = await trio.lowlevel.open_process(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                looked = (
+                    "" if os.sep in argv[0] else f" (not in {Path(sys.executable).parent} or PATH)"
+                )
+                raise PeerStartError(
+                    f"cannot run {argv[0]!r}: {exc.strerror or exc}{looked}"
+                ) from None
+            peer = PeerUnderTest(target.host, port, process, udp)
+            peer.stderr_path = err.name
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_exit, peer)
+                try:
+                    problem = await _listening_problem(peer, startup_timeout)
+                    if problem is None:
+                        yield peer
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await _stop(peer)
+                    nursery.cancel_scope.cancel()
+        if problem is None:
+            return
+        # A free port can be taken between our check and the peer's bind (by anything else
+        # on the machine): that is the suite's bad luck, not the peer's failure.
+        if PORT_TAKEN not in problem.lower() or attempt == START_ATTEMPTS - 1:
+            raise PeerStartError(problem)  # raised out here, not wrapped in the nursery's group
 
 
 async def _watch_exit(peer: PeerUnderTest) -> None:
