@@ -282,7 +282,7 @@ def bench_relay(folder: Path, rounds: int, messages: int) -> None:
             cmd = [*peer, "-history", str(db)] if with_history else [*peer, "-no-history"]
             run = bench_relay.measure(
                 "with history" if with_history else "without",
-                lambda cmd=cmd: bench_relay.whisper_peer(cmd),
+                lambda cmd=cmd: bench_relay.whisper_peer(cmd, history=True),  # flags are ours
                 args,
             )
             sat = run.bench.results["saturation"]
