@@ -33,6 +33,8 @@ Rules:
   while feeds wait for it, at once when overdue; none while nobody waits), not a timer
   each: a hundred feeds' timers cost the node as much as their frames' Python did, and on
   a shared tick the feeds that keep up are at one cursor, so they share the frame's text.
+  While behind, the tick comes every ``BEHIND_FRAME_INTERVAL``: the frames, not the
+  messages, are then what the web costs the node.
 - With history on, the ring is numbered by the store (``Bridge.number_messages``; it
   starts after the newest stored ``seq``), so every cursor the web hands out, the feed's
   and the API's, is the store's ``seq``: a page can page back through the history from
@@ -64,6 +66,7 @@ MAX_RATE = 1000.0
 POLL_INTERVAL = 0.5
 #: A feed sends at most a frame a tick; one ticker for all feeds (see ``tick``).
 FRAME_INTERVAL = 0.02
+BEHIND_FRAME_INTERVAL = 0.25  # behind (a flood): a sample four times a second is plenty
 BEHIND_SHOWN = 100
 BEHIND_PAUSE = 0.5
 LISTENER_EVENTS = 256
@@ -234,7 +237,8 @@ class Hub:
             await self._ticking.wait()
             # on a fixed grid while feeds keep asking; at once if it is overdue (the feeds'
             # sends took longer than the interval, or nobody asked for a while)
-            due = max(due + self.frame_interval, trio.current_time())
+            interval = BEHIND_FRAME_INTERVAL if self.behind else self.frame_interval
+            due = max(due + interval, trio.current_time())
             await trio.sleep_until(due)
             self._ticking = trio.Event()
             tick, self._tick = self._tick, trio.Event()
