@@ -25,8 +25,6 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import json
-import operator
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,17 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from ..message import SECONDS_CUTOFF
-from . import errors, schema
+from . import errors, inserts, schema
 from .dbfile import Lock, LockHeld, make_private
 from .errors import HistoryError
 from .query import fts_query
 from .records import (
     COLUMNS,
-    CONTENTS_KEY,
-    GO_NICK_KEY,
-    HISTORY,
-    NICK_KEY,
-    OWN,
     Record,
     Stored,
     key_sql,
@@ -66,45 +59,6 @@ BACKLOG_SLACK = 3600.0
 CACHE_KIB = 16 * 1024
 WAL_LIMIT = 64 * 1024 * 1024
 
-_INTO = (
-    "INSERT OR IGNORE INTO messages (received_at, idkey, id, addr, nick, body, timestamp,"
-    " channel, flags, file, extra)"
-)
-#: A batch of ``Record``s is one statement over one JSON array of rows (``Record.row``).
-#: ``executemany`` binds each row in Python and releases and retakes the GIL around each
-#: row's step: measured, it slowed a busy event loop 2.8 times as much per row stored.
-INSERT_JSON = (
-    f"{_INTO} SELECT value ->> 0, {key_sql('value ->> 1')}, value ->> 1, value ->> 2,"
-    " value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8,"
-    " value ->> 9 FROM json_each(?)"
-)
-#: ... except for a batch with a NUL in a string, which SQLite's JSON would cut short there.
-INSERT_ROW = f"{_INTO} VALUES (?1, {key_sql('?2')}, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-#: Messages as relayed (``add_shown``): one JSON array of groups ``[received_at, flags,
-#: [wire object, ...]]``, each object the bytes the relay sent, parsed by SQLite alone:
-#: the same columns ``Record.row`` makes (``NICK_KEY`` / ``GO_NICK_KEY``, ``extra`` without
-#: the column keys and ``FileContents``).
-_NICK = "coalesce(nullif(w ->> 'Nick', ''), w ->> 'omitempty', '')"
-INSERT_WIRE = f"""WITH groups AS MATERIALIZED (
-    SELECT key, value ->> 0 AS at, value ->> 1 AS flags, value -> 2 AS objects FROM json_each(?)
-)
-{_INTO}
-SELECT at, {key_sql("id")}, id, w ->> 'Addr', nick, w ->> 'Body', w ->> 'Timestamp', NULL,
-    flags | {NICK_KEY} * nick_key | {GO_NICK_KEY} * go_key, NULL,
-    nullif(json_remove(w, '$.ID', '$.Addr', '$.Body', '$.Timestamp', '$.{CONTENTS_KEY}',
-        iif(nick_key, '$.Nick', '$[0]'), iif(go_key, '$.omitempty', '$[0]')), '{{}}')
-FROM (SELECT at, flags, w, id, nick,
-        coalesce(json_type(w, '$.Nick') = 'text' AND w ->> 'Nick' = nick, 0) AS nick_key,
-        coalesce(json_type(w, '$.omitempty') = 'text' AND w ->> 'omitempty' = nick, 0) AS go_key
-    FROM (SELECT g.at, g.flags, m.value AS w, m.value ->> 'ID' AS id,
-            {_NICK.replace("w ->>", "m.value ->>")} AS nick
-        FROM groups AS g, json_each(g.objects) AS m
-        ORDER BY g.key, m.key))
-"""
-_INDEX_NEW = (
-    f"INSERT INTO {schema.FTS_TABLE} (rowid, nick, body)"
-    " SELECT seq, nick, body FROM messages WHERE seq > ?"
-)
 _SELECT = f"SELECT {COLUMNS} FROM messages"
 _PIN_INTO = (
     "INSERT OR REPLACE INTO pins (nick, key, first_seen, last_seen, protected)"
@@ -225,12 +179,12 @@ class History:
         (read by attribute).  ``seqs``: once committed, each event's ``seq`` is appended to
         it (a message stored already: the ``seq`` of the stored one).  A chunk whose
         messages carry their wire bytes (``data``), no file, and one set of flags goes to
-        SQLite as those bytes (``INSERT_WIRE``): no Python per message but a list's worth,
+        SQLite as those bytes (``inserts.INSERT_WIRE``): no Python per message but a list's worth,
         so a busy relay is not slowed down by its history (the GIL); any other chunk goes
         through ``Record``."""
         steps: list[tuple[bool, Any]] = []  # (wire?, groups or rows), in order
         for at, events in chunks:
-            group = _wire_group(at, events)
+            group = inserts.wire_group(at, events)
             if group is None:
                 rows = [Record.of(e, at).row() for e in events]
                 if steps and not steps[-1][0]:
@@ -262,25 +216,25 @@ class History:
             return 0
 
         def insert(conn: sqlite3.Connection) -> int:
-            last = _last_seq(conn)
+            last = inserts.last_seq(conn)
             before = conn.total_changes
             for wire, part in steps:
                 if wire:
-                    conn.execute(INSERT_WIRE, (b"[" + b",".join(part) + b"]",))
+                    conn.execute(inserts.INSERT_WIRE, (b"[" + b",".join(part) + b"]",))
                 else:
-                    _insert_rows(conn, part)
+                    inserts.insert_rows(conn, part)
             added = conn.total_changes - before
             if added:
-                conn.execute(_INDEX_NEW, (last,))
+                conn.execute(inserts.INDEX_NEW, (last,))
             if ids is not None and seqs is not None:
-                seqs.extend(_seqs_of(conn, ids, last, added))
+                seqs.extend(inserts.seqs_of(conn, ids, last, added))
             return added
 
         return self._write(insert)
 
     def last_seq(self) -> int:
         """The newest message's ``seq`` (0: none)."""
-        return self._run(lambda: _last_seq(self._conn))
+        return self._run(lambda: inserts.last_seq(self._conn))
 
     def count(self) -> int:
         return self._run(lambda: self._conn.execute("SELECT count(*) FROM messages").fetchone()[0])
@@ -475,66 +429,6 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, check: bool, max_pages: in
     schema.migrate(conn, version)
 
 
-def _insert_rows(conn: sqlite3.Connection, rows: list[tuple]) -> None:
-    try:
-        _insert(conn, rows)
-    except UnicodeEncodeError:  # a lone surrogate from a local source
-        _insert(conn, [_encodable(r) for r in rows])
-
-
-def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
-    text = json.dumps(rows, ensure_ascii=False)
-    if "\\u0000" in text:
-        conn.executemany(INSERT_ROW, rows)
-    else:
-        conn.execute(INSERT_JSON, (text,))
-
-
-_WIRE_SIGNATURE = operator.attrgetter("own", "history", "file")
-_WIRE_DATA = operator.attrgetter("data")
-
-
-def _wire_group(at: float, events: Sequence[Any]) -> bytes | None:
-    """``events`` as one ``INSERT_WIRE`` group, or None: they must go through ``Record``."""
-    if not events:
-        return None
-    signatures = list(map(_WIRE_SIGNATURE, events))
-    first = signatures[0]
-    own, history, file = first
-    if file is not None or signatures.count(first) != len(signatures):
-        return None
-    datas = list(map(_WIRE_DATA, events))
-    if not all(datas):
-        return None
-    objects = b",".join(datas)
-    if b"\\u0000" in objects:  # SQLite's JSON would cut the string short there
-        return None
-    flags = OWN * own | HISTORY * history
-    return b"[%a,%d,[%b]]" % (at, flags, objects)
-
-
-def _seqs_of(conn: sqlite3.Connection, ids: list[str], last: int, added: int) -> list[int]:
-    """The ``seq`` of each of ``ids`` just inserted after ``last`` (``added`` new rows)."""
-    if added == len(ids):  # none was stored already: one transaction numbers them in turn
-        return list(range(last + 1, last + 1 + added))
-    new = dict(conn.execute("SELECT id, seq FROM messages WHERE seq > ?", (last,)).fetchall())
-    out = []
-    for message_id in ids:
-        seq = new.get(message_id)
-        if seq is None:
-            row = conn.execute(
-                f"SELECT seq FROM messages WHERE idkey = {key_sql('?1')}", (message_id,)
-            ).fetchone()
-            seq = 0 if row is None else row[0]
-        out.append(seq)
-    return out
-
-
-def _last_seq(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT seq FROM messages ORDER BY seq DESC LIMIT 1").fetchone()
-    return 0 if row is None else row[0]
-
-
 def _top(before: int | None) -> int:
     return (1 << 63) - 1 if before is None else before
 
@@ -545,12 +439,6 @@ def _bounded_pins(limit: int) -> int:
 
 def _bounded(limit: int) -> int:
     return max(0, min(int(limit), MAX_LIMIT))
-
-
-def _encodable(row: tuple) -> tuple:
-    return tuple(
-        v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v for v in row
-    )
 
 
 __all__ = ["History", "HistoryError", "KnownPeer"]

@@ -105,7 +105,7 @@ class Record:
         )
 
     def row(self) -> tuple:
-        """The values for ``db.INSERT_ROW``, in order (``idkey`` is SQLite's: ``key_sql``)."""
+        """The values for ``inserts.INSERT_ROW``, in order (``idkey`` is SQLite's: ``key_sql``)."""
         m = self.message
         fields = m.fields
         flags = OWN * self.own | HISTORY * self.history | DIRECT * self.direct
