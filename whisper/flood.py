@@ -64,11 +64,11 @@ Rules:
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, fields
 
 from .addr import AddressError, parse_hostport
 from .blacklist import Blacklist, Entry
+from .hosts import host_key, host_of, shared_host
 from .ratelimit import TokenBucket
 
 #: Origin buckets one connection keeps (a relay carries many origins; a flood rotates them).
@@ -285,7 +285,7 @@ class FloodControl:
     # -- the slow paths ------------------------------------------------------------------
 
     def _spare(self, host: str, now: float) -> TokenBucket:
-        key = _host_key(host)
+        key = host_key(host)
         bucket = self.hosts.get(key)
         if bucket is None:
             if len(self.hosts) >= MAX_HOSTS:  # connections keep their bucket regardless
@@ -359,35 +359,6 @@ def _keep_emptiest(
     levels = [(b.level(now), key) for key, b in buckets.items() if not b.full(now)]
     levels.sort()
     return {key: buckets[key] for _, key in levels[:keep]}
-
-
-def _host_key(host: str) -> str:
-    """What a spare is kept by: the IP, or its /64 for IPv6."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if ip.version == 6 and not ip.is_loopback:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return host
-
-
-def host_of(remote: str) -> str:
-    """The IP of an ``IP:PORT`` (``[v6]:PORT`` too); the string itself if it has no port."""
-    try:
-        return parse_hostport(remote)[0]
-    except AddressError:
-        return remote
-
-
-def shared_host(host: str, here: str = "") -> bool:
-    """True for an IP that many peers may share: loopback, or our own."""
-    if here and host == host_of(here):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 __all__ = [

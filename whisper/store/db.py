@@ -4,8 +4,9 @@ Rules:
 - One ``History`` per file and per process, and one thread at a time in it: the trio side
   (``writer.py``) runs every call under a ``CapacityLimiter(1)``.  ``export.py`` reads the
   same file through a connection of its own, so an export never holds up a write.
-- Opening either yields a history that works or raises one ``HistoryError`` (errors.py) that
-  says what to do: taken by another whisper (``dbfile.Lock``), locked by another program
+- Opening (``opening.py``) either yields a history that works or raises one
+  ``HistoryError`` (errors.py) that says what to do: taken by another whisper
+  (``dbfile.Lock``), locked by another program
   (a write must get through within ``busy_timeout``), read-only, damaged (SQLite refuses the
   file, or ``PRAGMA quick_check`` is not ``ok``), another program's database, written by a
   newer whisper, or full.  Opening writes (a migration, the ``opened`` mark), so a file that
@@ -33,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ..message import SECONDS_CUTOFF
-from . import errors, inserts, schema
-from .dbfile import Lock, LockHeld, make_private
+from . import errors, inserts, opening, schema
+from .dbfile import Lock
 from .errors import HistoryError
 from .query import fts_query
 from .records import (
@@ -56,8 +57,6 @@ PRUNE_CHUNK = 10_000
 #: A message shown this long before the backlog's window cannot be in it: no peer accepts a
 #: Timestamp that far in the future (PROTOCOL.md §4.2 allows a minute or two of skew).
 BACKLOG_SLACK = 3600.0
-CACHE_KIB = 16 * 1024
-WAL_LIMIT = 64 * 1024 * 1024
 
 _SELECT = f"SELECT {COLUMNS} FROM messages"
 _PIN_INTO = (
@@ -101,32 +100,7 @@ class History:
         """Open or create the history at ``path``.  ``check``: run ``PRAGMA quick_check``;
         ``max_pages``: cap the file at this many pages (a full disk, for tests)."""
         path = Path(path)
-        try:
-            make_private(path)
-            lock = Lock(path)
-        except LockHeld as held:
-            who = f"another whisper (pid {held.pid})" if held.pid else "another whisper"
-            raise errors.HistoryLocked(
-                path, f"is in use by {who}", "stop it, or give this one another history file"
-            ) from None
-        except OSError as exc:
-            raise errors.from_os(exc, path) from None
-        conn = None
-        try:
-            conn = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            _prepare(conn, path, check=check, max_pages=max_pages)
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened', ?)", (clock(),)
-            )
-        except BaseException as exc:
-            if conn is not None:
-                conn.close()
-            lock.release()
-            if isinstance(exc, sqlite3.Error):
-                raise errors.from_sqlite(exc, path) from None
-            raise
+        conn, lock = opening.connect(path, busy_timeout, check, max_pages, clock)
         return cls(path, conn, lock)
 
     def close(self) -> None:
@@ -397,36 +371,6 @@ def search(
         (match, _top(before), _bounded(limit)),
     )
     return [Stored.from_row(r) for r in rows.fetchall()]
-
-
-def _prepare(conn: sqlite3.Connection, path: Path, *, check: bool, max_pages: int | None) -> None:
-    """Whose file, the integrity check, pragmas, the schema: raise the right HistoryError
-    or return.  Nothing is written to a file that is not ours."""
-    app = conn.execute("PRAGMA application_id").fetchone()[0]  # reads the header first
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if app != schema.APPLICATION_ID:
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if app != 0 or version != 0 or tables:
-            raise errors.HistoryNotOurs(path)
-    if version > schema.VERSION:
-        raise errors.HistoryTooNew(
-            path,
-            f"was written by a newer whisper (schema {version}, this one knows up to"
-            f" {schema.VERSION})",
-        )
-    if check:
-        result = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if result != "ok":
-            raise errors.HistoryCorrupt(path)
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if mode != "wal":
-        raise errors.HistoryUnavailable(path, f"cannot use a write-ahead log (journal {mode})")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB:d}")
-    conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT:d}")
-    if max_pages is not None:
-        conn.execute(f"PRAGMA max_page_count = {max_pages:d}")
-    schema.migrate(conn, version)
 
 
 def _top(before: int | None) -> int:
