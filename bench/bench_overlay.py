@@ -19,8 +19,10 @@ discrete-event network, seeded latencies of 1-50 ms, no sockets, no sleeps):
    once everyone has spoken; building it by joins costs N^3 events, so it is set up
    directly).  Its 128-link cap is left out: with it no network beyond 129 peers is a mesh.
    A flood message costs N^2 events, so it sends ``--flood-messages`` only.
-4. **Busy**: the stable run at ``--busy-rate`` messages a second (a shared tree under many
-   concurrent messages).
+4. **Busy**: the stable run at ``--busy-rate`` messages a second (many concurrent messages:
+   a first message from an author is routed by the shared default tree, later ones by the
+   author's own tree), from random peers (nearly every message an author's first), then
+   from ``--busy-senders`` regular senders (the warm-up gives each its tree).
 
 Run ``.venv/bin/python bench/bench_overlay.py --help`` for options; 1,000 peers take about
 two minutes on one core.
@@ -29,6 +31,7 @@ two minutes on one core.
 from __future__ import annotations
 
 import argparse
+import random
 import time
 from dataclasses import dataclass
 
@@ -61,6 +64,7 @@ class Args:
     messages: int
     flood_messages: int
     skip_flood: bool
+    busy_senders: int
 
 
 def build(args: Args, flood: bool) -> tuple[SimNet, float]:
@@ -74,19 +78,24 @@ def build(args: Args, flood: bool) -> tuple[SimNet, float]:
     return net, start
 
 
-def say(net: SimNet, start: float, count: int, rate: float) -> list[str]:
-    return [net.say(start + i / rate) for i in range(count)]
+def say(
+    net: SimNet, start: float, count: int, rate: float, senders: list[str] | None = None
+) -> list[str]:
+    """``count`` messages at ``rate`` from random live peers (or from random ``senders``)."""
+    pick = random.Random(start).choice
+    return [net.say(start + i / rate, pick(senders) if senders else None) for i in range(count)]
 
 
-def stable(args: Args, flood: bool, rate: float) -> dict[str, str]:
+def stable(args: Args, flood: bool, rate: float, senders: int = 0) -> dict[str, str]:
     net, start = build(args, flood)
     warm = 0 if flood else args.warmup
     count = args.flood_messages if flood else args.messages
-    warmup = say(net, start, warm, rate)
+    regulars = random.Random(args.seed).sample(net.living(), senders) if senders else None
+    warmup = say(net, start, warm, rate, regulars)
     net.run(start + warm / rate + 5)
     begin = net.now
     before = Counters.of(net)
-    ids = say(net, begin, count, rate)
+    ids = say(net, begin, count, rate, regulars)
     net.run(begin + count / rate + 10)
     traffic = control_rate(net, before)
     ends = [last_arrival(net, m) for m in ids]
@@ -95,7 +104,7 @@ def stable(args: Args, flood: bool, rate: float) -> dict[str, str]:
     delivered = sum(len(net.messages[m].got) for m in ids)
     return {
         "routing": "flood" if flood else "overlay",
-        "msgs": f"{len(ids)} @{rate:g}/s",
+        "msgs": f"{len(ids)} @{rate:g}/s" + (f" from {senders}" if senders else ""),
         "delivery": f"{min(delivery(net, m) for m in ids):.4f}",
         "dup/deliv": f"{duplicates(net, ids):.4f}",
         "dup (warm-up)": f"{duplicates(net, warmup):.3f}" if warmup else "-",
@@ -153,6 +162,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=2.0, help="messages a second")
     parser.add_argument("--busy-rate", type=float, default=10.0)
+    parser.add_argument(
+        "--busy-senders",
+        type=int,
+        default=20,
+        help="busy again, with the messages from this many regular senders (0: skip)",
+    )
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--messages", type=int, default=120)
     parser.add_argument("--flood-messages", type=int, default=4)
@@ -166,7 +181,10 @@ def main() -> None:
         "Crash at once (messages from survivors for 60 s)",
         [crash(args, flood, fraction) for fraction in (0.3, 0.5) for flood in runs],
     )
-    table("Busy network", [stable(args, False, args.busy_rate)])
+    busy = [stable(args, False, args.busy_rate)]
+    if args.busy_senders:
+        busy.append(stable(args, False, args.busy_rate, args.busy_senders))
+    table("Busy network", busy)
     print(f"\nCPU: {time.process_time() - began:.0f} s")
 
 

@@ -171,3 +171,68 @@ def test_missing_ids_are_bounded() -> None:
     pt = tree(missing_entries=50)
     pt.received(wire.IHave(C, tuple(f"m{i}" for i in range(200))), now=0.0)
     assert len(pt._missing) == 50
+
+
+# -- a tree per root (the author of a message) ---------------------------------------------
+
+R1, R2 = "10.0.3.1:55555", "10.0.3.2:55555"  # two authors
+
+
+def test_a_duplicate_prunes_its_sender_only_in_the_tree_of_the_messages_author() -> None:
+    pt = tree(eager=(A, B), lazy=())
+    pt.gossip(A, "r1-first", b"p", now=0.0, root=R1)  # each root's first: a copy of the default
+    pt.gossip(A, "r2-first", b"p", now=0.0, root=R2)
+    pt.gossip(A, "r1-second", b"p", now=1.0, root=R1)
+    out = pt.gossip(B, "r1-second", b"p", now=1.0, root=R1)  # R1's tree has a cycle via B
+    assert out == [Send(B, wire.Prune(ME, R1))]  # R1's tree only: not the default
+    assert B in pt.eager  # the default tree keeps B
+    assert pt.gossip(A, "r1-third", b"p", now=2.0, root=R1) == [Deliver("r1-third", b"p", A)]
+    out = pt.gossip(A, "r2-second", b"p", now=2.0, root=R2)  # another author's tree keeps B
+    assert Push((B,), "r2-second", b"p") in out
+
+
+def test_the_first_message_of_a_root_teaches_the_default_tree() -> None:
+    pt = tree(eager=(A, B), lazy=())
+    pt.gossip(A, "r1-first", b"p", now=0.0, root=R1)
+    out = pt.gossip(B, "r1-first", b"p", now=0.0, root=R1)
+    assert out == [Send(B, wire.Prune(ME, R1, True))]
+    assert B in pt.lazy
+    # a new root's tree is made from the default: its first message is announced to B
+    assert pt.gossip(A, "r3-first", b"p", now=1.0, root="10.0.3.3:55555")[1:] == []
+    assert pt.tick(now=1.1) == [Send(B, wire.IHave(ME, ("r3-first",)))]
+
+
+def test_a_prune_naming_a_root_makes_its_writer_lazy_in_that_tree_alone() -> None:
+    pt = tree(eager=(A, B), lazy=())
+    pt.received(wire.Prune(B, R1), 0.0)
+    assert B in pt.eager
+    assert pt.gossip(A, "r1", b"p", now=0.0, root=R1)[1:] == []  # announced to B, not pushed
+    assert Push((B,), "r2", b"p") in pt.gossip(A, "r2", b"p", now=0.0, root=R2)
+    pt.received(wire.Prune(B, R2, True), 0.0)
+    assert B in pt.lazy  # with Default: the default tree too
+
+
+def test_a_prune_without_root_makes_its_writer_lazy_in_every_tree() -> None:
+    pt = tree(eager=(A, B), lazy=())
+    pt.gossip(A, "r1", b"p", now=0.0, root=R1)
+    pt.received(wire.Prune(B), 0.0)  # a peer that keeps a single tree
+    assert B in pt.lazy
+    assert pt.gossip(A, "r1-again", b"p", now=1.0, root=R1)[1:] == []
+
+
+def test_a_graft_makes_the_link_eager_in_every_tree() -> None:
+    pt = tree(eager=(A,), lazy=(B,))
+    pt.gossip(A, "r1", b"p", now=0.0, root=R1)
+    pt.gossip(A, "r2", b"p", now=0.0, root=R2)
+    pt.received(wire.Graft(B, ("r1",)), 0.1)  # a cut repaired through B: every tree's cut
+    assert B in pt.eager
+    for root in (R1, R2):
+        assert Push((B,), f"{root}-next", b"p") in pt.gossip(A, f"{root}-next", b"p", 1.0, 0, root)
+
+
+def test_the_trees_kept_are_bounded_and_a_forgotten_root_starts_from_the_default() -> None:
+    pt = tree(eager=(A, B), lazy=(), roots=2)
+    pt.received(wire.Prune(B, R1), 0.0)
+    pt.gossip(A, "r2", b"p", now=0.0, root=R2)
+    pt.gossip(A, "r3", b"p", now=0.0, root="10.0.3.3:55555")  # R1's tree is forgotten
+    assert Push((B,), "r1", b"p") in pt.gossip(A, "r1", b"p", now=0.0, root=R1)

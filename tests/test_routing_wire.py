@@ -25,6 +25,9 @@ CONTROLS = [
     wire.IHave(A, ("hash:sha256:" + "ab" * 32, "78083c5082c90c0a")),
     wire.Graft(A, ("78083c5082c90c0a",)),
     wire.Prune(A),
+    wire.Prune(A, B),
+    wire.Prune(A, B, True),
+    wire.Prune(A, "1.2.3.4:05"),  # a root is a message's Addr as written: never dialled
 ]
 
 
@@ -39,6 +42,9 @@ def test_every_control_round_trips_and_has_no_body(control: wire.Control) -> Non
 def test_wire_examples_are_as_specified() -> None:
     assert wire.encode(wire.IHave(A, ("a1", "a2"))) == (
         b'{"Ctl":"ihave","Addr":"10.0.0.1:55555","IDs":["a1","a2"]}\n'
+    )
+    assert wire.encode(wire.Prune(A, B, True)) == (
+        b'{"Ctl":"prune","Addr":"10.0.0.1:55555","Root":"10.0.0.2:55555","Default":true}\n'
     )
     assert wire.encode(wire.ForwardJoin(A, B, 6)) == (
         b'{"Ctl":"forwardjoin","Addr":"10.0.0.1:55555","Peer":"10.0.0.2:55555","TTL":6}\n'
@@ -83,6 +89,10 @@ def test_objects_that_are_not_routing_controls(obj: dict) -> None:
         {"Ctl": "ihave", "Addr": A, "IDs": [""]},
         {"Ctl": "graft", "Addr": A, "IDs": [["nested"]]},
         {"Ctl": "graft", "Addr": A},
+        {"Ctl": "prune", "Addr": A, "Root": ""},
+        {"Ctl": "prune", "Addr": A, "Root": 5},
+        {"Ctl": "prune", "Addr": A, "Root": "x" * 65},
+        {"Ctl": "prune", "Addr": A, "Root": B, "Default": "yes"},
     ],
 )
 def test_malformed_routing_controls_are_invalid(obj: dict) -> None:
@@ -118,3 +128,10 @@ _keys = st.sampled_from(["Addr", "Peer", "TTL", "Prio", "Origin", "Peers", "IDs"
 def test_hostile_objects_never_raise(fields: dict, kind: str) -> None:
     result = wire.decode({"Ctl": kind, **fields})
     assert result is None or isinstance(result, (wire.Invalid, *wire.MEMBERSHIP, *wire.BROADCAST))
+
+
+def test_a_prune_without_root_prunes_no_default_of_its_own() -> None:
+    # "Default" only means something beside a Root: without one, every tree is pruned
+    assert wire.decode({"Ctl": "prune", "Addr": A, "Default": True}) == wire.Prune(A)
+    assert wire.root_of("x" * 65) is None and wire.root_of(None) is None
+    assert wire.root_of(B) == B

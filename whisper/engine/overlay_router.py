@@ -11,10 +11,12 @@ Rules (PROTOCOL.md §7.8-§7.9 are normative; ``routing/overlay.py`` is the stat
 - Routing controls are taken only from a connection whose hello named ``routing``, and only
   with that hello's ``Addr`` (§7.8); malformed ones count against it like invalid messages.
 - Chat messages: ours are ``broadcast``, received ones ``gossip``ed with the sender named by
-  the connection's hello (None for a legacy one); duplicates from overlay peers are shown to
-  Plumtree (``duplicate``) so that it prunes.  Plumtree's pushes go to the overlay links it
-  names (never to the author's), plus every legacy link and every link to a peer whose
-  answer to our join or neighbour request is awaited (nothing said meanwhile is lost).
+  the connection's hello (None for a legacy one) and the root named by the author (the
+  pipeline's canonical ``Addr``: ``wire.root_of``); duplicates from overlay peers are shown
+  to Plumtree (``duplicate``, the same root) so that it prunes.  Plumtree's pushes go to
+  the overlay links it names (never to the author's), plus every legacy link and every
+  link to a peer whose answer to our join or neighbour request is awaited (nothing said
+  meanwhile is lost).
   Payloads that need a capability (presence) are flooded as ``FloodRouter`` does.
 - Links follow membership: ``Connect`` dials (with the backlog replay), a control for a peer
   we have no link to dials one without replay; a link that is not in the active view any
@@ -37,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ..addr import dialable
 from ..peers import Peer, State
 from ..routing import wire
 from ..routing.actions import Action as RouteAction
@@ -183,7 +186,8 @@ class OverlayRouter:
             if source is None:
                 actions = overlay.broadcast(message.id, data, now, len(data))
             else:
-                actions = overlay.gossip(sender, message.id, data, now, len(data))
+                root = wire.root_of(author)
+                actions = overlay.gossip(sender, message.id, data, now, len(data), root)
             for action in actions:
                 if type(action) is Push:
                     for peer in action.peers:
@@ -209,7 +213,9 @@ class OverlayRouter:
         if overlay is None or ROUTING not in conn.caps or conn.addr is None:
             return
         if overlay.tree.has(message.id):
-            self._apply(overlay.gossip(conn.addr, message.id, None, now), now)
+            author = message.addr  # the pipeline's author: canonical when dialable
+            root = wire.root_of(dialable(author) or author)
+            self._apply(overlay.gossip(conn.addr, message.id, None, now, 0, root), now)
             self._remind(now)
 
     # -- Control ---------------------------------------------------------------------

@@ -62,9 +62,15 @@ class Overlay:
         return self._follow(self.membership.received(control, now))
 
     def gossip(
-        self, sender: str | None, msg_id: str, payload: object, now: float, size: int = 0
+        self,
+        sender: str | None,
+        msg_id: str,
+        payload: object,
+        now: float,
+        size: int = 0,
+        root: str | None = None,
     ) -> list[Action]:
-        return self.tree.gossip(sender, msg_id, payload, now, size)
+        return self.tree.gossip(sender, msg_id, payload, now, size, root)
 
     def broadcast(self, msg_id: str, payload: object, now: float, size: int = 0) -> list[Action]:
         return self.tree.broadcast(msg_id, payload, now, size)

@@ -58,7 +58,13 @@ class FloodPeer:
         return [Push(tuple(self.links), msg_id, author)] if self.links else []
 
     def gossip(
-        self, sender: str | None, msg_id: str, author: object, now: float, size: int = 0
+        self,
+        sender: str | None,
+        msg_id: str,
+        author: object,
+        now: float,
+        size: int = 0,
+        root: str | None = None,
     ) -> list[Action]:
         if msg_id in self._seen:
             return []
@@ -225,7 +231,8 @@ class SimNet:
         else:
             record.got[peer] = (self.now, self._hops(record, sender) + 1)
         router = self.peers[peer]
-        self._apply(peer, router.gossip(sender, msg_id, record.origin, self.now))  # type: ignore[attr-defined]
+        gossip = router.gossip  # type: ignore[attr-defined]
+        self._apply(peer, gossip(sender, msg_id, record.origin, self.now, root=record.origin))
 
     @staticmethod
     def _hops(record: Broadcast, sender: str) -> int:

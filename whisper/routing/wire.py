@@ -14,7 +14,9 @@ Rules (PROTOCOL.md §7.8 and §7.9 are normative):
   IP-literal ``IP:PORT`` (``addr.dialable``), kept in its canonical spelling; a list of
   addresses holds at most ``MAX_PEERS``, a list of message IDs at most ``MAX_IDS`` non-empty
   strings of at most ``MAX_ID_LENGTH`` characters; a TTL is 0..``MAX_TTL``.  A message whose
-  ID is longer is never announced, only pushed (``plumtree.py``).
+  ID is longer is never announced, only pushed (``plumtree.py``).  A prune's ``Root`` is
+  a message's ``Addr`` as written, 1..``MAX_ADDR_LENGTH`` characters: it names a tree, it
+  is never dialled; a message whose ``Addr`` is longer is routed by the default tree.
 - Unknown keys are ignored, so that later versions can add some.
 - ``encode(control)`` gives the bytes to write (compact JSON and a newline, as ``codec.py``
   writes every payload); ``decode(json.loads(encode(c))) == c`` for every valid control.
@@ -123,9 +125,13 @@ class Graft:
 
 @dataclass(frozen=True, slots=True)
 class Prune:
-    """Stop pushing me whole messages: announce them instead (Plumtree PRUNE)."""
+    """Stop pushing me whole messages of ``root`` (None: of anyone), and with ``default``
+    those routed by the default tree too: announce them instead (Plumtree PRUNE, per
+    author)."""
 
     sender: str
+    root: str | None = None
+    default: bool = False
 
 
 Control = (
@@ -177,6 +183,10 @@ def to_object(control: Control) -> dict[str, Any]:
             obj["Peers"] = list(peers)
         case IHave(ids=ids) | Graft(ids=ids):
             obj["IDs"] = list(ids)
+        case Prune(root=root, default=default) if root is not None:
+            obj["Root"] = root
+            if default:
+                obj["Default"] = True
     return obj
 
 
@@ -208,6 +218,30 @@ def _address(obj: Mapping[str, Any], key: str) -> str:
     if canonical is None:
         raise _Bad(f"{key} is not an IP:PORT we could dial")
     return canonical
+
+
+def _root(obj: Mapping[str, Any]) -> str | None:
+    """A prune's ``Root``: a message's ``Addr`` as written (never dialled), or absent."""
+    if "Root" not in obj:
+        return None
+    value = obj["Root"]
+    if type(value) is not str or not 0 < len(value) <= MAX_ADDR_LENGTH:
+        raise _Bad(f"Root must be a string of 1-{MAX_ADDR_LENGTH} characters")
+    return value
+
+
+def _prune(obj: Mapping[str, Any], sender: str) -> Prune:
+    root = _root(obj)
+    default = obj.get("Default", False)
+    if type(default) is not bool:
+        raise _Bad("Default must be true or false")
+    return Prune(sender, root, default and root is not None)
+
+
+def root_of(addr: str | None) -> str | None:
+    """The root a message of author ``addr`` is routed by (None: the default tree): one a
+    ``prune`` can name."""
+    return addr if addr and len(addr) <= MAX_ADDR_LENGTH else None
 
 
 def _ttl(obj: Mapping[str, Any]) -> int:
@@ -264,5 +298,5 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any], str], Control]] = {
     "shufflereply": lambda obj, sender: ShuffleReply(sender, _peers(obj)),
     "ihave": lambda obj, sender: IHave(sender, _ids(obj)),
     "graft": lambda obj, sender: Graft(sender, _ids(obj)),
-    "prune": lambda obj, sender: Prune(sender),
+    "prune": _prune,
 }
