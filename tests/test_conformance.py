@@ -89,6 +89,9 @@ FAILING = [
     ("routing-join", "no-join-answer", "waiting for an accept with Addr 127.0.0.1:"),
     ("routing-legacy-eager", "ihave-to-legacy", "sent a peer that wrote no banner"),
     ("routing-graft", "no-graft", "waiting for the message at the joiner (its graft)"),
+    ("twoway-reverse", "no-reverse", "waiting for a message relayed back on the connection"),
+    ("twoway-oneway", "reverse-unasked", "on the connection whose hello did not ask"),
+    ("twoway-oneway", "reverse-truthy", 'whose hello said "Reverse": "true" (a string)'),
 ]
 
 # PROTOCOL.md §8.3: what the suite reports for the Go reference peer's documented traits.
@@ -99,6 +102,7 @@ GO_FAILS |= {"discovery-dial", "discovery-garbage", "discovery-not-self"}  # hea
 GO_FAILS |= {"signed-relay", "signed-tampered", "dm-relay"}  # strips Key, Sig, Sealed
 GO_FAILS |= {"banner", "hello-dial-back", "hello-on-connect", "presence-flood"}  # no banner
 GO_FAILS |= {"routing-join", "routing-legacy-eager", "routing-graft"}  # no banner either
+GO_FAILS |= {"twoway-reverse"}  # no banner, so never asked; twoway-oneway passes
 GO = "--go"
 DEAF = {"no-discovery", GO}
 
@@ -171,6 +175,7 @@ def test_go_stand_in_gets_the_report_the_worked_example_predicts(results: dict) 
     assert "with Sealed stripped" in report["dm-relay"].detail
     assert "it does not speak §7.10, so it was sent no payload" in report["banner"].detail
     assert "speaks no extension" in report["hello-not-to-legacy"].detail  # and did not crash
+    assert "wrote nothing on the suite's connections" in report["twoway-oneway"].detail
 
 
 # -- the harness's small rules --------------------------------------------------------

@@ -94,12 +94,16 @@ BUGS = {
     "no-graft": "ignores a graft: a lazy neighbour never gets the message it asks for",
     "no-presence-relay": "does not relay presence announcements",
     "presence-to-all": "relays presence announcements to every link, banner or not",
+    "no-reverse": 'ignores "Reverse": true: dials the Addr of the hello, never writes back',
+    "reverse-unasked": "makes the connection of every hello naming twoway two-way, asked or not",
+    "reverse-truthy": 'takes any Reverse but false, null, 0 and "" for a yes ("true", 1)',
 }
 # Documented Go traits: crashes on a missing Body, no hashed IDs, no expiry, no size limit;
 # encoding/json's depth limit is 10,000; it re-encodes and relays to the message's own Addr.
 # No backlog either (it has no replay), and no flood control.  Its discovery listener reads
 # into a zero-length buffer, so it never learns an address from a datagram.  It accepts every
 # connection (a goroutine each): no slots to run out of.  It checks no signature (§7.5).
+# It writes nothing on a connection it accepts: no banner, and no two-way links (§7.12).
 GO = (
     "crash-no-body",
     "no-hash-check",
@@ -112,6 +116,7 @@ GO = (
     "no-sig-check",
     "no-banner",
     "no-hello",
+    "no-reverse",
 )
 GO_DEPTH = 10_000
 GO_FIELDS = ("ID", "Addr", "Body", "omitempty", "Timestamp")
@@ -119,8 +124,9 @@ QUEUE = 256  # messages per link; when full, drop for that link only (§5.3)
 BACKLOG = 50  # messages replayed first on each link (§7.3)
 REPLAY_MAX_AGE = 480.0
 FILE_KEYS = ("FileName", "FileType", "FileContents")
-BANNER = b'{"Speaks":["hello","presence","routing"]}\n'  # §7.10, §7.8
+BANNER = b'{"Speaks":["hello","presence","routing","twoway"]}\n'  # §7.10, §7.8, §7.12
 ROUTING = "routing"
+TWOWAY = "twoway"
 CACHE = 1024  # messages kept for grafts (§7.9)
 LENIENT_ADDR = re.compile(r"127\.0\.0\.1:(\d+)")  # dial-garbage: \d is any Unicode digit
 
@@ -149,6 +155,7 @@ class FakePeer:
         self.joined: set[str] = set()  # joiners still owed an accept (their banner awaited)
         self.lazy: set[str] = set()
         self.cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self.back: dict[str, trio.SocketStream] = {}  # two-way links: Addr -> its connection
         self.nursery: trio.Nursery
 
     async def run(self) -> None:
@@ -179,6 +186,7 @@ class FakePeer:
                 finally:
                     if self.slots is not None:
                         self.slots.closed(remote)
+                    self.unlink_back(stream)
 
     def take_slot(self, remote: str, close: Callable[[], None]) -> bool:
         """A slot for a new connection (§5.4): one that gives way is closed, unless a bug
@@ -228,7 +236,7 @@ class FakePeer:
                     if "exit-on-malformed" in self.bugs:
                         os._exit(3)
                     return
-                await self.handle(item, conn, remote)
+                await self.handle(item, conn, remote, stream)
             if not data:
                 return
 
@@ -255,7 +263,11 @@ class FakePeer:
     # -- the pipeline (PROTOCOL.md §5.1), with the bug -------------------------------
 
     async def handle(
-        self, obj: dict[str, Any], conn: Connection | None = None, remote: str = ""
+        self,
+        obj: dict[str, Any],
+        conn: Connection | None = None,
+        remote: str = "",
+        stream: trio.SocketStream | None = None,
     ) -> None:
         bugs = self.bugs
         if conn is not None and not self.flood_check(conn.count, trio.current_time()):
@@ -265,7 +277,7 @@ class FakePeer:
         except NotChat:
             if "crash-no-body" in bugs:
                 os._exit(2)
-            await self.extension(obj)
+            await self.extension(obj, stream)
             if "relay-no-body" in bugs and isinstance(obj.get("ID"), str):
                 await self.forward(codec.encode_object(obj), obj.get("Addr"))
             return
@@ -307,10 +319,16 @@ class FakePeer:
         if message.addr not in self.links and message.addr not in self.streams:
             await self.dial(message.addr)
 
-    async def extension(self, obj: dict[str, Any]) -> None:
-        """A hello is dialled back; a presence announcement flooded (§7.10, §7.11)."""
+    async def extension(self, obj: dict[str, Any], stream: trio.SocketStream | None) -> None:
+        """A hello is dialled back, or its connection made two-way if it asks; a presence
+        announcement flooded (§7.10, §7.11, §7.12)."""
         addr = obj.get("Addr")
         if not isinstance(addr, str) or not re.fullmatch(r"127\.0\.0\.1:\d{1,5}", addr):
+            return
+        first = stream is not None and stream not in self.back.values()
+        if obj.get("Ctl") == "hello" and first and addr not in self.links and self.reverse(obj):
+            assert stream is not None
+            self.adopt(addr, stream, obj.get("Speaks"))
             return
         hello = obj.get("Ctl") == "hello" and "no-hello-dialback" not in self.bugs
         if hello and addr not in self.links:
@@ -342,6 +360,42 @@ class FakePeer:
                 if data is not None and link is not None:
                     with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                         link.send_nowait(data)
+
+    def reverse(self, hello: dict[str, Any]) -> bool:
+        """Whether a hello asks for its connection to be made two-way (§7.12)."""
+        bugs, value = self.bugs, hello.get("Reverse")
+        if "no-reverse" in bugs:
+            return False
+        if "reverse-unasked" in bugs:
+            speaks = hello.get("Speaks")
+            return isinstance(speaks, list) and TWOWAY in speaks
+        return bool(value) if "reverse-truthy" in bugs else value is True
+
+    def adopt(self, addr: str, stream: trio.SocketStream, speaks: object) -> None:
+        """The connection becomes our link to ``addr``, written to as a dialled one is: the
+        replay, our hello if its hello names ``hello``, what we relay (§7.12)."""
+        queue = self.new_link(addr)
+        self.back[addr] = stream
+        self.caps[addr] = (
+            {c for c in speaks if isinstance(c, str)} if isinstance(speaks, list) else set()
+        )
+        if "hello" in self.caps[addr] and "no-hello" not in self.bugs:
+            self.links[addr].send_nowait(self.hello())
+        self.nursery.start_soon(self.write_back, stream, queue, self.replay(addr, self.accepted))
+
+    async def write_back(
+        self, stream: trio.SocketStream, queue: trio.MemoryReceiveChannel[bytes], replay: bytes
+    ) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.write_link(stream, queue, replay)
+
+    def unlink_back(self, stream: trio.SocketStream) -> None:
+        """A two-way link ends with its connection (never redialled)."""
+        for addr in [a for a, s in self.back.items() if s is stream]:
+            del self.back[addr]
+            self.links.pop(addr).close()
+            self.budgets.pop(addr, None)
+            self.caps.pop(addr, None)
 
     def accept_joiners(self) -> None:
         for addr in [a for a in self.joined if ROUTING in self.caps.get(a, ())]:
@@ -524,12 +578,16 @@ class FakePeer:
         if "blocking-relay" in self.bugs:
             self.streams[addr] = await trio.open_tcp_stream(host, int(port))
             return
+        # The replay is what was accepted before now: what comes later goes into the queue.
+        queue = self.new_link(addr)
+        self.nursery.start_soon(self.link, addr, host, int(port), queue, self.accepted)
+
+    def new_link(self, addr: str) -> trio.MemoryReceiveChannel[bytes]:
         send, receive = trio.open_memory_channel[bytes](QUEUE)
         self.links[addr] = send
         if self.flood is not None and "no-relay-pace" not in self.bugs:
             self.budgets[addr] = self.flood.link_budget(trio.current_time())
-        # The replay is what was accepted before now: what comes later goes into the queue.
-        self.nursery.start_soon(self.link, addr, host, int(port), receive, self.accepted)
+        return receive
 
     async def link(
         self,
@@ -541,15 +599,11 @@ class FakePeer:
     ) -> None:
         try:
             stream = await trio.open_tcp_stream(host, port)
-            async with stream, queue, trio.open_nursery() as nursery:
+            async with stream, trio.open_nursery() as nursery:
                 nursery.start_soon(self.read_banner, addr, stream)
                 if "hello-to-all" in self.bugs:
                     await stream.send_all(self.hello())
-                replay = self.replay(addr, before)
-                if replay:
-                    await stream.send_all(replay)
-                async for data in queue:
-                    await stream.send_all(data)
+                await self.write_link(stream, queue, self.replay(addr, before))
                 nursery.cancel_scope.cancel()
         except (OSError, trio.BrokenResourceError):
             pass
@@ -557,6 +611,15 @@ class FakePeer:
             self.links.pop(addr, None)
             self.budgets.pop(addr, None)
             self.caps.pop(addr, None)
+
+    async def write_link(
+        self, stream: trio.SocketStream, queue: trio.MemoryReceiveChannel[bytes], replay: bytes
+    ) -> None:
+        async with queue:
+            if replay:
+                await stream.send_all(replay)
+            async for data in queue:
+                await stream.send_all(data)
 
     def hello(self) -> bytes:
         return codec.encode_object({"Ctl": "hello", "Addr": f"127.0.0.1:{self.port}"})

@@ -120,23 +120,40 @@ class CaseContext:
             lambda: all(f.accepted for f in fakes),
             f"a connection to {addrs} (the Addr of their hellos)",
         )
-        conn = await self.connect("probes")
         probes: list[str] = []
         for fake in fakes:
             fake.stop_reading = lambda fake=fake: fake.got_any(probes)
+        await self.probe(
+            await self.connect("probes"),
+            "conformance: probe",
+            lambda: all(f.got_any(probes) for f in fakes),
+            "a probe message relayed to every dialled-back sink",
+            probes=probes,
+        )
+
+    async def probe(
+        self,
+        conn: Connection,
+        body: str,
+        predicate: Callable[[], bool],
+        waiting_for: str,
+        seen: Callable[[], str] | None = None,
+        probes: list[str] | None = None,
+    ) -> list[str]:
+        """Write a fresh message (``body``) on ``conn`` every ``PROBE_INTERVAL`` until
+        ``predicate()`` holds (``until``); the IDs written, appended to ``probes``."""
+        ids = [] if probes is None else probes
 
         async def send_probes() -> None:
             while True:
-                probe = self.message("conformance: probe")
-                probes.append(probe["ID"])
+                probe = self.message(body)
+                ids.append(probe["ID"])
                 await conn.send_obj(probe)
                 await trio.sleep(PROBE_INTERVAL)
 
         async with self.background(send_probes):
-            await self.until(
-                lambda: all(f.got_any(probes) for f in fakes),
-                "a probe message relayed to every dialled-back sink",
-            )
+            await self.until(predicate, waiting_for, seen)
+        return ids
 
     def closed_port(self) -> str:
         """``127.0.0.1:PORT`` of a port that is bound but not listening: dials are refused."""

@@ -14,6 +14,9 @@ Rules:
 - A ``Connection`` is one outgoing connection from a fake to the peer under test.  It writes
   bytes and watches the other direction: EOF or a reset is recorded as the peer closing it;
   the first ``HEAD_BYTES`` the peer writes back are kept (``head``: its banner, if any).
+  Everything it writes back is also decoded, as whispernet JSON (leniently, as a fake
+  does): the objects after a first ``{"Speaks": ...}`` object (the banner) are
+  ``received`` (a two-way link writes there, §7.12); bytes that do not parse are ``garbage``.
   A write that fails because the peer closed the connection is not an error: it is recorded.
 - Every observation (a connection accepted or closed, an object received) wakes the
   ``Observer``; the suite waits on predicates, never on sleeps.
@@ -172,6 +175,10 @@ class Connection:
         self.closed: str | None = None  # how the peer closed it, once it has
         self.bytes_sent = 0
         self.head = b""  # the first HEAD_BYTES the peer wrote back (a banner, §7.10)
+        self.received: list[dict[str, Any]] = []  # objects it wrote after its banner
+        self.garbage: str | None = None  # what it wrote back did not parse
+        self._decoder = Decoder(**_LENIENT)
+        self._objects = 0
         self._observer = observer
 
     async def send(self, data: bytes) -> bool:
@@ -213,9 +220,21 @@ class Connection:
                     return
                 if not data:
                     self._mark_closed("closed by the peer (EOF)")
-                elif len(self.head) < HEAD_BYTES:
+                    continue
+                if len(self.head) < HEAD_BYTES:
                     self.head += data[: HEAD_BYTES - len(self.head)]
-                    self._observer.notify()
+                if self.garbage is None:
+                    self._decode(data)
+                self._observer.notify()
+
+    def _decode(self, data: bytes) -> None:
+        for item in self._decoder.feed(data):
+            if type(item) is Violation:
+                self.garbage = item.reason
+                return
+            self._objects += 1
+            if self._objects > 1 or "Speaks" not in item or "Ctl" in item:  # no banner
+                self.received.append(item)
 
     def _mark_closed(self, how: str) -> None:
         if not self.closed:

@@ -1,4 +1,7 @@
-"""The conformance cases, one module per level (core has two).  Importing registers them."""
+"""The conformance cases, one module per level (core and routing have two).
+
+Importing registers them.
+"""
 
 from . import (
     backlog,
@@ -14,6 +17,7 @@ from . import (
     limits,
     routing,
     timestamp,
+    twoway,
 )
 
 __all__ = [
@@ -30,4 +34,5 @@ __all__ = [
     "limits",
     "routing",
     "timestamp",
+    "twoway",
 ]

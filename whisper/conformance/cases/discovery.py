@@ -38,7 +38,6 @@ from ..registry import case
 
 DESTINATION = "127.0.0.1"  # the only address a datagram of the suite is ever sent to
 ANNOUNCE_EVERY = 0.5
-PROBE_EVERY = 0.5
 MAX_UDP = 65_507  # the largest UDP payload over IPv4
 RANDOM_BYTES = 256
 FULLWIDTH = {ord("0") + d: 0xFF10 + d for d in range(10)}  # digits 0-9 as U+FF10-U+FF19
@@ -91,20 +90,14 @@ async def discovered(ctx: CaseContext, say: Announcer, sink: FakePeer, when: str
         )
     conn = await ctx.connect(f"messages for {sink.name}")
     probes: list[str] = []
-
-    async def send_probes() -> None:
-        while True:
-            probe = ctx.message(f"conformance: discovery probe for {sink.name}")
-            probes.append(probe["ID"])
-            await conn.send_obj(probe)
-            await trio.sleep(PROBE_EVERY)
-
-    async with ctx.background(send_probes):
-        await ctx.until(
-            lambda: sink.got_any(probes),
-            f"a message relayed to {sink.name}, which the peer dialled after hearing of it",
-            sink.summary,
-        )
+    await ctx.probe(
+        conn,
+        f"conformance: discovery probe for {sink.name}",
+        lambda: sink.got_any(probes),
+        f"a message relayed to {sink.name}, which the peer dialled after hearing of it",
+        sink.summary,
+        probes,
+    )
     return conn
 
 
