@@ -33,8 +33,9 @@ def test_a_new_neighbour_is_eager() -> None:
 def test_our_message_goes_whole_to_eager_peers_and_as_an_id_to_lazy_ones() -> None:
     pt = tree()
     assert pt.broadcast("m1", b"payload", now=0.0) == [Push((A, B), "m1", b"payload")]
-    assert pt.next_deadline() == 0.1
-    actions = pt.tick(now=0.1)
+    assert pt.next_deadline() == 0.5
+    assert pt.tick(now=0.49) == []
+    actions = pt.tick(now=0.5)
     assert sorted(actions, key=lambda a: a.peer) == [
         Send(C, wire.IHave(ME, ("m1",))),
         Send(D, wire.IHave(ME, ("m1",))),
@@ -44,8 +45,17 @@ def test_our_message_goes_whole_to_eager_peers_and_as_an_id_to_lazy_ones() -> No
 def test_ids_queued_within_the_lazy_delay_go_in_one_ihave() -> None:
     pt = tree(lazy=(C,))
     for i in range(3):
-        pt.broadcast(f"m{i}", b"x", now=0.01 * i)
-    assert pt.tick(now=0.1) == [Send(C, wire.IHave(ME, ("m0", "m1", "m2")))]
+        pt.broadcast(f"m{i}", b"x", now=0.1 * i)
+    assert pt.tick(now=0.5) == [Send(C, wire.IHave(ME, ("m0", "m1", "m2")))]
+
+
+def test_queued_ids_ride_along_with_a_message_pushed_to_the_same_peer() -> None:
+    pt = tree(eager=(A,), lazy=(C,))
+    pt.gossip(A, "m1", b"p", now=0.0, root="10.0.3.1:55555")  # C lazy: "m1" queued for C
+    pt.received(wire.Graft(C, ()), now=0.1)  # C is eager again (for every root)
+    out = pt.gossip(A, "m2", b"p", now=0.2, root="10.0.3.1:55555")
+    assert out[1:] == [Push((C,), "m2", b"p"), Send(C, wire.IHave(ME, ("m1",)))]
+    assert pt.tick(now=1.0) == []  # nothing left to announce
 
 
 def test_a_full_lazy_queue_goes_out_at_once() -> None:
@@ -55,7 +65,7 @@ def test_a_full_lazy_queue_goes_out_at_once() -> None:
         out += controls(pt.broadcast(f"m{i}", b"x", now=0.0), wire.IHave)
     (batch,) = out
     assert len(batch.control.ids) == wire.MAX_IDS
-    assert [len(a.control.ids) for a in controls(pt.tick(now=0.1), wire.IHave)] == [3]
+    assert [len(a.control.ids) for a in controls(pt.tick(now=0.5), wire.IHave)] == [3]
 
 
 def test_a_new_message_is_delivered_once_and_relayed_to_all_but_its_sender() -> None:
@@ -63,8 +73,8 @@ def test_a_new_message_is_delivered_once_and_relayed_to_all_but_its_sender() -> 
     actions = pt.gossip(A, "m1", b"p", now=0.0)
     assert actions[0] == Deliver("m1", b"p", A)
     assert Push((B,), "m1", b"p") in actions
-    assert pt.tick(now=0.2) != []  # C and D are told
-    assert pt.gossip(B, "m1", b"p", now=0.3)[0] != Deliver("m1", b"p", B)
+    assert pt.tick(now=0.5) != []  # C and D are told
+    assert pt.gossip(B, "m1", b"p", now=0.6)[0] != Deliver("m1", b"p", B)
 
 
 def test_a_duplicate_prunes_its_sender() -> None:
@@ -86,12 +96,12 @@ def test_a_missing_message_is_grafted_from_its_first_announcer_after_the_timeout
     pt = tree()
     pt.received(wire.IHave(C, ("m1",)), now=0.0)
     pt.received(wire.IHave(D, ("m1",)), now=0.1)
-    assert pt.next_deadline() == 0.5
-    assert pt.tick(now=0.49) == []
-    assert pt.tick(now=0.5) == [Send(C, wire.Graft(ME, ("m1",)))]
+    assert pt.next_deadline() == 0.25
+    assert pt.tick(now=0.24) == []
+    assert pt.tick(now=0.25) == [Send(C, wire.Graft(ME, ("m1",)))]
     assert C in pt.eager  # the tree is repaired through C
-    assert pt.tick(now=0.75) == [Send(D, wire.Graft(ME, ("m1",)))]  # C did not answer
-    assert pt.tick(now=1.0) == [] and pt.next_deadline() == float("inf")
+    assert pt.tick(now=0.5) == [Send(D, wire.Graft(ME, ("m1",)))]  # C did not answer
+    assert pt.tick(now=0.75) == [] and pt.next_deadline() == float("inf")
 
 
 def test_the_message_arriving_cancels_the_graft() -> None:
@@ -199,7 +209,7 @@ def test_the_first_message_of_a_root_teaches_the_default_tree() -> None:
     assert B in pt.lazy
     # a new root's tree is made from the default: its first message is announced to B
     assert pt.gossip(A, "r3-first", b"p", now=1.0, root="10.0.3.3:55555")[1:] == []
-    assert pt.tick(now=1.1) == [Send(B, wire.IHave(ME, ("r3-first",)))]
+    assert pt.tick(now=1.5) == [Send(B, wire.IHave(ME, ("r3-first",)))]
 
 
 def test_a_prune_naming_a_root_makes_its_writer_lazy_in_that_tree_alone() -> None:
