@@ -16,7 +16,10 @@ Rules (why a process and not a thread, and the request format: ``identity/batch.
 - ``read_checked`` is a connection's read loop when identities are on.  The reader task
   decodes chunk k+1 and sends its batch off while chunk k waits for its verdicts or is
   relayed; a second task hands the chunks to the pipeline, in the order they were read,
-  each once its batch is back (``SignatureCheck.accept``).  At most ``AHEAD`` chunks of a
+  each once its batch is back (``SignatureCheck.accept``).  A chunk with nothing to verify
+  off the loop (one message, not a burst) while no chunk of its connection is ahead of it
+  is relayed by the reader itself: no hand-over to the other task, which cost each such
+  chunk two task switches.  At most ``AHEAD`` chunks of a
   connection are read and not yet relayed (the channel's buffer and the two tasks), and at
   most ``QUEUED`` batches of all connections together (one more chunk each may wait for
   room): what verifying holds in memory stays bounded however many connections send.  Flood
@@ -207,9 +210,10 @@ async def read_checked(
     messages checked in batches."""
     send, receive = trio.open_memory_channel[tuple[list, _Batch | None]](AHEAD - 1)
     queued, held = verifier.queued, set[_Batch]()  # the node's batches waiting, ours of them
+    ahead = [0]  # chunks handed to the relaying task and not yet relayed
     try:
         async with trio.open_nursery() as nursery:
-            relay = (conn, engine, checker, apply, receive, queued, held)
+            relay = (conn, engine, checker, apply, receive, queued, held, ahead)
             nursery.start_soon(_relay_checked, *relay)
             async with send:
                 while conn.closed is None:
@@ -222,11 +226,18 @@ async def read_checked(
                     apply(actions)
                     if items:
                         work = checker.prepare(items, engine.seen)
+                        if work is None and not ahead[0]:  # nothing to wait for: relay here
+                            apply(engine.receive_items(conn, items, trio.current_time()))
+                            await paced(conn, engine, apply)
+                            if not data or conn.closed is not None:
+                                break
+                            continue
                         batch = _Batch(work) if work is not None else None
                         if batch is not None:
                             await queued.acquire_on_behalf_of(batch)
                             held.add(batch)
                             nursery.start_soon(batch.run, verifier)
+                        ahead[0] += 1
                         try:
                             await send.send((items, batch))
                         except trio.BrokenResourceError:  # the relaying task saw it closed
@@ -246,6 +257,7 @@ async def _relay_checked(
     receive: trio.MemoryReceiveChannel[tuple[list, _Batch | None]],
     queued: trio.CapacityLimiter,
     held: set[_Batch],
+    ahead: list[int],
 ) -> None:
     async with receive:
         async for items, batch in receive:
@@ -257,6 +269,7 @@ async def _relay_checked(
                 held.discard(batch)
                 queued.release_on_behalf_of(batch)
             await paced(conn, engine, apply)
+            ahead[0] -= 1
             if conn.closed is not None:
                 return
 
