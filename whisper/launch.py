@@ -10,7 +10,7 @@ Rules (``cli.py`` parses the flags and builds the ``Config``; this runs what it 
   screen hides what was printed before it.
 - A bind error is explained in one line naming the flag to change (``explain``), found
   through the nurseries' exception groups (``find``).
-- Once up (listening, the web bound), the start-up heap is frozen (``heap.py``).
+- Before the node listens, the start-up heap is frozen (``heap.py``).
 - Log lines go to stderr neutralised for the terminal and rate-limited per call
   (``loglimit.py``); headless, only warnings unless ``-v`` (link-level lines are not chat).
 """
@@ -71,12 +71,12 @@ def hold_standard_fds() -> None:
 async def run_headless_node(node: Node, args: argparse.Namespace, web: WebServer | None) -> None:
     from .headless import run_headless
 
+    freeze_startup()  # the collector walks the start-up heap no more (heap.py)
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(node.run)
         print(f"listening on {addr}", file=sys.stderr, flush=True)
         if web is not None:
             await start_web(nursery, web)
-        freeze_startup()  # the collector walks the start-up heap no more (heap.py)
         nursery.start_soon(stop_on_signal, nursery.cancel_scope, web, node)
         await run_headless(node, json_output=args.json, file_contents=args.json_file_contents)
         nursery.cancel_scope.cancel()
@@ -89,10 +89,10 @@ async def run_with_web(
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``node.run`` and the web server in one nursery (for the terminal UI)."""
+    freeze_startup()  # the collector walks the start-up heap no more (heap.py)
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(run_node)
         await start_web(nursery, web)
-        freeze_startup()  # the collector walks the start-up heap no more (heap.py)
         task_status.started(addr)
 
 
