@@ -24,10 +24,11 @@ import json
 import pstats
 import secrets
 import time
+from typing import Any
 
 from whisper.codec import Decoder
 from whisper.config import Config
-from whisper.engine import Dial, Engine
+from whisper.engine import Dial, Engine, Incoming
 from whisper.identity import Identity, sign
 from whisper.identity.batch import answer
 from whisper.identity.stages import IdentityConfig
@@ -69,13 +70,12 @@ def decode_only(data: bytes) -> float:
     return time.process_time() - start
 
 
-def engine_run(data: bytes, links: int, *, identity: bool = False, batched: bool = False) -> float:
-    """CPU seconds for the engine to relay ``data`` to ``links`` sinks (origin ORIGIN).
-    ``batched``: each chunk's signatures checked in a batch, as the node's verifier child
-    does (``verifier.py``); the child's work (``batch.answer``) is not counted."""
-    ident = IdentityConfig(Identity.generate()) if identity else None
+def relaying_engine(
+    links: int, identity: IdentityConfig | None = None
+) -> tuple[Engine, list[Any], Incoming]:
+    """An engine linked to the origin and ``links`` sinks, and an incoming connection."""
     engine = Engine(
-        Config(host="10.0.0.1", discovery=None, wall_clock=lambda: WALL, identity=ident)
+        Config(host="10.0.0.1", discovery=None, wall_clock=lambda: WALL, identity=identity)
     )
     engine.start("10.0.0.1:5", 0.0)
     dialled = []
@@ -86,6 +86,15 @@ def engine_run(data: bytes, links: int, *, identity: bool = False, batched: bool
         engine.link_connected(link, 0.0)
     conn, _ = engine.open_incoming("10.0.2.1:4000", 0.0)
     assert not isinstance(conn, str)
+    return engine, dialled, conn
+
+
+def engine_run(data: bytes, links: int, *, identity: bool = False, batched: bool = False) -> float:
+    """CPU seconds for the engine to relay ``data`` to ``links`` sinks (origin ORIGIN).
+    ``batched``: each chunk's signatures checked in a batch, as the node's verifier child
+    does (``verifier.py``); the child's work (``batch.answer``) is not counted."""
+    ident = IdentityConfig(Identity.generate()) if identity else None
+    engine, dialled, conn = relaying_engine(links, ident)
     pieces = chunks(data)
     checker = engine.identity.checker if engine.identity is not None else None
     elsewhere = 0.0

@@ -21,6 +21,9 @@ Phases:
    within 5% of none.  "peer CPU us/msg" is the figure least disturbed by other load on a
    shared machine.
 
+``bench_hub.py`` measures the hub's own Python on a virtual clock (no load noise); most of what
+``-http`` cost a blast here was the collector walking the web's imports (``whisper/heap.py``).
+
 Peers run with ``-no-history``: the history's SQLite writes are the same with or without
 the web, and its shared per-user file, grown by every run and held by one peer at a time,
 made the runs differ by far more than the web does.

@@ -10,6 +10,7 @@ Rules (``cli.py`` parses the flags and builds the ``Config``; this runs what it 
   screen hides what was printed before it.
 - A bind error is explained in one line naming the flag to change (``explain``), found
   through the nurseries' exception groups (``find``).
+- Before the node listens, the start-up heap is frozen (``heap.py``).
 - Log lines go to stderr neutralised for the terminal and rate-limited per call
   (``loglimit.py``); headless, only warnings unless ``-v`` (link-level lines are not chat).
 """
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from .addr import format_hostport
+from .heap import freeze_startup
 from .loglimit import RepeatLimit
 from .node import Node
 from .sanitize import for_terminal
@@ -69,6 +71,7 @@ def hold_standard_fds() -> None:
 async def run_headless_node(node: Node, args: argparse.Namespace, web: WebServer | None) -> None:
     from .headless import run_headless
 
+    freeze_startup()  # the collector walks the start-up heap no more (heap.py)
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(node.run)
         print(f"listening on {addr}", file=sys.stderr, flush=True)
@@ -86,6 +89,7 @@ async def run_with_web(
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``node.run`` and the web server in one nursery (for the terminal UI)."""
+    freeze_startup()  # the collector walks the start-up heap no more (heap.py)
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(run_node)
         await start_web(nursery, web)
