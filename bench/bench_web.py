@@ -230,12 +230,18 @@ def fan_out(sinks, origin, clients: int, rate: float, seconds: float, profile: s
 def relay_rate(sinks, origin, kind: str, feeds_count: int, n: int) -> dict:
     setup = Setup(sinks, origin, http=kind != "no -http")
     feeds = Feeds(setup.feed_url, feeds_count) if kind == "10 feeds" else None
+    feeds_cpu, t0 = cpu_seconds(feeds.proc.pid) if feeds else 0.0, time.monotonic()
     try:
         setup.bench.saturation(kind, n)
         return setup.bench.results[kind]
     finally:
         if feeds:
-            print(f"    feeds got {feeds.ask('status')[0]} message events", flush=True)
+            share = (cpu_seconds(feeds.proc.pid) - feeds_cpu) / (time.monotonic() - t0)
+            print(
+                f"    feeds got {feeds.ask('status')[0]} message events; the feeds' process "
+                f"used {share:.0%} of a core meanwhile",
+                flush=True,
+            )
             feeds.stop()
         setup.close()
 
