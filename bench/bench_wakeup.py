@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -106,7 +107,12 @@ def whisper_relay(count: int, rate: float) -> float:
     cmd = [sys.executable, "-m", "whisper", "-headless", "-json", "-host", HOST, "-port", "0"]
     cmd += ["-no-discovery", "-no-history", "-routing", "flood", "-nick", "bench"]
     cmd += ["-peer", f"{HOST}:{sink.getsockname()[1]}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir(),  # so that "python -m whisper" never imports ./whisper
+    )
     conn, _ = sink.accept()
     drain(lambda: conn.recv(65536))
     drain(lambda: proc.stdout.read1(65536))

@@ -92,6 +92,7 @@ BUGS = {
     "no-join-answer": "ignores a routing join: writes no accept",
     "ihave-to-legacy": "announces messages with ihave on every link, banner or not",
     "no-graft": "ignores a graft: a lazy neighbour never gets the message it asks for",
+    "prune-all": "takes a prune naming one author (Root) for a prune of every author's messages",
     "no-presence-relay": "does not relay presence announcements",
     "presence-to-all": "relays presence announcements to every link, banner or not",
     "no-reverse": 'ignores "Reverse": true: dials the Addr of the hello, never writes back',
@@ -154,6 +155,7 @@ class FakePeer:
         # extension 14, just enough: joiners become neighbours, pruned ones lazy (§7.8, §7.9)
         self.joined: set[str] = set()  # joiners still owed an accept (their banner awaited)
         self.lazy: set[str] = set()
+        self.lazy_roots: dict[str, set[str]] = {}  # neighbour -> authors pruned (Root)
         self.cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self.back: dict[str, trio.SocketStream] = {}  # two-way links: Addr -> its connection
         self.nursery: trio.Nursery
@@ -334,7 +336,7 @@ class FakePeer:
         if hello and addr not in self.links:
             await self.dial(addr)
         if obj.get("Ctl") in ("join", "prune", "graft"):
-            self.routing(obj["Ctl"], addr, obj.get("IDs"))
+            self.routing(obj["Ctl"], addr, obj.get("IDs"), obj.get("Root"))
             return
         mid = obj.get("ID")
         if obj.get("Presence") in ("here", "gone") and isinstance(mid, str) and mid:
@@ -344,17 +346,22 @@ class FakePeer:
             needs = None if "presence-to-all" in self.bugs else "presence"
             await self.forward(codec.encode_object(obj), addr, needs=needs)
 
-    def routing(self, kind: str, addr: str, ids: object) -> None:
+    def routing(self, kind: str, addr: str, ids: object, root: object = None) -> None:
         """A join is answered ``accept`` (once the joiner's banner names routing), a prune
-        makes its writer lazy, a graft eager again and pushes it what it names."""
+        makes its writer lazy (for the messages of its ``Root`` only, if it names one), a
+        graft eager again and pushes it what it names."""
         if kind == "join" and "no-join-answer" not in self.bugs:
             self.joined.add(addr)
             self.lazy.discard(addr)
+            self.lazy_roots.pop(addr, None)
             self.accept_joiners()
+        elif kind == "prune" and isinstance(root, str) and "prune-all" not in self.bugs:
+            self.lazy_roots.setdefault(addr, set()).add(root)
         elif kind == "prune":
             self.lazy.add(addr)
         elif kind == "graft" and "no-graft" not in self.bugs and isinstance(ids, list):
             self.lazy.discard(addr)
+            self.lazy_roots.pop(addr, None)
             link = self.links.get(addr)
             for data in [self.cache.get(i) for i in ids if isinstance(i, str)]:
                 if data is not None and link is not None:
@@ -552,10 +559,12 @@ class FakePeer:
                 {"Ctl": "ihave", "Addr": f"127.0.0.1:{self.port}", "IDs": [mid]}
             )
             everyone = "ihave-to-legacy" in self.bugs
-            for addr in [a for a in targets if a in self.lazy or everyone]:
+            author = json.loads(data).get("Addr") if self.lazy_roots else None
+            lazy = {a for a in targets if a in self.lazy or author in self.lazy_roots.get(a, ())}
+            for addr in [a for a in targets if a in lazy or everyone]:
                 with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                     self.links[addr].send_nowait(ihave)
-            targets = [a for a in targets if a not in self.lazy]
+            targets = [a for a in targets if a not in lazy]
         for addr in targets:
             budget = self.budgets.get(addr)
             if budget is not None and not budget.take(now, light):

@@ -16,8 +16,11 @@ Rules (PROTOCOL.md §7.9 is normative):
   third of all deliveries came by graft.  A root's own messages take the same paths one
   after another, so its tree settles and stays.  A message without a root (None: an
   author we cannot name) uses the *default* tree, which is also what a new root's tree
-  starts as, and which every prune and graft moves as well (the paper's shared tree): a
-  new author's first message finds a tree, not a flood.  At most ``roots`` roots are kept
+  starts as: a new author's first message finds a tree, not a flood.  Only the messages
+  routed by a new copy of it (a root's first here, or no root: ``_taught``) teach the
+  default tree, by their arrivals and duplicates, and every graft does: it stays the
+  paper's shared tree of first messages, and the trees of the authors that speak on do not
+  pull it apart.  At most ``roots`` roots are kept
   (least recently used forgotten: they start again from the default).
 - A new neighbour starts eager in every tree.  *Legacy* peers (they do not speak the
   extension: the Go reference peer, older whisper) are always eager and are never sent a
@@ -26,8 +29,10 @@ Rules (PROTOCOL.md §7.9 is normative):
   eager and legacy peer but the one it came from, and its ID queued for every lazy one.  The
   peer it came from becomes eager (it is our parent in the tree now).
 - A duplicate from a neighbour makes that neighbour lazy in the message's root's tree (and
-  the default), and we tell it ``Prune`` naming the root.  A ``Prune`` makes its sender
-  lazy in the root's tree and the default; one without a root (older peers), in every tree.
+  in the default one if the message taught it), and we tell it ``Prune`` naming the root
+  (with ``Default`` if it taught).  A ``Prune`` makes its sender lazy in the root's tree
+  (and with ``Default`` in the default one); one without a root (older peers, or a message
+  without one), in every tree.
 - ``IHave`` IDs we have not received are *missing*: each remembers who announced it.
   ``graft_timeout`` after the first announcement, if the message has still not come, we send
   ``Graft`` to the first announcer (it becomes eager: the tree is repaired through it) and
@@ -117,8 +122,7 @@ class Plumtree:
         #: IDs of messages that were routed by a new copy of the default tree (their root's
         #: first here, or no root): only their duplicates move the default tree
         self._taught: dict[str, None] = {}
-        #: ID -> (when, payload, size, root): what a graft may ask for
-        self._cache: OrderedDict[str, tuple[float, object, int, str | None]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, object, int]] = OrderedDict()  # for grafts
         self._cached_bytes = 0
 
     # -- membership ---------------------------------------------------------------------
@@ -151,7 +155,7 @@ class Plumtree:
         out: list[Action] = []
         if msg_id in self._seen:
             return out
-        self._take(msg_id, payload, size, now, self.me)
+        self._take(msg_id, payload, size, now)
         self._spread(msg_id, payload, None, now, out, self.tree(self.me))
         return out
 
@@ -177,7 +181,7 @@ class Plumtree:
                 out.append(Send(sender, wire.Prune(self.me, root, learns and root is not None)))
             return out
         new_root = root is None or root not in self._trees
-        self._take(msg_id, payload, size, now, root)
+        self._take(msg_id, payload, size, now)
         if new_root:
             self._taught[msg_id] = None
         if self._missing.pop(msg_id, None) is not None:
@@ -328,7 +332,7 @@ class Plumtree:
         self._due[msg_id] = deadline
         heapq.heappush(self._timers, (deadline, msg_id))
 
-    def _take(self, msg_id: str, payload: object, size: int, now: float, root: str | None) -> None:
+    def _take(self, msg_id: str, payload: object, size: int, now: float) -> None:
         c = self.config
         seen, cache = self._seen, self._cache
         while seen and (
@@ -343,5 +347,5 @@ class Plumtree:
         ):
             self._cached_bytes -= cache.popitem(last=False)[1][2]
         if size <= c.cache_bytes:
-            cache[msg_id] = (now, payload, size, root)
+            cache[msg_id] = (now, payload, size)
             self._cached_bytes += size

@@ -7,7 +7,8 @@ Rules for every case here:
   itself on a connection of the suite's with a hello naming ``routing`` and its ``Addr``
   (§7.10), then writes ``join`` there; the peer must make it a neighbour: dial it (if it
   has not yet) and write it ``accept``.  The joiner then writes ``prune``, so that the peer
-  announces messages to it (``ihave``) instead of pushing them.
+  announces messages to it (``ihave``) instead of pushing them; ``routing-prune-root``
+  grafts it back and prunes one author's messages only (``Root``, a tree per author).
 - A *plain* sink writes no banner, as the Go peer: it must get every message whole and never
   a payload without ``Body``.
 """
@@ -104,3 +105,35 @@ async def routing_graft(ctx: CaseContext) -> str:
     await conn.send_obj({"Ctl": "graft", "Addr": joiner.addr, "IDs": [message["ID"]]})
     await ctx.until(lambda: bool(joiner.got(message)), "the message at the joiner (its graft)")
     return "announced it with ihave, and pushed it on the graft"
+
+
+@case(
+    "routing",
+    "routing-prune-root",
+    "§7.9",
+    "after a prune naming one author (Root), announces that author's messages to the "
+    "neighbour and still pushes another author's whole",
+)
+async def routing_prune_root(ctx: CaseContext) -> str:
+    conn, joiner = await _neighbour(ctx)
+    # a graft makes the joiner eager again in every tree; then it prunes one author's
+    await conn.send_obj({"Ctl": "graft", "Addr": joiner.addr, "IDs": []})
+    pruned_author, other_author = await ctx.fake("author a"), await ctx.fake("author b")
+    await conn.send_obj({"Ctl": "prune", "Addr": joiner.addr, "Root": pruned_author.addr})
+    pruned = ctx.message("routing: from a", pruned_author)
+    other = ctx.message("routing: from b", other_author)
+    origin = await ctx.connect()
+    await origin.send_obj(pruned, other)
+    addr = _peer_addr(ctx)
+    await ctx.until(
+        lambda: bool(joiner.got(other)),
+        f"the message of {other_author.addr}, whole, at the joiner (its prune named only "
+        f"{pruned_author.addr})",
+    )
+    await ctx.until(
+        lambda: _announced(joiner, addr, pruned),
+        f"an ihave naming the message of {pruned_author.addr} at the joiner",
+    )
+    if joiner.got(pruned):
+        raise CaseFailed("pushed a message whole to a neighbour whose prune named its author")
+    return "announced the pruned author's message, pushed the other's whole"
