@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from ..sanitize import for_json, for_terminal
 from . import errors, schema
+from .opening import refuse_newer
 from .records import COLUMNS, Stored
 
 FORMATS = ("jsonl", "text")
@@ -51,12 +52,7 @@ def open_reader(path: Path | str) -> sqlite3.Connection:
             )
             if app != schema.APPLICATION_ID:
                 raise errors.HistoryNotOurs(path)
-            if version > schema.VERSION:
-                raise errors.HistoryTooNew(
-                    path,
-                    f"was written by a newer whisper (schema {version}, this one knows up to"
-                    f" {schema.VERSION})",
-                )
+            refuse_newer(path, version)
             if version < schema.VERSION:
                 raise errors.HistoryUnavailable(
                     path,

@@ -60,6 +60,16 @@ def connect(
     return conn, lock
 
 
+def refuse_newer(path: Path, version: int) -> None:
+    """Raise ``HistoryTooNew`` if a newer whisper wrote the file (schema ``version``)."""
+    if version > schema.VERSION:
+        raise errors.HistoryTooNew(
+            path,
+            f"was written by a newer whisper (schema {version}, this one knows up to"
+            f" {schema.VERSION})",
+        )
+
+
 def _prepare(conn: sqlite3.Connection, path: Path, *, check: bool, max_pages: int | None) -> None:
     """Whose file, the integrity check, pragmas, the schema: raise the right HistoryError
     or return.  Nothing is written to a file that is not ours."""
@@ -69,12 +79,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, check: bool, max_pages: in
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app != 0 or version != 0 or tables:
             raise errors.HistoryNotOurs(path)
-    if version > schema.VERSION:
-        raise errors.HistoryTooNew(
-            path,
-            f"was written by a newer whisper (schema {version}, this one knows up to"
-            f" {schema.VERSION})",
-        )
+    refuse_newer(path, version)
     if check:
         result = conn.execute("PRAGMA quick_check").fetchone()[0]
         if result != "ok":
