@@ -218,7 +218,8 @@ class Peer:
     """The peer under test: started, watched (stderr, RSS, CPU) and always killed.
 
     ``listening`` finds its address in a line of its stderr; a line containing one of
-    ``warn`` counts as a warning.
+    ``warn`` counts as a warning.  ``stdout``: where its standard output goes (a pipe for
+    a peer that must print to one as it would to a reader).
     """
 
     def __init__(
@@ -226,6 +227,7 @@ class Peer:
         cmd: list[str],
         listening: str = r"listening on (\S+)",
         warn: tuple[str, ...] = (" WARNING ", " ERROR ", "Traceback"),
+        stdout: int = subprocess.DEVNULL,
     ) -> None:
         is_whisper = any(part == "whisper" or part.endswith("/whisper") for part in cmd)
         if is_whisper and "-host" not in cmd:  # it would bind every interface
@@ -235,7 +237,7 @@ class Peer:
         self.proc = subprocess.Popen(
             self.cmd,
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             cwd=tempfile.gettempdir(),  # so that "python -m whisper" never imports ./whisper
             start_new_session=True,

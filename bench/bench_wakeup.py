@@ -23,12 +23,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 
-from scale_net import cpu_seconds
+from bench_relay import Peer, cpu_seconds
+
+from whisper.addr import parse_hostport
 
 HOST = "127.0.0.1"
 
@@ -89,47 +90,30 @@ def bare_loop(code: str, count: int, rate: float) -> float:
     return spent / count
 
 
-def listening_port(pid: int, timeout: float = 15.0) -> int:
-    """The TCP port the process ``pid`` listens on (``ss``)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if f"pid={pid}," in line:
-                return int(line.split()[3].rsplit(":", 1)[1])
-        time.sleep(0.1)  # polling a process we do not control
-    raise SystemExit("the whisper peer did not start listening")
-
-
 def whisper_relay(count: int, rate: float) -> float:
     """CPU per message of a whisper peer relaying one connection's messages to one sink."""
     sink = socket.create_server((HOST, 0))
     cmd = [sys.executable, "-m", "whisper", "-headless", "-json", "-host", HOST, "-port", "0"]
     cmd += ["-no-discovery", "-no-history", "-routing", "flood", "-nick", "bench"]
     cmd += ["-peer", f"{HOST}:{sink.getsockname()[1]}"]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tempfile.gettempdir(),  # so that "python -m whisper" never imports ./whisper
-    )
-    conn, _ = sink.accept()
-    drain(lambda: conn.recv(65536))
-    drain(lambda: proc.stdout.read1(65536))
-    source = socket.create_connection((HOST, listening_port(proc.pid)))
-    time.sleep(1.5)
+    peer = Peer(cmd, stdout=subprocess.PIPE)  # a pipe, as a reader of -json would give it
+    try:
+        conn, _ = sink.accept()
+        drain(lambda: conn.recv(65536))
+        drain(lambda: peer.proc.stdout.read1(65536))
+        source = socket.create_connection(parse_hostport(peer.addr))
+        time.sleep(1.5)
 
-    def send(i: int) -> None:
-        message = {"ID": uuid.uuid4().hex, "Addr": f"{HOST}:9", "Body": f"message {i}"}
-        source.sendall(json.dumps(message).encode() + b"\n")
+        def send(i: int) -> None:
+            message = {"ID": uuid.uuid4().hex, "Addr": f"{HOST}:9", "Body": f"message {i}"}
+            source.sendall(json.dumps(message).encode() + b"\n")
 
-    before = cpu_seconds(proc.pid)
-    paced(send, count, rate)
-    time.sleep(0.5)
-    spent = cpu_seconds(proc.pid) - before
-    proc.kill()
-    proc.wait()
-    return spent / count
+        before = cpu_seconds(peer.pid)
+        paced(send, count, rate)
+        time.sleep(0.5)
+        return (cpu_seconds(peer.pid) - before) / count
+    finally:
+        peer.stop()
 
 
 def main() -> None:
