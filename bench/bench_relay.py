@@ -286,7 +286,12 @@ class Peer:
             self.proc.stdin.close()
 
 
-def whisper_peer(cmd: list[str], flood_control: bool = False, history: bool = False) -> Peer:
+def whisper_peer(
+    cmd: list[str],
+    flood_control: bool = False,
+    history: bool = False,
+    stdout: int = subprocess.DEVNULL,
+) -> Peer:
     """whisper on 127.0.0.1, headless, with the flags newer builds have to stay quiet."""
     # Never announce on the LAN (127.0.0.1 only); flood control off unless asked for,
     # since one source blasting is exactly what it cuts off; no history store unless asked
@@ -299,7 +304,7 @@ def whisper_peer(cmd: list[str], flood_control: bool = False, history: bool = Fa
         extra.append("-no-flood-control")
     if not history and "-no-history" in usage:
         extra.append("-no-history")
-    return Peer([*cmd, "-host", HOST, "-port", "0", "-headless", *extra])
+    return Peer([*cmd, "-host", HOST, "-port", "0", "-headless", *extra], stdout=stdout)
 
 
 def go_peer(binary: str) -> Peer:

@@ -17,9 +17,21 @@ Phases:
    to 4 sinks, by a fresh peer each run, three ways: without ``-http``, with ``-http`` and
    no feed, with ``-http`` and ``--feeds`` (10) feeds attached; ``--runs`` (3) rounds,
    interleaved, medians printed, and the median of each round's ratio to its own
-   "no -http" run (paired: drift in the machine's load cancels).  Target: with 10 feeds
-   within 5% of none.  "peer CPU us/msg" is the figure least disturbed by other load on a
-   shared machine.
+   "no -http" run (paired: drift in the machine's load cancels), and for the feeds also to
+   its own "-http, no feed" run.  Target: with 10 feeds within 5% of none.  "peer CPU
+   us/msg" is the figure least disturbed by other load on a shared machine.
+3. **calls** (``--calls``, instead of the relay rate): the same blast into a peer run under
+   cProfile, once per kind, less a run of the same kind without the blast (start-up
+   cancels), printing the Python function calls per relayed message and those the feeds
+   added most.  Exact counts of what the web adds to the node's work, where the relay rate
+   of runs on a shared machine varies by 20% between rounds.
+
+With two CPUs or more the relay-rate peers run alone on the last one (``taskset``) and the
+sinks, the source and the feeds share the others (``--no-pin``: all share all), so the
+feeds' own process does not take the peer's CPU.  Each relay-rate peer's stdout is a pipe
+nobody reads: it prints nothing after its first line fails (``--print``: a discarded stdout,
+printed to as far as the peer keeps up).  How much a peer prints in a blast varies from run
+to run, and it made the runs differ more than the web does.
 
 ``bench_hub.py`` measures the hub's own Python on a virtual clock (no load noise); most of what
 ``-http`` cost a blast here was the collector walking the web's imports (``whisper/heap.py``).
@@ -28,7 +40,7 @@ Peers run with ``-no-history``: the history's SQLite writes are the same with or
 the web, and its shared per-user file, grown by every run and held by one peer at a time,
 made the runs differ by far more than the web does.
 
-Usage: ``.venv/bin/python bench/bench_web.py [--clients 100] [--rate 500] [--runs 3]``
+Usage: ``.venv/bin/python bench/bench_web.py [--clients 100] [--rate 500] [--runs 3] [--calls]``
 """
 
 from __future__ import annotations
@@ -37,11 +49,14 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import pstats
 import re
 import socket
 import statistics
 import sys
+import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,6 +64,8 @@ from bench_relay import Bench, Source, cpu_seconds, start_sink, whisper_peer
 
 TOKEN = "bench-token"
 PY = [sys.executable, "-m", "whisper"]
+IDLE_PROFILED = 3.0  # seconds the no-blast run of ``--calls`` stays up
+PEER_CPU: int | None = None  # ``--pin``: the CPU the peer runs on, everything else elsewhere
 _BENCH_BODY = re.compile(r'"Body":"bench (\d+) #')
 
 
@@ -156,15 +173,28 @@ def free_port() -> int:
 class Setup:
     """A fresh peer (with or without -http), dialled to the sinks, and its source."""
 
-    def __init__(self, sinks, origin, http: bool, profile: str = "") -> None:
+    def __init__(self, sinks, origin, http: bool, profile: str = "", printing: bool = True) -> None:
+        """``printing``: the peer prints the messages it gets to its stdout (a discarded
+        one), as many as its headless front end keeps up with, which varies from run to
+        run; without it the relay rate compares the web's cost alone."""
         self.http_port = free_port() if http else 0
         py = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "whisper"] if profile else PY
         # No history: every peer would open the same per-user file (grown by every run, and
         # locked by whichever peer has it), a cost that has nothing to do with the web.
         py = [*py, "-no-history"]
         cmd = [*py, "-http", f"127.0.0.1:{self.http_port}"] if http else list(py)
+        if PEER_CPU is not None:  # the peer alone on its core (``--pin``)
+            cmd = ["taskset", "-c", str(PEER_CPU), *cmd]
         os.environ["WHISPER_HTTP_TOKEN"] = TOKEN
-        self.peer = whisper_peer(cmd)
+        if printing:
+            self.peer = whisper_peer(cmd)
+        else:  # a pipe nobody reads: its first line fails (EPIPE) and the peer prints no more
+            read_end, write_end = os.pipe()
+            os.close(read_end)
+            try:
+                self.peer = whisper_peer(cmd, stdout=write_end)
+            finally:
+                os.close(write_end)
         self.source = StampedSource(self.peer.addr, origin.addr)
         self.bench = Bench(self.peer, sinks, origin, self.source)
         for sink in [origin, *sinks]:
@@ -227,8 +257,8 @@ def fan_out(sinks, origin, clients: int, rate: float, seconds: float, profile: s
         setup.close()
 
 
-def relay_rate(sinks, origin, kind: str, feeds_count: int, n: int) -> dict:
-    setup = Setup(sinks, origin, http=kind != "no -http")
+def relay_rate(sinks, origin, kind: str, feeds_count: int, n: int, printing: bool) -> dict:
+    setup = Setup(sinks, origin, http=kind != "no -http", printing=printing)
     feeds = Feeds(setup.feed_url, feeds_count) if kind == "10 feeds" else None
     feeds_cpu, t0 = cpu_seconds(feeds.proc.pid) if feeds else 0.0, time.monotonic()
     try:
@@ -246,6 +276,97 @@ def relay_rate(sinks, origin, kind: str, feeds_count: int, n: int) -> dict:
         setup.close()
 
 
+def calls_per_message(sinks, origin, feeds_count: int, n: int, printing: bool) -> None:
+    """Python function calls the peer makes per relayed message (cProfile's exact counts):
+    what the web adds to the node's work, free of the machine's load.  Each kind runs twice,
+    with the blast and without it (started, fed, left idle a few seconds), and the
+    difference is divided by ``n``: start-up (the web's imports ...) cancels out."""
+    counts: dict[str, Counter] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-web-calls-") as tmp:
+        for kind in ("no -http", "-http, no feed", "10 feeds"):
+            runs = []
+            for blast in (True, False):
+                out = os.path.join(tmp, f"{len(counts)}-{blast}.prof")
+                http = kind != "no -http"
+                setup = Setup(sinks, origin, http=http, profile=out, printing=printing)
+                feeds = Feeds(setup.feed_url, feeds_count) if kind == "10 feeds" else None
+                try:
+                    if blast:
+                        setup.bench.saturation(f"{kind}, cProfile", n)
+                    else:
+                        time.sleep(IDLE_PROFILED)
+                finally:
+                    if feeds:
+                        feeds.stop()
+                    setup.close()  # SIGTERM: the peer exits normally and cProfile writes
+                runs.append(Counter({_site(f): v[1] for f, v in pstats.Stats(out).stats.items()}))
+            runs[0].subtract(runs[1])
+            counts[kind] = runs[0]
+    base = counts["no -http"].total()
+    print(f"\nPython function calls per relayed message (cProfile, {n:,} messages, exact):")
+    for kind, by_function in counts.items():
+        total = by_function.total()
+        print(f"  {kind:16} {total / n:7.2f} ({total / base - 1:+.1%})")
+    print("  of which printing to stdout (the headless front end, a share that depends on timing):")
+    for kind, by_function in counts.items():
+        headless = {f: v for f, v in by_function.items() if "whisper/headless.py:" in f}
+        lines = sum(v for f, v in headless.items() if f.endswith(" format_line"))
+        printing = sum(headless.values())
+        print(f"  {kind:16} {lines / n:5.1%} of the messages printed, {printing / n:5.2f} calls")
+    added = counts["10 feeds"].copy()
+    added.subtract(counts["-http, no feed"])
+    print("  most calls added by the feeds (per relayed message):")
+    for function, more in added.most_common(5):
+        print(f"    {more / n:+.3f}  {function}")
+
+
+def _site(function: tuple) -> str:
+    """A profiled function's name, the same in every process (no object addresses)."""
+    path, line, name = function
+    return f"{path.rsplit('site-packages/', 1)[-1]}:{line} {re.sub(r' at 0x[0-9a-f]+', '', name)}"
+
+
+def paired(runs: list[dict], bases: list[dict], key: str) -> float:
+    """The median over rounds of each round's ratio to its own base run, less one."""
+    return statistics.median(r[key] / b[key] for r, b in zip(runs, bases, strict=True)) - 1
+
+
+def report(results: dict[str, list[dict]], runs: int) -> None:
+    base = results["no -http"]
+    base_rate = statistics.median(r["e2e_rate"] for r in base)
+    base_cpu = statistics.median(r["peer_us_per_msg"] for r in base)
+    print("\nrelay rate, median of", runs, "runs (fresh peer each):")
+    print("  (paired: the median over rounds of each round's ratio to that round's no -http)")
+    for kind, got in results.items():
+        rate = statistics.median(r["e2e_rate"] for r in got)
+        cpu = statistics.median(r["peer_us_per_msg"] for r in got)
+        print(
+            f"  {kind:16} {rate:9,.0f} msgs/s ({rate / base_rate - 1:+.1%}, paired "
+            f"{paired(got, base, 'e2e_rate'):+.1%})   peer CPU {cpu:5.1f} us/msg "
+            f"({cpu / base_cpu - 1:+.1%}, paired {paired(got, base, 'peer_us_per_msg'):+.1%})"
+        )
+    feeds, plain = results["10 feeds"], results["-http, no feed"]
+    print(
+        f"  10 feeds against -http with no feed, paired: "
+        f"{paired(feeds, plain, 'e2e_rate'):+.1%} msgs/s, "
+        f"peer CPU {paired(feeds, plain, 'peer_us_per_msg'):+.1%}"
+    )
+
+
+def pin(sinks) -> None:
+    """The relay-rate peers alone on the last CPU; the sinks, the source and the feeds (started
+    from here later) on the others.  Not for the fan-out: its hundred feeds need a core."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return
+    global PEER_CPU
+    PEER_CPU = cpus[-1]
+    for pid in [0, *(sink.pid() for sink in sinks)]:
+        if pid is not None:
+            os.sched_setaffinity(pid, cpus[:-1])
+    print(f"relay-rate peers pinned to CPU {PEER_CPU}; sinks, source and feeds on {cpus[:-1]}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--clients", type=int, default=100)
@@ -256,37 +377,39 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--skip-fan-out", action="store_true")
     p.add_argument("--skip-relay", action="store_true")
+    p.add_argument(
+        "--calls", action="store_true", help="count the peer's Python calls per message instead"
+    )
     p.add_argument("--profile", default="", metavar="FILE", help="cProfile the fan-out's peer")
+    p.add_argument(
+        "--print",
+        action="store_true",
+        help="relay-rate peers print what they get (to a discarded stdout), as far as they keep up",
+    )
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the peer share CPUs with the sinks, the source and the feeds",
+    )
     args = p.parse_args()
     origin = start_sink("origin", "process")
     sinks = [start_sink(f"sink{i}", "process") for i in range(4)]
     try:
         if not args.skip_fan_out:
             fan_out(sinks, origin, args.clients, args.rate, args.seconds, args.profile)
-        if args.skip_relay:
+        if not args.no_pin:
+            pin([*sinks, origin])
+        if args.calls:
+            calls_per_message(sinks, origin, args.feeds, args.messages, args.print)
+        if args.skip_relay or args.calls:
             return
         kinds = ["no -http", "-http, no feed", "10 feeds"]
         results: dict[str, list[dict]] = {k: [] for k in kinds}
         for _ in range(args.runs):
             for kind in kinds:
-                results[kind].append(relay_rate(sinks, origin, kind, args.feeds, args.messages))
-        base = statistics.median(r["e2e_rate"] for r in results["no -http"])
-        base_cpu = statistics.median(r["peer_us_per_msg"] for r in results["no -http"])
-        print("\nrelay rate, median of", args.runs, "runs (fresh peer each):")
-        print("  (paired: the median over rounds of each round's ratio to that round's no -http)")
-        for kind in kinds:
-            rate = statistics.median(r["e2e_rate"] for r in results[kind])
-            cpu = statistics.median(r["peer_us_per_msg"] for r in results[kind])
-            pairs = list(zip(results[kind], results["no -http"], strict=True))
-            paired = statistics.median(r["e2e_rate"] / b["e2e_rate"] for r, b in pairs)
-            paired_cpu = statistics.median(
-                r["peer_us_per_msg"] / b["peer_us_per_msg"] for r, b in pairs
-            )
-            print(
-                f"  {kind:16} {rate:9,.0f} msgs/s ({rate / base - 1:+.1%}, paired "
-                f"{paired - 1:+.1%})   peer CPU {cpu:5.1f} us/msg ({cpu / base_cpu - 1:+.1%}, "
-                f"paired {paired_cpu - 1:+.1%})"
-            )
+                run = relay_rate(sinks, origin, kind, args.feeds, args.messages, args.print)
+                results[kind].append(run)
+        report(results, args.runs)
     finally:
         for sink in [*sinks, origin]:
             with contextlib.suppress(OSError):

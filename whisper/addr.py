@@ -7,12 +7,14 @@ Rules:
 - Addresses learned from messages are dialled only if the host is an IP literal (without an
   IPv6 ``%scope``): a peer's message never makes us resolve a name.  They are dialled, and
   links kept, under their canonical spelling (``dialable``), however the message spelt them.
+  ``dialable`` is pure and asked for every message: its last answers are cached, bounded.
 - The default advertised address is the machine's outward IPv4 address, as the Go reference
   peer does, found from the routing table without sending a packet; 127.0.0.1 if none.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -74,9 +76,22 @@ def dialable_ip(text: str) -> tuple[str, int] | None:
 
 
 def dialable(text: str) -> str | None:
-    """The canonical ``IP:PORT`` of ``dialable_ip(text)``: one spelling per peer."""
+    """The canonical ``IP:PORT`` of ``dialable_ip(text)``: one spelling per peer.  Asked
+    for every message's ``Addr``, which is mostly one of a few: answers for addresses up
+    to ``CACHED_LENGTH`` characters are remembered (the last ``CACHED_ADDRS``)."""
+    if len(text) <= CACHED_LENGTH:
+        return _dialable_cached(text)
+    return _dialable(text)
+
+
+def _dialable(text: str) -> str | None:
     found = dialable_ip(text)
     return None if found is None else format_hostport(*found)
+
+
+CACHED_LENGTH = 64  # "[v6 address%scope]:port" fits; a longer Addr is not a peer's
+CACHED_ADDRS = 4096
+_dialable_cached = functools.lru_cache(maxsize=CACHED_ADDRS)(_dialable)
 
 
 def outward_ipv4() -> str:
