@@ -5,9 +5,19 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+from functools import partial
 from pathlib import Path
 
-from whisper.headless import _write_now
+import pytest
+import trio
+import trio.testing
+
+from whisper.display import HISTORY_HOLD
+from whisper.events import Delivered, Notice
+from whisper.headless import _write_now, run_headless
+from whisper.message import Message
+
+from .helpers import start_node
 
 
 def test_a_pipe_with_room_takes_a_small_batch_at_once() -> None:
@@ -38,3 +48,33 @@ def test_a_full_pipe_or_a_file_is_left_to_the_thread(tmp_path: Path) -> None:
     with open(tmp_path / "out", "wb") as f:
         assert _write_now(f.fileno(), b"alice: hi\n") is False
     assert (tmp_path / "out").read_bytes() == b""
+
+
+async def test_a_message_is_printed_on_the_nodes_turn_while_the_printer_waits(
+    nursery, autojump_clock
+) -> None:
+    """``Subscription.direct``: a plain message reaches the pipe within ``publish_now``, with
+    no task switch; history and notices still go through the printer's task, in order."""
+    node = await start_node(nursery)
+    out_r, out_w = os.pipe()
+    in_r, in_w = os.pipe()  # stdin held open: the front end keeps running
+    said: list[str] = []
+    try:
+        nursery.start_soon(
+            partial(run_headless, node, stdin_fd=in_r, stdout_fd=out_w, stderr=said.append)
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        os.set_blocking(out_r, False)
+        node.publish_now([Delivered(Message.create(id="m1", addr="127.0.0.1:9", body="hi"))])
+        assert os.read(out_r, 1000) == b"127.0.0.1:9: hi\n"  # written before any checkpoint
+        history = Delivered(Message.create(id="m2", addr="127.0.0.1:9", body="old"), history=True)
+        node.publish_now([history, Notice("a notice")])
+        with pytest.raises(BlockingIOError):
+            os.read(out_r, 1000)  # left to the printer's task
+        await trio.sleep(HISTORY_HOLD + 1)  # the task waits out a burst of history
+        assert said == ["a notice"]
+        assert os.read(out_r, 1000).endswith(b"127.0.0.1:9: old\n")
+    finally:
+        nursery.cancel_scope.cancel()
+        for fd in (out_r, out_w, in_r, in_w):
+            os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+import trio.testing
 
 from whisper.events import Notice
 from whisper.subscription import Subscription
@@ -63,3 +64,39 @@ async def test_a_front_end_that_never_reads_does_not_stall_the_node(nursery):
         told = stuck.receive_nowait()  # first it learns what it missed, then the rest
         assert told.warning and f"{stuck.dropped} events were dropped" in told.text
         assert stuck.receive_nowait().message.body.startswith("0 ")
+
+
+async def test_direct_takes_a_batch_only_while_its_consumer_waits_on_an_empty_inbox(nursery):
+    sub = Subscription(max_events=10, max_bytes=1000)
+    handled: list[list[str]] = []
+    answer = [True]
+
+    def direct(batch) -> bool:
+        if answer[0] is None:
+            raise RuntimeError("a bug in the front end")
+        handled.append([e.text for e in batch])
+        return answer[0]
+
+    sub.direct = direct
+    sub.offer_all([notice("queued")])  # nobody waits: queued, not handed over
+    assert handled == [] and sub.receive_nowait().text == "queued"
+    received: list[str] = []
+
+    async def consumer() -> None:
+        async for event in sub:
+            received.append(event.text)
+
+    nursery.start_soon(consumer)
+    await trio.testing.wait_all_tasks_blocked()
+    sub.offer_all([notice("a"), notice("b")])  # the consumer waits: handled here and now
+    assert handled == [["a", "b"]]
+    answer[0] = False  # declined: queued as usual
+    sub.offer_all([notice("c")])
+    sub.offer_all([notice("d")])  # "c" is still queued: not overtaken
+    assert handled == [["a", "b"], ["c"]]
+    answer[0] = None  # it raised: queued, the node goes on
+    await trio.testing.wait_all_tasks_blocked()
+    sub.offer_all([notice("e")])
+    await trio.testing.wait_all_tasks_blocked()
+    assert received == ["c", "d", "e"]
+    sub.close()

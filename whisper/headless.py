@@ -21,7 +21,9 @@ Rules:
 - Writing happens off the event loop, in batches: a stalled stdout never stalls the node; the
   subscription's bounded buffer drops events instead (``Node.subscribe``).  Only a batch a
   pipe takes whole without blocking (at most ``PIPE_BUF`` bytes, the pipe not full) is
-  written on the event loop, saving the hand-over to a thread.
+  written on the event loop, saving the hand-over to a thread.  Such a batch of messages
+  alone (no history, no notice) that arrives while the printer waits is written on the
+  node's own turn (``Subscription.direct``): one task woken per message, not two.
 - EOF on stdin leaves the node relaying; ``/quit`` says goodbye (presence) and returns.
 - Presence notices (``bob joined``, ``bob left`` ...) are chat: one line each on stderr.
 - stdin and stdout are read and written as raw file descriptors from worker threads: a thread
@@ -37,7 +39,7 @@ import os
 import select
 import stat
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import trio
@@ -45,7 +47,7 @@ import trio
 from .backlog import HISTORY_KEY
 from .commands import execute
 from .display import history_stamp, identity_marks, shown_body, shown_sender, take_batch
-from .events import PRESENCE_EVENTS, Delivered, Notice
+from .events import PRESENCE_EVENTS, Delivered, Event, Notice
 from .files import CONTENTS_KEY, RejectedFile, StoredFile
 from .identity import short_fingerprint
 from .node import Node
@@ -153,6 +155,31 @@ async def read_lines(fd: int) -> AsyncIterator[str]:
 
 
 async def _print_messages(
+    events: Subscription,
+    stdout_fd: int,
+    json_output: bool,
+    file_contents: bool,
+    say: Callable[[str], None],
+) -> None:
+    def print_now(batch: Sequence[Event]) -> bool:
+        """The batch written here and now, if it is only messages and ``_write_now`` can."""
+        if not all(type(e) is Delivered and not e.history for e in batch):
+            return False
+        text = "".join(
+            format_line(e, json_output, file_contents=file_contents)  # type: ignore[arg-type]
+            for e in batch
+            if not e.own  # type: ignore[union-attr]
+        )
+        return not text or _write_now(stdout_fd, text.encode("utf-8", "replace"))
+
+    events.direct = print_now
+    try:
+        await _print_batches(events, stdout_fd, json_output, file_contents, say)
+    finally:
+        events.direct = None
+
+
+async def _print_batches(
     events: Subscription,
     stdout_fd: int,
     json_output: bool,

@@ -10,6 +10,11 @@ Rules:
 - Its owner may change ``max_events`` as it goes (the web cuts it while it is behind).
 - The front end learns what it missed: after a drop, its next ``receive`` returns a warning
   ``Notice`` saying how many events were dropped, before the events that follow.
+- A front end may take events on the node's own turn (``direct``): a callable that gets
+  the batch only while its consumer waits on an empty subscription (so nothing it has not
+  shown yet is overtaken) and returns True if it handled all of it, without blocking;
+  False (or an exception, left for the consumer's own task to meet) queues the batch as
+  usual.  A message at chat rates is then shown without waking a second task for it.
 - ``receive``, ``receive_nowait`` and ``async for`` behave as on a trio memory channel
   (``WouldBlock`` when empty, ``EndOfChannel`` once closed and empty; ``receive`` is a
   checkpoint); ``close`` (the node does it when the subscription ends) ends the iteration.
@@ -18,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -38,6 +43,7 @@ class Subscription:
         self._closed = False
         self._lot = trio.lowlevel.ParkingLot()
         self.dropped = 0
+        self.direct: Callable[[Sequence[Event]], bool] | None = None
 
     def offer(self, event: Event, size: int) -> bool:
         """Queue ``event`` of weight ``size`` (node side); False if it was dropped."""
@@ -47,8 +53,15 @@ class Subscription:
         return kept
 
     def offer_all(self, events: Sequence[Event]) -> None:
-        """Queue each of ``events`` that fits, weighed by ``events.weight``."""
+        """Queue each of ``events`` that fits, weighed by ``events.weight`` (or hand them
+        to ``direct``, see the rules)."""
         put, items, room = self._put, self._items, self.max_events
+        if self.direct is not None and self._lot and not items and not self._unreported:
+            try:
+                if self.direct(events):
+                    return
+            except Exception:  # the consumer's own task meets it, not the node
+                pass
         for done, event in enumerate(events):
             if len(items) >= room:  # full: the rest go at once, not one call each
                 self._drop_many(len(events) - done)
