@@ -78,3 +78,22 @@ async def test_a_message_is_printed_on_the_nodes_turn_while_the_printer_waits(
         nursery.cancel_scope.cancel()
         for fd in (out_r, out_w, in_r, in_w):
             os.close(fd)
+
+
+async def test_stdout_that_is_not_a_pipe_is_left_to_the_printers_task(nursery, tmp_path) -> None:
+    node = await start_node(nursery)
+    in_r, in_w = os.pipe()
+    with open(tmp_path / "out", "wb") as out:
+        try:
+            nursery.start_soon(partial(run_headless, node, stdin_fd=in_r, stdout_fd=out.fileno()))
+            await trio.testing.wait_all_tasks_blocked()
+            node.publish_now([Delivered(Message.create(id="m1", addr="127.0.0.1:9", body="hi"))])
+            assert (tmp_path / "out").read_bytes() == b""  # a file: written from a thread
+            with trio.fail_after(5):
+                while not (tmp_path / "out").read_bytes():
+                    await trio.testing.wait_all_tasks_blocked()
+            assert (tmp_path / "out").read_bytes() == b"127.0.0.1:9: hi\n"
+        finally:
+            nursery.cancel_scope.cancel()
+            os.close(in_r)
+            os.close(in_w)

@@ -22,8 +22,8 @@ Rules:
   subscription's bounded buffer drops events instead (``Node.subscribe``).  Only a batch a
   pipe takes whole without blocking (at most ``PIPE_BUF`` bytes, the pipe not full) is
   written on the event loop, saving the hand-over to a thread.  Such a batch of messages
-  alone (no history, no notice) that arrives while the printer waits is written on the
-  node's own turn (``Subscription.direct``): one task woken per message, not two.
+  alone (no history, no notice) that arrives while the printer waits on a pipe is written
+  on the node's own turn (``Subscription.direct``): one task woken per message, not two.
 - EOF on stdin leaves the node relaying; ``/quit`` says goodbye (presence) and returns.
 - Presence notices (``bob joined``, ``bob left`` ...) are chat: one line each on stderr.
 - stdin and stdout are read and written as raw file descriptors from worker threads: a thread
@@ -33,6 +33,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -172,7 +173,9 @@ async def _print_messages(
         )
         return not text or _write_now(stdout_fd, text.encode("utf-8", "replace"))
 
-    events.direct = print_now
+    with contextlib.suppress(OSError):  # a terminal or a file: the task writes, in a thread
+        if stat.S_ISFIFO(os.fstat(stdout_fd).st_mode):
+            events.direct = print_now
     try:
         await _print_batches(events, stdout_fd, json_output, file_contents, say)
     finally:
