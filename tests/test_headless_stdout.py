@@ -69,11 +69,15 @@ async def test_a_message_is_printed_on_the_nodes_turn_while_the_printer_waits(
         assert os.read(out_r, 1000) == b"127.0.0.1:9: hi\n"  # written before any checkpoint
         history = Delivered(Message.create(id="m2", addr="127.0.0.1:9", body="old"), history=True)
         node.publish_now([history, Notice("a notice")])
+        await trio.testing.wait_all_tasks_blocked()  # the task holds the history ...
+        live = Delivered(Message.create(id="m3", addr="127.0.0.1:9", body="new"))
+        node.publish_now([live])  # ... so a live message waits behind it, not overtakes
         with pytest.raises(BlockingIOError):
             os.read(out_r, 1000)  # left to the printer's task
         await trio.sleep(HISTORY_HOLD + 1)  # the task waits out a burst of history
         assert said == ["a notice"]
-        assert os.read(out_r, 1000).endswith(b"127.0.0.1:9: old\n")
+        printed = os.read(out_r, 1000)
+        assert printed.endswith(b"127.0.0.1:9: old\n127.0.0.1:9: new\n"), printed
     finally:
         nursery.cancel_scope.cancel()
         for fd in (out_r, out_w, in_r, in_w):

@@ -162,9 +162,11 @@ async def _print_messages(
     file_contents: bool,
     say: Callable[[str], None],
 ) -> None:
+    idle = [False]  # waiting for the next batch (not holding one, as take_batch may)
+
     def print_now(batch: Sequence[Event]) -> bool:
         """The batch written here and now, if it is only messages and ``_write_now`` can."""
-        if not all(type(e) is Delivered and not e.history for e in batch):
+        if not idle[0] or not all(type(e) is Delivered and not e.history for e in batch):
             return False
         text = "".join(
             format_line(e, json_output, file_contents=file_contents)  # type: ignore[arg-type]
@@ -177,7 +179,7 @@ async def _print_messages(
         if stat.S_ISFIFO(os.fstat(stdout_fd).st_mode):
             events.direct = print_now
     try:
-        await _print_batches(events, stdout_fd, json_output, file_contents, say)
+        await _print_batches(events, stdout_fd, json_output, file_contents, say, idle)
     finally:
         events.direct = None
 
@@ -188,8 +190,16 @@ async def _print_batches(
     json_output: bool,
     file_contents: bool,
     say: Callable[[str], None],
+    idle: list[bool],
 ) -> None:
-    async for event in events:
+    while True:
+        idle[0] = True
+        try:
+            event = await events.receive()
+        except trio.EndOfChannel:
+            return
+        finally:
+            idle[0] = False
         batch = [event]
         while True:
             try:
