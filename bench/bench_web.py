@@ -65,7 +65,7 @@ from bench_relay import Bench, Source, cpu_seconds, start_sink, whisper_peer
 TOKEN = "bench-token"
 PY = [sys.executable, "-m", "whisper"]
 IDLE_PROFILED = 3.0  # seconds the no-blast run of ``--calls`` stays up
-PEER_CPU: int | None = None  # ``--pin``: the CPU the peer runs on, everything else elsewhere
+PEER_CPU: int | None = None  # the CPU relay-rate peers run on (``pin``); None: any
 _BENCH_BODY = re.compile(r'"Body":"bench (\d+) #')
 
 
@@ -311,8 +311,8 @@ def calls_per_message(sinks, origin, feeds_count: int, n: int, printing: bool) -
     for kind, by_function in counts.items():
         headless = {f: v for f, v in by_function.items() if "whisper/headless.py:" in f}
         lines = sum(v for f, v in headless.items() if f.endswith(" format_line"))
-        printing = sum(headless.values())
-        print(f"  {kind:16} {lines / n:5.1%} of the messages printed, {printing / n:5.2f} calls")
+        calls = sum(headless.values())
+        print(f"  {kind:16} {lines / n:5.1%} of the messages printed, {calls / n:5.2f} calls")
     added = counts["10 feeds"].copy()
     added.subtract(counts["-http, no feed"])
     print("  most calls added by the feeds (per relayed message):")
