@@ -6,6 +6,7 @@ import re
 
 import pytest
 import trio
+import trio.testing
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from whisper.events import Delivered
@@ -187,6 +188,29 @@ async def test_feeds_wait_for_one_shared_tick(nursery, autojump_clock):
     before = trio.current_time()
     await hub.tick()
     assert trio.current_time() == before
+
+
+async def test_below_its_rate_the_hub_takes_a_message_as_it_comes(nursery, autojump_clock):
+    """The hub's rate is a bucket (``RATE_BURST``): under it nothing waits for the batch
+    before; past it the hub waits until the bucket has refilled."""
+    node = await start_node(nursery)
+    hub = Hub(Bridge(node), max_rate=100.0)  # a bucket of 10 messages, 100 a second
+    await nursery.start(hub.run)
+    node.publish_now([delivered("m0")])
+    await trio.testing.wait_all_tasks_blocked()
+    await trio.sleep(0.005)
+    node.publish_now([delivered("m1")])  # 5 ms later: taken at once, not after 10 ms
+    await trio.testing.wait_all_tasks_blocked()
+    assert hub.ring.last_seq == 2
+    await trio.sleep(1)  # the bucket is full again
+    node.publish_now([delivered(f"b{i}") for i in range(50)])  # 40 past the bucket
+    await trio.testing.wait_all_tasks_blocked()
+    assert hub.ring.last_seq == 52
+    start = trio.current_time()
+    node.publish_now([delivered("late")])
+    while hub.ring.last_seq < 53:
+        await hub.wait_for_message(52, 1.0)
+    assert trio.current_time() - start == pytest.approx(0.4, abs=0.02)  # 40 at 100 a second
 
 
 async def test_a_listener_says_how_many_messages_the_hub_skipped():

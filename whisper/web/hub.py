@@ -9,7 +9,9 @@ Rules:
 - The web keeps to ``MAX_RATE`` messages a second: past it the hub waits, its subscription
   fills, and the node drops (and counts) the rest for it, so a relay blast costs the node
   almost nothing while browsers are attached.  A feed that fell behind is told what it
-  missed (``missed`` event), never the node.
+  missed (``missed`` event), never the node.  The rate is a bucket of ``RATE_BURST``
+  seconds' worth: below it a batch is taken as it comes (no wait after each one, which
+  held the next message back), above it the hub waits for the bucket to refill.
 - Behind is a mode: once the node dropped events for the hub (its subscription of
   ``buffer`` events was full), the hub shows only the newest ``behind_shown`` messages of
   each batch (feeds are told how many it skipped, in their next ``missed``), cuts its
@@ -63,6 +65,7 @@ from .store import MessageRing, Users, dumps
 HUB_EVENTS = 4096
 HUB_BYTES = 64 * 1024 * 1024
 MAX_RATE = 1000.0
+RATE_BURST = 0.1  # seconds of MAX_RATE taken at once before the hub waits
 POLL_INTERVAL = 0.5
 #: A feed sends at most a frame a tick; one ticker for all feeds (see ``tick``).
 FRAME_INTERVAL = 0.02
@@ -271,6 +274,7 @@ class Hub:
                 nursery.start_soon(self._ticker)
                 task_status.started()
                 dropped, looked = events.dropped, trio.current_time()
+                allowance = self.max_rate * RATE_BURST  # messages the hub may take now
                 async for first in events:
                     batch = await take_batch(events, [first])
                     messages = sum(type(e) is Delivered for e in batch)
@@ -288,7 +292,11 @@ class Hub:
                     if self.behind:
                         await trio.sleep(BEHIND_PAUSE)
                     elif messages and self.max_rate < math.inf:
-                        await trio.sleep(messages / self.max_rate)
+                        refill = self.max_rate * (now - since)
+                        allowance = min(self.max_rate * RATE_BURST, allowance + refill)
+                        allowance -= messages
+                        if allowance < 0:  # past the rate: wait until it is paid
+                            await trio.sleep(-allowance / self.max_rate)
 
     def _newest(self, batch: list, skip: int) -> list:
         """``batch`` without its oldest ``skip`` messages; feeds are told of them."""
