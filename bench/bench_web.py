@@ -61,6 +61,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_relay import Bench, Source, cpu_seconds, start_sink, whisper_peer
+from web_report import report
 
 TOKEN = "bench-token"
 PY = [sys.executable, "-m", "whisper"]
@@ -324,33 +325,6 @@ def _site(function: tuple) -> str:
     """A profiled function's name, the same in every process (no object addresses)."""
     path, line, name = function
     return f"{path.rsplit('site-packages/', 1)[-1]}:{line} {re.sub(r' at 0x[0-9a-f]+', '', name)}"
-
-
-def paired(runs: list[dict], bases: list[dict], key: str) -> float:
-    """The median over rounds of each round's ratio to its own base run, less one."""
-    return statistics.median(r[key] / b[key] for r, b in zip(runs, bases, strict=True)) - 1
-
-
-def report(results: dict[str, list[dict]], runs: int) -> None:
-    base = results["no -http"]
-    base_rate = statistics.median(r["e2e_rate"] for r in base)
-    base_cpu = statistics.median(r["peer_us_per_msg"] for r in base)
-    print("\nrelay rate, median of", runs, "runs (fresh peer each):")
-    print("  (paired: the median over rounds of each round's ratio to that round's no -http)")
-    for kind, got in results.items():
-        rate = statistics.median(r["e2e_rate"] for r in got)
-        cpu = statistics.median(r["peer_us_per_msg"] for r in got)
-        print(
-            f"  {kind:16} {rate:9,.0f} msgs/s ({rate / base_rate - 1:+.1%}, paired "
-            f"{paired(got, base, 'e2e_rate'):+.1%})   peer CPU {cpu:5.1f} us/msg "
-            f"({cpu / base_cpu - 1:+.1%}, paired {paired(got, base, 'peer_us_per_msg'):+.1%})"
-        )
-    feeds, plain = results["10 feeds"], results["-http, no feed"]
-    print(
-        f"  10 feeds against -http with no feed, paired: "
-        f"{paired(feeds, plain, 'e2e_rate'):+.1%} msgs/s, "
-        f"peer CPU {paired(feeds, plain, 'peer_us_per_msg'):+.1%}"
-    )
 
 
 def pin(sinks) -> None:
