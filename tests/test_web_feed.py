@@ -213,6 +213,27 @@ async def test_below_its_rate_the_hub_takes_a_message_as_it_comes(nursery, autoj
     assert trio.current_time() - start == pytest.approx(0.4, abs=0.02)  # 40 at 100 a second
 
 
+async def test_a_batch_past_half_a_second_of_its_rate_puts_the_hub_behind(nursery, autojump_clock):
+    """The start of a blast: its first batch is not shown whole (``BEHIND_PAUSE``)."""
+    node = await start_node(nursery)
+    hub = Hub(Bridge(node), max_rate=100.0, behind_shown=5)  # 50 in half a second
+    await nursery.start(hub.run)
+    listener = hub.attach(hub.ring.last_seq)
+    node.publish_now([delivered(f"a{i}") for i in range(50)])  # at the limit: all shown
+    await trio.testing.wait_all_tasks_blocked()
+    assert hub.ring.last_seq == 50 and not hub.behind
+    listener.take(hub.ring)
+    await trio.sleep(1)
+    node.publish_now([delivered(f"b{i}") for i in range(60)])
+    await trio.testing.wait_all_tasks_blocked()
+    assert hub.behind and hub.ring.last_seq == 55  # the newest 5
+    lines = listener.take(hub.ring)
+    assert lines[0] == '{"Event":"missed","Messages":55,"Events":0}'
+    assert [line.split('"Body":"')[1].split('"')[0] for line in lines[1:]] == [
+        f"b{i}" for i in range(55, 60)
+    ]
+
+
 async def test_a_listener_says_how_many_messages_the_hub_skipped():
     ring = MessageRing()
     listener = Listener(0)

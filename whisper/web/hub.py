@@ -13,8 +13,10 @@ Rules:
   seconds' worth: below it a batch is taken as it comes (no wait after each one, which
   held the next message back), above it the hub waits for the bucket to refill.
 - Behind is a mode: once the node dropped events for the hub (its subscription of
-  ``buffer`` events was full), the hub shows only the newest ``behind_shown`` messages of
-  each batch (feeds are told how many it skipped, in their next ``missed``), cuts its
+  ``buffer`` events was full), or one batch holds more messages than ``max_rate`` allows
+  in ``BEHIND_PAUSE`` (the start of a blast, which feeds are not sent whole), the hub
+  shows only the newest ``behind_shown`` messages of each batch (feeds are told how many
+  it skipped, in their next ``missed``), cuts its
   subscription to that many, and looks again every ``BEHIND_PAUSE``; it is back to normal
   once messages arrive no faster than ``max_rate``.  Under a flood a browser sees a sample
   of recent messages, not a backlog seconds old, and the node drops the rest for the hub
@@ -70,7 +72,7 @@ POLL_INTERVAL = 0.5
 #: A feed sends at most a frame a tick; one ticker for all feeds (see ``tick``).
 FRAME_INTERVAL = 0.02
 BEHIND_FRAME_INTERVAL = 0.25  # behind (a flood): a sample four times a second is plenty
-BEHIND_SHOWN = 100
+BEHIND_SHOWN = 25
 BEHIND_PAUSE = 0.5
 LISTENER_EVENTS = 256
 #: A feed frame holds at least one event, and more only while it stays under this.
@@ -283,8 +285,8 @@ class Hub:
                     looked = now
                     if self.behind:  # still flooded: more arrived than we would show
                         self.behind = lost + messages > self.max_rate * (now - since)
-                    else:
-                        self.behind = lost > 0
+                    else:  # dropped for us, or more at once than half a second's worth
+                        self.behind = lost > 0 or messages > self.max_rate * BEHIND_PAUSE
                     events.max_events = self.behind_shown if self.behind else self.buffer
                     if self.behind:
                         batch = self._newest(batch, messages - self.behind_shown)
