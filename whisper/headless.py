@@ -168,11 +168,7 @@ async def _print_messages(
         """The batch written here and now, if it is only messages and ``_write_now`` can."""
         if not idle[0] or not all(type(e) is Delivered and not e.history for e in batch):
             return False
-        text = "".join(
-            format_line(e, json_output, file_contents=file_contents)  # type: ignore[arg-type]
-            for e in batch
-            if not e.own  # type: ignore[union-attr]
-        )
+        text = _lines(batch, json_output, file_contents)
         return not text or _write_now(stdout_fd, text.encode("utf-8", "replace"))
 
     with contextlib.suppress(OSError):  # a terminal or a file: the task writes, in a thread
@@ -210,11 +206,7 @@ async def _print_batches(
         for e in batch:  # presence notices are chat: on stderr, one line each; so are
             if isinstance(e, PRESENCE_EVENTS) or (type(e) is Notice and not e.warning):
                 say(for_terminal(e.text))  # the node's notices (a warning is logged)
-        text = "".join(
-            format_line(e, json_output, file_contents=file_contents)
-            for e in batch
-            if type(e) is Delivered and not e.own
-        )
+        text = _lines(batch, json_output, file_contents)
         if not text:
             continue
         data = text.encode("utf-8", "replace")
@@ -224,6 +216,15 @@ async def _print_batches(
         except OSError:
             log.warning("stdout is closed: no longer printing messages (still relaying)")
             return
+
+
+def _lines(batch: Sequence[Event], json_output: bool, file_contents: bool) -> str:
+    """The stdout lines of a batch's messages, ours left out (they are not echoed)."""
+    return "".join(
+        format_line(e, json_output, file_contents=file_contents)
+        for e in batch
+        if type(e) is Delivered and not e.own
+    )
 
 
 def _write_now(fd: int, data: bytes) -> bool:
