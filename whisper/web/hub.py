@@ -9,16 +9,16 @@ Rules:
 - The web keeps to ``MAX_RATE`` messages a second: past it the hub waits, its subscription
   fills, and the node drops (and counts) the rest for it, so a relay blast costs the node
   almost nothing while browsers are attached.  A feed that fell behind is told what it
-  missed (``missed`` event), never the node.  The rate is a bucket of ``RATE_BURST``
-  seconds' worth: below it a batch is taken as it comes (no wait after each one, which
-  held the next message back), above it the hub waits for the bucket to refill.
+  missed (``missed`` event), never the node.  The rate is a ``TokenBucket`` of
+  ``RATE_BURST`` seconds' worth: below it a batch is taken as it comes (no wait after each
+  one, which held the next message back), above it the hub waits for the bucket to refill.
 - Behind is a mode: once the node dropped events for the hub (its subscription of
   ``buffer`` events was full), or one batch holds more messages than ``max_rate`` allows
   in ``BEHIND_PAUSE`` (the start of a blast, which feeds are not sent whole), the hub
   shows only the newest ``behind_shown`` messages of each batch (feeds are told how many
-  it skipped, in their next ``missed``), cuts its
-  subscription to that many, and looks again every ``BEHIND_PAUSE``; it is back to normal
-  once messages arrive no faster than ``max_rate``.  Under a flood a browser sees a sample
+  it skipped, in their next ``missed``), cuts its subscription to that many, and looks
+  again every ``BEHIND_PAUSE``; it is back to normal once messages arrive no faster than
+  ``max_rate``.  Under a flood a browser sees a sample
   of recent messages, not a backlog seconds old, and the node drops the rest for the hub
   at once: the web costs the node per message shown (encoding, frames), not per message
   relayed.
@@ -61,6 +61,7 @@ import trio
 from ..display import take_batch
 from ..events import Delivered
 from ..files import CONTENTS_KEY
+from ..ratelimit import TokenBucket
 from .bridge import Bridge
 from .store import MessageRing, Users, dumps
 
@@ -276,7 +277,7 @@ class Hub:
                 nursery.start_soon(self._ticker)
                 task_status.started()
                 dropped, looked = events.dropped, trio.current_time()
-                allowance = self.max_rate * RATE_BURST  # messages the hub may take now
+                rate = TokenBucket(self.max_rate, self.max_rate * RATE_BURST, looked)
                 async for first in events:
                     batch = await take_batch(events, [first])
                     messages = sum(type(e) is Delivered for e in batch)
@@ -294,11 +295,10 @@ class Hub:
                     if self.behind:
                         await trio.sleep(BEHIND_PAUSE)
                     elif messages and self.max_rate < math.inf:
-                        refill = self.max_rate * (now - since)
-                        allowance = min(self.max_rate * RATE_BURST, allowance + refill)
-                        allowance -= messages
-                        if allowance < 0:  # past the rate: wait until it is paid
-                            await trio.sleep(-allowance / self.max_rate)
+                        owed = messages - rate.take_up_to(messages, now)
+                        if owed > 0:  # past the rate: wait until it is paid
+                            await trio.sleep(owed / self.max_rate)
+                            rate.take_up_to(owed, trio.current_time())
 
     def _newest(self, batch: list, skip: int) -> list:
         """``batch`` without its oldest ``skip`` messages; feeds are told of them."""
