@@ -90,6 +90,7 @@ FAILING = [
     ("routing-legacy-eager", "ihave-to-legacy", "sent a peer that wrote no banner"),
     ("routing-graft", "no-graft", "waiting for the message at the joiner (its graft)"),
     ("routing-prune-root", "prune-all", "whole, at the joiner (its prune named only"),
+    ("routing-graft-missing", "graft-held", "grafted the ID of a presence announcement it"),
     ("twoway-reverse", "no-reverse", "waiting for a message relayed back on the connection"),
     ("twoway-oneway", "reverse-unasked", "on the connection whose hello did not ask"),
     ("twoway-oneway", "reverse-truthy", 'whose hello said "Reverse": "true" (a string)'),
@@ -103,6 +104,7 @@ GO_FAILS |= {"discovery-dial", "discovery-garbage", "discovery-not-self"}  # hea
 GO_FAILS |= {"signed-relay", "signed-tampered", "dm-relay"}  # strips Key, Sig, Sealed
 GO_FAILS |= {"banner", "hello-dial-back", "hello-on-connect", "presence-flood"}  # no banner
 GO_FAILS |= {"routing-join", "routing-legacy-eager", "routing-graft", "routing-prune-root"}
+GO_FAILS |= {"routing-graft-missing"}
 GO_FAILS |= {"twoway-reverse"}  # no banner, so never asked; twoway-oneway passes
 GO = "--go"
 DEAF = {"no-discovery", GO}

@@ -98,6 +98,39 @@ def test_survivors_of_a_crash_get_everything_again():
         assert len(net.linked(addr)) <= MAX_LINKS
 
 
+def presence_copies(net: SimNet, seconds: float) -> tuple[int, int]:
+    """Over ``seconds``: announcements read again (dropped as duplicates), and announcements
+    that told a peer something new (a user's last seen moved)."""
+    peers = net.peers.values()
+    dups0 = sum(p.engine.presence.duplicates for p in peers)
+    seen0 = {id(p): {u.addr: u.seen for u in p.engine.presence.users.values()} for p in peers}
+    net.advance(seconds)
+    fresh = sum(
+        u.seen > seen0[id(p)].get(u.addr, -1.0)
+        for p in peers
+        for u in p.engine.presence.users.values()
+    )
+    return sum(p.engine.presence.duplicates for p in peers) - dups0, fresh
+
+
+def test_presence_follows_the_tree_of_an_author_who_has_spoken():
+    """Each peer announces itself every 60 s (presence.py).  Flooded, each peer would read
+    each announcement once per neighbour (4.1 duplicates a delivery with this seed); along
+    the author's tree, about once."""
+    rng = random.Random(SEED + 5)
+    net = overlay_net(SEED + 5)
+    grow(net, 40, rng)
+    net.advance(30)
+    for addr in list(net.peers):  # every author's tree forms
+        net.say(addr, f"hello from {addr}")
+        net.advance(0.2)
+    net.advance(5)
+    dups, fresh = presence_copies(net, 60.0)
+    assert fresh == 40 * 39  # every peer heard from every other one in the period
+    assert dups / fresh <= 0.25
+    assert all(len(p.engine.presence.users) == 39 for p in net.peers.values())
+
+
 def test_mixed_network_of_overlay_and_flood_peers_delivers_everything():
     rng = random.Random(SEED + 2)
     net = overlay_net(SEED + 2)
@@ -111,6 +144,8 @@ def test_mixed_network_of_overlay_and_flood_peers_delivers_everything():
         bodies.append(f"from {addr}")
         net.advance(1.0)
     assert missing(net, bodies) == []
+    _, fresh = presence_copies(net, 60.0)  # presence too: along trees, or flooded
+    assert fresh == 24 * 23
     for addr in flood:  # they were never sent a routing control (one would be ignored)
         assert net.peers[addr].engine.stats.ignored == 0
         assert ROUTING not in net.peers[addr].engine.speaks

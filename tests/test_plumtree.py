@@ -246,3 +246,23 @@ def test_the_trees_kept_are_bounded_and_a_forgotten_root_starts_from_the_default
     pt.gossip(A, "r2", b"p", now=0.0, root=R2)
     pt.gossip(A, "r3", b"p", now=0.0, root="10.0.3.3:55555")  # R1's tree is forgotten
     assert Push((B,), "r1", b"p") in pt.gossip(A, "r1", b"p", now=0.0, root=R1)
+
+
+def test_a_payload_that_follows_a_tree_goes_its_way_and_moves_no_link() -> None:
+    pt = tree()
+    pt.gossip(A, "m1", b"chat", now=0.0, root=GO)  # GO's tree: from the default, A eager
+    pt.gossip(B, "m1", b"chat", now=0.0, root=GO)  # a duplicate: B lazy in GO's tree
+    pt.tick(now=0.5)
+    assert pt.has_tree(GO) and not pt.has_tree(ME)
+    before = (dict(pt.tree(GO).eager), dict(pt.tree(GO).lazy))
+    assert list(before[0]) == [A]
+    actions = pt.follow(C, "p1", b"presence", now=1.0, size=8, root=GO)  # from a lazy link
+    assert actions == [Deliver("p1", b"presence", C), Push((A,), "p1", b"presence")]
+    assert pt.follow(D, "p1", b"presence", now=1.1, size=8, root=GO) == []  # no prune
+    assert (pt.tree(GO).eager, pt.tree(GO).lazy) == before  # C was not made eager
+    sent = pt.tick(now=1.5)  # announced to the lazy links but the one it came from
+    assert sorted((s.peer, s.control.ids) for s in controls(sent, wire.IHave)) == [
+        (B, ("p1",)),
+        (D, ("p1",)),
+    ]
+    assert pt.received(wire.Graft(D, ("p1",)), now=2.0) == [Push((D,), "p1", b"presence")]

@@ -93,6 +93,7 @@ BUGS = {
     "ihave-to-legacy": "announces messages with ihave on every link, banner or not",
     "no-graft": "ignores a graft: a lazy neighbour never gets the message it asks for",
     "prune-all": "takes a prune naming one author (Root) for a prune of every author's messages",
+    "graft-held": "grafts every ID a neighbour announces, those of messages it holds too",
     "no-presence-relay": "does not relay presence announcements",
     "presence-to-all": "relays presence announcements to every link, banner or not",
     "no-reverse": 'ignores "Reverse": true: dials the Addr of the hello, never writes back',
@@ -338,6 +339,9 @@ class FakePeer:
         if obj.get("Ctl") in ("join", "prune", "graft"):
             self.routing(obj["Ctl"], addr, obj.get("IDs"), obj.get("Root"))
             return
+        if obj.get("Ctl") == "ihave" and isinstance(obj.get("IDs"), list):
+            self.graft(addr, [i for i in obj["IDs"] if isinstance(i, str)])
+            return
         mid = obj.get("ID")
         if obj.get("Presence") in ("here", "gone") and isinstance(mid, str) and mid:
             if mid in self.seen or "no-presence-relay" in self.bugs:
@@ -367,6 +371,17 @@ class FakePeer:
                 if data is not None and link is not None:
                     with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                         link.send_nowait(data)
+
+    def graft(self, addr: str, ids: list[str]) -> None:
+        """Announced IDs it has not received are grafted from the announcer at once (§7.9
+        allows 0.25 s; a fake need not wait)."""
+        missing = ids if "graft-held" in self.bugs else [i for i in ids if i not in self.seen]
+        link = self.links.get(addr)
+        if missing and link is not None and ROUTING in self.caps.get(addr, ()):
+            me = f"127.0.0.1:{self.port}"
+            graft = codec.encode_object({"Ctl": "graft", "Addr": me, "IDs": missing})
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                link.send_nowait(graft)
 
     def reverse(self, hello: dict[str, Any]) -> bool:
         """Whether a hello asks for its connection to be made two-way (§7.12)."""

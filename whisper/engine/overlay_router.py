@@ -17,7 +17,12 @@ Rules (PROTOCOL.md §7.8-§7.9 are normative; ``routing/overlay.py`` is the stat
   the overlay links it names (never to the author's), plus every legacy link and every
   link to a peer whose answer to our join or neighbour request is awaited (nothing said
   meanwhile is lost).
-  Payloads that need a capability (presence) are flooded as ``FloodRouter`` does.
+  A payload that needs a capability (presence) is flooded as ``FloodRouter`` does, unless
+  it has a key (an announcement's ``ID``: ``Batch.key``), its author's tree exists here
+  and every overlay neighbour speaks that capability: then it follows that tree
+  (Plumtree's ``follow``: pushed and announced as a message, shaping nothing) and is
+  flooded to the legacy links that speak it.  Its pushes, a graft's answer too, go only
+  to links that speak the capability.
 - Links follow membership: ``Connect`` dials (with the backlog replay), a control for a peer
   we have no link to dials one without replay; a link that is not in the active view any
   more lingers ``LINGER`` seconds (so that what was queued on it is written) and is closed.
@@ -26,18 +31,18 @@ Rules (PROTOCOL.md §7.8-§7.9 are normative; ``routing/overlay.py`` is the stat
   ``/connect``, discovery) is a contact: we join through it while our active view is short.
 - Dialling: a message's ``Addr`` and a hello's ``Addr`` are dialled as today (§5.1 step 8)
   only when the writer of the connection does not speak ``routing`` and the address is not
-  known to speak it; membership decides the overlay's links.
-- Timers: the overlay's deadlines and the lingering links make ``next_deadline``; when an
-  input moves it earlier, a ``Tick`` action tells the shell to call ``Engine.tick`` then.
+  known to speak it (``overlay_dialling.py``); membership decides the overlay's links.
+- Timers: the overlay's deadlines, the lingering links and the deferred dials make
+  ``next_deadline``; when an input moves it earlier, a ``Tick`` action tells the shell to
+  call ``Engine.tick`` then.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..addr import dialable
 from ..peers import Peer, State
@@ -46,6 +51,7 @@ from ..routing.actions import Action as RouteAction
 from ..routing.actions import Connect, Disconnect, Push, Send
 from ..routing.overlay import Overlay, OverlayConfig
 from .actions import Tick
+from .overlay_dialling import ROUTING, DialPolicy
 from .stages import Batch, FloodRouter
 
 if TYPE_CHECKING:
@@ -55,18 +61,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("whisper.overlay")
 
-ROUTING = "routing"
 #: Seconds a link that left the active view stays open, so that its last controls go out.
 LINGER = 2.0
 #: Controls kept for a link whose banner has not come yet.
 MAX_WAITING = 64
-#: Seconds a message's ``Addr`` waits, on a connection that has not said hello yet, before
-#: it is dialled (an overlay peer's hello follows its banner at once; the Go peer says none).
-DIAL_DELAY = 1.0
-MAX_DEFERRED = 1024
-#: Addresses remembered as speaking ``routing`` (not dialled because a message names them).
-MAX_KNOWN = 4096
 INFINITY = float("inf")
+
+
+class Needing(NamedTuple):
+    """A capability payload as Plumtree keeps it: its bytes and what a link must speak."""
+
+    data: bytes
+    needs: str
 
 
 class OverlayRouter:
@@ -78,8 +84,7 @@ class OverlayRouter:
         self._waiting: dict[str, list[bytes]] = {}  # peer -> controls awaiting its banner
         self._dialled: set[str] = set()  # links we opened for membership
         self._linger: dict[str, float] = {}  # peer -> when to close its link
-        self._known: OrderedDict[str, None] = OrderedDict()  # addresses that speak routing
-        self._deferred: dict[str, tuple[Incoming, float]] = {}  # Addr -> (its conn, when)
+        self.dialling = DialPolicy(engine, self._remind)
         self._told = INFINITY  # the earliest Tick we asked the shell for
         self.controls_sent = 0
         self.controls_received = 0
@@ -97,15 +102,15 @@ class OverlayRouter:
     def next_deadline(self) -> float:
         if self.overlay is None:
             return INFINITY
-        deferred = (at for _, at in self._deferred.values())
-        return min(self.overlay.next_deadline(), *self._linger.values(), *deferred, INFINITY)
+        deferred = self.dialling.next_deadline()
+        return min(self.overlay.next_deadline(), *self._linger.values(), deferred)
 
     def tick(self, now: float) -> float:
         """Timers due: the overlay's, and lingering links; when to tick next."""
         if self.overlay is not None:
             self._apply(self.overlay.tick(now), now)
             self._close_lingering(now)
-            self._dial_deferred(now)
+            self.dialling.dial_deferred(now)
         self._told = self.next_deadline()
         return self._told
 
@@ -123,51 +128,18 @@ class OverlayRouter:
         membership = self.overlay.membership
         return list(membership.active), list(membership.passive)
 
-    # -- dialling policy (pipeline.py, hello.py) --------------------------------------
-
-    def may_dial(self, addr: str, conn: Incoming | None) -> bool:
-        """Whether a message's (or a hello's) ``Addr`` is dialled as §5.1 step 8 says."""
-        if conn is not None and ROUTING in conn.caps:
-            if conn.addr is not None:
-                self._know(conn.addr)
-            return False
-        if addr in self._known or addr in self.engine.table.outgoing:
-            return False
-        if conn is None or conn.addr is not None:  # discovery, or an old peer's hello
-            return True
-        if len(self._deferred) < MAX_DEFERRED:  # no hello yet: wait for one a little
-            self._deferred.setdefault(addr, (conn, self.engine.now + DIAL_DELAY))
-            self._remind(self.engine.now)
-        return False
-
-    def _dial_deferred(self, now: float) -> None:
-        for addr, (conn, at) in list(self._deferred.items()):
-            if at > now:
-                continue
-            del self._deferred[addr]
-            if ROUTING not in conn.caps and addr not in self._known:
-                self.engine.links.dial(addr, now, by_user=False, spoke=True)
-
-    def _know(self, addr: str) -> None:
-        known = self._known
-        known[addr] = None
-        known.move_to_end(addr)
-        while len(known) > MAX_KNOWN:
-            known.popitem(last=False)
-
     # -- Router ----------------------------------------------------------------------
 
     def route(
         self, batch: Batch, links: Mapping[str, Peer]
     ) -> Iterable[tuple[Peer, Sequence[bytes]]]:
         overlay = self.overlay
-        if batch.needs is not None or overlay is None:
+        if overlay is None:
             return self._flood.route(batch, links)
+        if batch.needs is not None:
+            return self._route_needing(overlay, batch, links)
         now = self.engine.now
-        legacy = {addr: link for addr, link in links.items() if ROUTING not in link.caps}
-        for peer in overlay.membership.asked():  # asked to be neighbours: not in the tree
-            if (link := links.get(peer)) is not None and ROUTING in link.caps:  # yet, but soon
-                legacy[peer] = link
+        legacy = self._legacy(overlay, links)
         # Legacy links are flooded as FloodRouter does, a batch at a time: everything but
         # what their peer wrote; only overlay neighbours need a decision per message.
         out: dict[str, tuple[Peer, list[bytes]]] = {
@@ -198,6 +170,45 @@ class OverlayRouter:
                     self._apply([action], now)
         self._remind(now)
         return out.values()
+
+    def _route_needing(
+        self, overlay: Overlay, batch: Batch, links: Mapping[str, Peer]
+    ) -> Iterable[tuple[Peer, Sequence[bytes]]]:
+        """A capability payload: along its author's tree if it can (the module rules)."""
+        needs, key, source, author = batch.needs, batch.key, batch.source, batch.authors[0]
+        root = self.engine.addr if source is None else wire.root_of(author)
+        if key is None or root is None or not overlay.tree.has_tree(root):
+            return self._flood.route(batch, links)
+        for peer in overlay.membership.active:
+            link = links.get(peer)
+            if link is not None and ROUTING in link.caps and needs not in link.caps:
+                return self._flood.route(batch, links)
+        legacy = self._legacy(overlay, links)
+        out = {link.addr: (link, list(data)) for link, data in self._flood.route(batch, legacy)}
+        sender = source.addr if source is not None and ROUTING in source.caps else None
+        data, now = batch.data[0], self.engine.now
+        for action in overlay.follow(sender, key, Needing(data, needs), now, len(data), root):
+            if type(action) is not Push:
+                self._apply([action], now)
+                continue
+            for peer in action.peers:
+                link = links.get(peer)
+                if peer == author or link is None or ROUTING not in link.caps:
+                    continue  # legacy links have it already
+                if needs in link.caps and peer not in legacy:
+                    self._add(out, link, data)
+        self._remind(now)
+        return out.values()
+
+    @staticmethod
+    def _legacy(overlay: Overlay, links: Mapping[str, Peer]) -> dict[str, Peer]:
+        """The links that are flooded: legacy ones, and those to peers asked to be
+        neighbours (not in the tree yet, but soon)."""
+        legacy = {addr: link for addr, link in links.items() if ROUTING not in link.caps}
+        for peer in overlay.membership.asked():
+            if (link := links.get(peer)) is not None and ROUTING in link.caps:
+                legacy[peer] = link
+        return legacy
 
     @staticmethod
     def _add(out: dict[str, tuple[Peer, list[bytes]]], link: Peer, data: bytes) -> None:
@@ -230,6 +241,9 @@ class OverlayRouter:
         if self.overlay is None or ROUTING not in conn.caps or control.sender != conn.addr:
             return True  # not from a peer that said it speaks routing, under its hello's Addr
         self.controls_received += 1
+        if type(control) is wire.IHave:  # what we hold is not missing, however it came
+            seen = self.engine.seen
+            control = wire.IHave(control.sender, tuple(i for i in control.ids if i not in seen))
         self._apply(self.overlay.received(control, now), now)
         self._remind(now)
         return True
@@ -250,7 +264,7 @@ class OverlayRouter:
                 )
                 self._apply(overlay.link_down(link.addr, now), now)
             return []
-        self._know(link.addr)
+        self.dialling.know(link.addr)
         membership = overlay.membership
         if link.addr not in self._dialled and link.addr not in membership.active:
             self._apply(overlay.contact(link.addr, now), now)  # -peer, /connect, discovery
@@ -285,12 +299,14 @@ class OverlayRouter:
             elif kind is Disconnect:
                 self._linger.setdefault(action.peer, now + LINGER)
             elif kind is Push:
-                shared_data = action.payload
+                shared_data, needs = action.payload, ROUTING
+                if type(shared_data) is Needing:
+                    shared_data, needs = shared_data
                 if type(shared_data) is not bytes:
                     continue
                 for peer in action.peers:  # a graft's answer
                     link = self.engine.table.outgoing.get(peer)
-                    if link is not None and ROUTING in link.caps:
+                    if link is not None and ROUTING in link.caps and needs in link.caps:
                         self.engine.links.put_control(link, shared_data, now)
 
     def _send(self, peer: str, data: bytes, now: float) -> None:
@@ -364,6 +380,6 @@ def install(engine: Engine, config: OverlayConfig) -> OverlayRouter:
     engine.linkers.append(router)
     engine.watchers.append(router)
     engine.on_duplicate = router.duplicate
-    engine.may_dial = router.may_dial
+    engine.may_dial = router.dialling.may_dial
     engine.speaks = (*engine.speaks, ROUTING)
     return router

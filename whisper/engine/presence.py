@@ -6,11 +6,12 @@ Rules:
   peer crashes on a payload without ``Body``).  Ours: at start (on each new link: see
   ``linked``), every ``PERIOD`` seconds, at once when our nick changes, and ``gone`` on a
   clean exit (``goodbye``).  Each has a fresh random ``ID``.
-- A received one is flooded like a chat message: deduplicated by its ``ID`` in the engine's
-  seen cache, sent on to every other link that speaks ``presence`` (not back to its
-  author's), and rate-limited by flood control, which counts every object a connection
-  brings.  One with our own ``Addr``, a malformed ``ID``, ``Addr`` or ``Nick``, or over
-  ``MAX_BYTES`` encoded, is dropped.
+- A received one is relayed like a chat message: deduplicated by its ``ID`` in the
+  engine's seen cache, sent on to the links that speak ``presence`` that the router picks
+  (never its author's; the overlay sends it along its author's tree where it can,
+  ``overlay_router.py``; flooding to every other link), and rate-limited by flood control,
+  which counts every object a connection brings.  One with our own ``Addr``, a malformed
+  ``ID``, ``Addr`` or ``Nick``, or over ``MAX_BYTES`` encoded, is dropped.
 - The table (``Addr`` -> nick, last seen, the announcement's bytes) says who is online; a
   new link to a peer that speaks presence is sent our announcement and the latest one of
   every user in it, so that a newcomer knows who is here at once (a link opened without a
@@ -80,6 +81,7 @@ class Presence:
         self._own = b""  # our latest announcement
         self._nick: str | None = None  # the nick it carried
         self._next = 0.0  # when the next one is due
+        self.duplicates = 0  # announcements received again (dropped)
 
     # -- ours ----------------------------------------------------------------------
 
@@ -91,7 +93,7 @@ class Presence:
         data = codec.encode_object({KEY: state, "ID": mid, "Addr": engine.addr, "Nick": nick})
         self._own, self._nick, self._next = data, engine.nick, now + self.period
         if send:
-            engine.send(data, now, needs=PRESENCE)
+            engine.send(data, now, needs=PRESENCE, key=mid)
         return data
 
     def goodbye(self, now: float) -> None:
@@ -132,11 +134,12 @@ class Presence:
         if canonical is None or canonical == engine.addr or len(nick) > MAX_NICK:
             return True
         if not engine.seen.add(mid, now):
-            return True  # a duplicate
+            self.duplicates += 1
+            return True
         data = codec.encode_object(obj)
         if len(data) > MAX_BYTES:
             return True
-        engine.send(data, now, needs=PRESENCE, author=canonical)
+        engine.send(data, now, needs=PRESENCE, author=canonical, via=conn, key=mid)
         self._note(state, canonical, codec.well_formed(nick), data, now)
         return True
 

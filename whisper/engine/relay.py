@@ -135,12 +135,20 @@ class Engine(Pipeline):
     # -- routing -----------------------------------------------------------------------
 
     def send(
-        self, data: bytes, now: float, *, needs: str | None = None, author: str | None = None
+        self,
+        data: bytes,
+        now: float,
+        *,
+        needs: str | None = None,
+        author: str | None = None,
+        via: Incoming | None = None,
+        key: str | None = None,
     ) -> None:
-        """Route a payload of our own (an extension's control message) to the links the
-        router picks, only those that announced ``needs`` (``author``: relayed for that
-        ``Addr``, never sent back to its link).  Called from within an input."""
-        batch = Batch(needs=needs)
+        """Route an extension's control payload to the links the router picks, only those
+        that announced ``needs`` (``author``: relayed for that ``Addr``, never sent back to
+        its link; ``via``: the connection it came in on, None for ours; ``key``: its ID, for
+        a router that routes by ID, ``Batch.key``).  Called from within an input."""
+        batch = Batch(via, needs, key)
         batch.add(data, None, author)
         self.links.route(self.router, batch, now)
 

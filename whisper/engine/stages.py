@@ -32,6 +32,9 @@ Rules:
 - A ``Batch`` names each payload's author link (the link to its ``Addr``, never written
   to) and the capability a link must have announced to be sent it (``needs``: a
   ``Body``-less payload must reach only peers that speak it; the Go peer crashes on one).
+  Such a batch holds one payload, and ``key`` may name it (its ``ID``: a presence
+  announcement) so that a router that routes by ID (the overlay's trees) can send it the
+  way chat messages go; FloodRouter ignores it.
 - ``FloodRouter``, the default, sends each payload to every other link, and gives the
   links that get the same payloads the same list, so that the engine joins it once.
 """
@@ -66,17 +69,21 @@ class Batch:
     Parallel lists, not an object per payload: the engine fills them on the hot path.
     ``authors`` holds the key of each one's author link (its canonical ``Addr``; None:
     ours); ``source`` is the connection they came in on (None: ours); ``needs``, a
-    capability a link must have announced to be sent them (None for chat messages)."""
+    capability a link must have announced to be sent them (None for chat messages);
+    ``key``, the ID of a capability payload a router may route by (None: flooded)."""
 
-    __slots__ = ("authors", "data", "lights", "messages", "needs", "source")
+    __slots__ = ("authors", "data", "key", "lights", "messages", "needs", "source")
 
-    def __init__(self, source: Incoming | None = None, needs: str | None = None) -> None:
+    def __init__(
+        self, source: Incoming | None = None, needs: str | None = None, key: str | None = None
+    ) -> None:
         self.data: list[bytes] = []
         self.messages: list[Message | None] = []
         self.authors: list[str | None] = []
         self.lights: list[bool] = []  # flood control on: light (flood.py) or not, each
         self.source = source
         self.needs = needs
+        self.key = key
 
     def add(self, data: bytes, message: Message | None, author: str | None) -> None:
         self.data.append(data)

@@ -72,6 +72,11 @@ class Overlay:
     ) -> list[Action]:
         return self.tree.gossip(sender, msg_id, payload, now, size, root)
 
+    def follow(
+        self, sender: str | None, msg_id: str, payload: object, now: float, size: int, root: str
+    ) -> list[Action]:
+        return self.tree.follow(sender, msg_id, payload, now, size, root)
+
     def broadcast(self, msg_id: str, payload: object, now: float, size: int = 0) -> list[Action]:
         return self.tree.broadcast(msg_id, payload, now, size)
 

@@ -50,6 +50,12 @@ Rules (PROTOCOL.md §7.9 is normative):
   for when the tree is cut, and there a graft comes ``lazy_delay`` + ``graft_timeout``
   after the message passed the announcer.  A message whose ID is longer than
   ``wire.MAX_ID_LENGTH`` cannot be announced: it is pushed to lazy peers too.
+- A payload that must not shape the trees (a presence announcement: it is not a chat
+  message, and a new link replays the latest of each) can ``follow`` the tree of a root
+  that has one: pushed and announced as a new message is, and neither its arrival nor its
+  duplicates move a link.  (Routed through the trees as messages, announcements created
+  and pruned trees of their own that disagreed with the chat's, and the duplicates of
+  chat messages went from 0.02 to 0.7-1.0 per delivery in the 60-peer test.)
 - A lost neighbour's queue, announcements and place in the tree are forgotten.
 - Bounded: roots (``roots``), received IDs (``seen_ttl``, ``seen_entries``), messages kept
   for grafts (``cache_ttl``, ``cache_entries``, ``cache_bytes``), missing IDs
@@ -195,6 +201,25 @@ class Plumtree:
                 self.default.make_eager(sender)
         self._spread(msg_id, payload, sender, now, out, tree)
         return out
+
+    def follow(
+        self, sender: str | None, msg_id: str, payload: object, now: float, size: int, root: str
+    ) -> list[Action]:
+        """A payload that travels ``root``'s tree, which must exist (``has_tree``), without
+        shaping it (presence): sent as a new message is (``sender`` None: ours), but
+        neither its arrival nor a duplicate of it moves a link, in any tree."""
+        out: list[Action] = []
+        if msg_id in self._seen:
+            return out
+        self._take(msg_id, payload, size, now)
+        if self._missing.pop(msg_id, None) is not None:
+            self._due.pop(msg_id, None)
+        out.append(Deliver(msg_id, payload, sender))
+        self._spread(msg_id, payload, sender, now, out, self.tree(root))
+        return out
+
+    def has_tree(self, root: str) -> bool:
+        return root in self._trees
 
     def tree(self, root: str | None) -> Tree:
         """The tree of ``root`` (the default one for None), made from the default if new."""

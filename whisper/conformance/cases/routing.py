@@ -9,6 +9,9 @@ Rules for every case here:
   has not yet) and write it ``accept``.  The joiner then writes ``prune``, so that the peer
   announces messages to it (``ihave``) instead of pushing them; ``routing-prune-root``
   grafts it back and prunes one author's messages only (``Root``, a tree per author).
+  ``routing-graft-missing`` announces to the peer, as the joiner, an ID it holds (a
+  presence announcement it was sent, or a chat message if it speaks no presence) beside
+  one it cannot have: it must graft the second from the joiner, never the first.
 - A *plain* sink writes no banner, as the Go peer: it must get every message whole and never
   a payload without ``Body``.
 """
@@ -18,12 +21,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ...ids import random_id
 from ..context import CaseContext, CaseFailed
 from ..fakes import Connection, FakePeer
 from ..registry import case
-from .hello import _bodyless, _peer_addr, _speaking
+from .hello import _bodyless, _caps, _peer_addr, _speaking
 
 ROUTING = "routing"
+PRESENCE = "presence"
 BANNER = b'{"Speaks":["hello","presence","routing"]}\n'
 
 
@@ -31,11 +36,15 @@ def _controls(fake: FakePeer, kind: str, addr: str) -> list[dict[str, Any]]:
     return [o for o in fake.received if o.get("Ctl") == kind and o.get("Addr") == addr]
 
 
-def _announced(fake: FakePeer, addr: str, message: dict[str, Any]) -> bool:
+def _names(fake: FakePeer, kind: str, addr: str, msg_id: str) -> bool:
+    """Whether ``fake`` got a ``kind`` control (ihave, graft) from ``addr`` naming ``msg_id``."""
     return any(
-        isinstance(o.get("IDs"), list) and message["ID"] in o["IDs"]
-        for o in _controls(fake, "ihave", addr)
+        isinstance(o.get("IDs"), list) and msg_id in o["IDs"] for o in _controls(fake, kind, addr)
     )
+
+
+def _announced(fake: FakePeer, addr: str, message: dict[str, Any]) -> bool:
+    return _names(fake, "ihave", addr, message["ID"])
 
 
 async def _neighbour(ctx: CaseContext) -> tuple[Connection, FakePeer]:
@@ -137,3 +146,36 @@ async def routing_prune_root(ctx: CaseContext) -> str:
     if joiner.got(pruned):
         raise CaseFailed("pushed a message whole to a neighbour whose prune named its author")
     return "announced the pruned author's message, pushed the other's whole"
+
+
+@case(
+    "routing",
+    "routing-graft-missing",
+    "§7.9, §7.11",
+    "grafts an announced ID it lacks, never one it holds (a presence announcement it was "
+    "sent, flooded, included)",
+)
+async def routing_graft_missing(ctx: CaseContext) -> str:
+    conn, joiner = await _neighbour(ctx)
+    author = await ctx.fake("author")
+    held: dict[str, Any] = ctx.message("routing: held", author)
+    what = "a chat message"
+    if PRESENCE in (_caps(conn.head) or ()):
+        held = {"Presence": "here", "ID": random_id(), "Addr": author.addr, "Nick": "held"}
+        what = "a presence announcement"
+    origin = await ctx.connect()
+    await origin.send_obj(held)
+    addr = _peer_addr(ctx)
+    await ctx.until(
+        lambda: bool(joiner.got(held)) or _announced(joiner, addr, held),
+        f"{what} at the joiner (pushed, or announced with ihave)",
+    )
+    lacked = random_id()
+    await conn.send_obj({"Ctl": "ihave", "Addr": joiner.addr, "IDs": [held["ID"], lacked]})
+    await ctx.until(
+        lambda: _names(joiner, "graft", addr, lacked),
+        "a graft naming the ID it lacks at the joiner",
+    )
+    if _names(joiner, "graft", addr, held["ID"]):
+        raise CaseFailed(f"grafted the ID of {what} it already held (it was sent it whole)")
+    return f"grafted the ID it lacked, not that of {what} it held"
