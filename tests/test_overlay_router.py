@@ -251,3 +251,36 @@ def test_whatever_controls_a_neighbour_writes_the_peer_keeps_routing(controls):
     net.advance(5)
     net.say(b, "still routing?")
     assert "still routing?" in net.peers[a].bodies
+
+
+def test_presence_never_goes_to_an_overlay_link_that_does_not_speak_it():
+    """A neighbour whose banner names routing but not presence: a peer with such a neighbour
+    floods its announcements to the others (the tree is not whole for presence), and never
+    writes one on that link; everyone still hears from everyone."""
+    rng = random.Random(SEED + 6)
+    net = overlay_net(SEED + 6)
+    grow(net, 20, rng)
+    net.advance(30)
+    for addr in list(net.peers):
+        net.say(addr, f"hello from {addr}")
+        net.advance(0.2)
+    net.advance(5)
+    peer = net.peers[address(3)]
+    plumtree = peer.engine.overlay.overlay.tree
+    assert plumtree.has_tree(peer.addr)
+    neighbour = next(iter(plumtree.tree(peer.addr).eager))  # one its own messages go to
+    link = peer.engine.table.outgoing[neighbour]
+    link.caps = link.caps - {"presence"}
+    written: list[bytes] = []
+    data_to_send = peer.engine.data_to_send
+
+    def recording(out_link):
+        data = data_to_send(out_link)
+        if out_link is link:
+            written.append(data)
+        return data
+
+    peer.engine.data_to_send = recording
+    _, fresh = presence_copies(net, 60.0)
+    assert fresh == 20 * 19
+    assert written and not any(b'"Presence"' in data for data in written)
