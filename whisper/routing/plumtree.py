@@ -190,8 +190,6 @@ class Plumtree:
         self._take(msg_id, payload, size, now)
         if new_root:
             self._taught[msg_id] = None
-        if self._missing.pop(msg_id, None) is not None:
-            self._due.pop(msg_id, None)
         out.append(Deliver(msg_id, payload, sender))
         tree = self.tree(root)
         if sender is not None:
@@ -212,8 +210,6 @@ class Plumtree:
         if msg_id in self._seen:
             return out
         self._take(msg_id, payload, size, now)
-        if self._missing.pop(msg_id, None) is not None:
-            self._due.pop(msg_id, None)
         out.append(Deliver(msg_id, payload, sender))
         self._spread(msg_id, payload, sender, now, out, self.tree(root))
         return out
@@ -358,6 +354,9 @@ class Plumtree:
         heapq.heappush(self._timers, (deadline, msg_id))
 
     def _take(self, msg_id: str, payload: object, size: int, now: float) -> None:
+        """A new message: received (no longer missing, its graft timer void) and kept."""
+        if self._missing.pop(msg_id, None) is not None:
+            self._due.pop(msg_id, None)
         c = self.config
         seen, cache = self._seen, self._cache
         while seen and (
