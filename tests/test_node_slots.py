@@ -12,6 +12,8 @@ import trio.testing
 
 from whisper.connmgr import DEFAULT_ACTIVE_FOR, DEFAULT_GRACE
 from whisper.peers import ConnectionConfig
+from whisper.routing.overlay import MAX_LINKS as OVERLAY_LINKS
+from whisper.routing.overlay import OverlayConfig
 
 from .helpers import eof, inbox, origin, outgoing, send, sink, start_node, wire
 
@@ -91,3 +93,40 @@ async def test_fake_listeners_do_not_keep_real_newcomers_out(nursery, autojump_c
     assert len(outgoing(node)) == SLOTS
     assert {n.addr for n in newcomers} < set(outgoing(node))
     assert {fake.addr for fake in fakes[:2]}.isdisjoint(outgoing(node))  # the oldest gave way
+
+
+async def banner_then_eof(stream: trio.SocketStream) -> bool:
+    """Whether the node wrote only its banner (an overlay peer's) and closed ``stream``."""
+    data = b""
+    while chunk := await stream.receive_some(1024):
+        data += chunk
+    return data.startswith(b'{"Speaks":') and data.count(b"\n") == 1
+
+
+async def test_an_overlay_peer_accepts_at_most_eight_overlay_connections(nursery, autojump_clock):
+    """Over real TCP, ``-routing overlay``: ten connections whose hello names routing, from
+    peers that are not neighbours; the ninth and tenth take the slots of the two oldest,
+    which are closed.  Legacy peers are served as ever: ten Addrs a legacy writer names
+    are all dialled, and another legacy connection is let in."""
+    node = await start_node(nursery, routing=OverlayConfig())
+    speakers = []
+    with trio.fail_after(TIMEOUT):
+        for i in range(OVERLAY_LINKS + 2):
+            speaker = await origin(node)
+            hello = {"Ctl": "hello", "Addr": f"127.0.0.1:{41000 + i}", "Speaks": ["routing"]}
+            await send(speaker, hello)
+            speakers.append(speaker)
+        await trio.testing.wait_all_tasks_blocked()
+        assert incoming(node) == OVERLAY_LINKS
+        for oldest in speakers[:2]:
+            assert await banner_then_eof(oldest)
+        await send(speakers[-1], wire("the newest is heard", addr=NOWHERE))
+        legacy = await origin(node)
+        listeners = [await sink(nursery) for _ in range(OVERLAY_LINKS + 2)]
+        await send(legacy, *(wire(f"hi from {s.addr}", addr=s.addr) for s in listeners))
+        for listener in listeners:
+            await listener.wait_for(lambda s: s.connections == 1)
+        await listeners[0].wait_for(lambda s: "the newest is heard" in s.bodies)
+        await trio.testing.wait_all_tasks_blocked()
+    assert incoming(node) == OVERLAY_LINKS + 1
+    assert len(outgoing(node)) == OVERLAY_LINKS + 2

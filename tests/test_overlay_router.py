@@ -284,3 +284,32 @@ def test_presence_never_goes_to_an_overlay_link_that_does_not_speak_it():
     _, fresh = presence_copies(net, 60.0)
     assert fresh == 20 * 19
     assert written and not any(b'"Presence"' in data for data in written)
+
+
+def each_way(peer) -> tuple[int, int]:
+    table = peer.engine.table
+    return len(table.outgoing), len(table.incoming)
+
+
+def test_a_peer_everyone_joins_through_keeps_at_most_eight_links_each_way():
+    """Twenty peers join through one within a second: the hub's overlay connections stay at
+    8 each way (those that carried a forwarded join give way to newer ones), every peer
+    keeps within the caps, and every message still reaches everyone."""
+    rng = random.Random(SEED + 6)
+    net = overlay_net(SEED + 6)
+    hub = net.add(address(0))
+    assert each_way(hub) == (0, 0)
+    most = (0, 0)
+    for i in range(1, 21):
+        net.add(address(i), peers=[hub.addr])
+        net.advance(0.05)
+        most = tuple(map(max, most, each_way(hub)))
+    assert most[1] == MAX_LINKS  # full: the cap, not the views, held it
+    assert hub.engine.overlay.slots.given_way > 0
+    for _ in range(60):
+        net.advance(0.5)
+        for peer in net.peers.values():
+            out, into = each_way(peer)
+            assert out <= MAX_LINKS and into <= MAX_LINKS
+    bodies = say_rounds(net, rng, "crowd", 5)
+    assert missing(net, bodies) == []

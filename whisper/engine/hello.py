@@ -18,12 +18,15 @@ Rules:
   (``twoway.py``: then with ``"Reverse": true``), the hello also says so:
   ``"Speaks": [...]``, as the banner does.  A received hello names the connection: its
   ``Addr`` and ``Speaks`` go into ``Incoming.addr`` and ``caps``; the dial-back is then the
-  engine's ``may_dial`` to decide (the overlay dials no overlay peer for a hello).
+  engine's ``may_dial`` to decide (the overlay dials no overlay peer for a hello).  The
+  engine's ``refuse_speaker``, if set, may close the connection instead, saying why (the
+  overlay, when its connections are at their cap).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import codec
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
     from ..peers import Peer
     from .incoming import Incoming
     from .relay import Engine
+
+log = logging.getLogger("whisper.engine")
 
 HELLO = "hello"
 PRESENCE = "presence"
@@ -112,6 +117,11 @@ class Hello:
             speaks = obj.get(BANNER_KEY)
             if isinstance(speaks, list):
                 conn.caps = caps_of(speaks)
+            refuse = self.engine.refuse_speaker
+            if refuse is not None and (why := refuse(conn)):
+                log.info("refused %s (%s): %s", conn.remote, canonical, why)
+                self.engine._close(conn, why)
+                return True
         self.received += 1
         wants = twoway.wants(obj) and conn.addr == canonical  # it cannot be dialled: §7.12
         if wants and twoway.adopt(self.engine, canonical, conn, now):

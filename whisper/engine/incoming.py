@@ -5,8 +5,9 @@ Rules:
   in; the shell feeds its bytes to ``Engine.receive_data`` and tells ``closed_incoming``.
 - It owns the connection's decoder (``codec.py``), its flood-control state (``flood.py``)
   and the count of invalid messages it sent (the first ``LOGGED_PER_CONNECTION`` logged).
-- ``closed`` is set, with the reason, once the engine has decided to drop it; from then on
-  whatever else arrives on it is discarded, and the shell stops reading.
+- ``closed`` is set, with the reason, once the engine has decided to drop it (or the shell
+  said it ended: ``closed_incoming``); from then on whatever else arrives on it is
+  discarded, and the shell stops reading.
 - Flood control paces a connection (a work token per object, ``flood.py``): out of tokens,
   the engine keeps the objects not yet handled in ``pending`` and sets ``resume_at``; the
   shell reads nothing more (TCP pushes back on the sender) until then, and hands them back

@@ -29,12 +29,12 @@ Rules (PROTOCOL.md §7.8-§7.9 are normative; ``routing/overlay.py`` is the stat
   A link to an overlay peer that fails is closed at once and the peer reported down; the
   engine does not redial it.  A new overlay link we did not dial for membership (``-peer``,
   ``/connect``, discovery) is a contact: we join through it while our active view is short.
-- Dialling: a message's ``Addr`` and a hello's ``Addr`` are dialled as today (§5.1 step 8)
-  only when the writer of the connection does not speak ``routing`` and the address is not
-  known to speak it (``overlay_dialling.py``); membership decides the overlay's links.
-- Timers: the overlay's deadlines, the lingering links and the deferred dials make
-  ``next_deadline``; when an input moves it earlier, a ``Tick`` action tells the shell to
-  call ``Engine.tick`` then.
+- At most ``OverlayConfig.max_links`` overlay links each way (``overlay_slots.py``): a
+  dial for membership beyond it closes the link lingering longest, or is not made.
+- Dialling (``overlay_dialling.py``): a message's or a hello's ``Addr`` is dialled as today
+  (§5.1 step 8) only when neither the connection's writer nor it is known to speak routing.
+- Timers: the overlay's deadlines, lingering links and deferred dials make ``next_deadline``;
+  moved earlier by an input, a ``Tick`` action asks the shell to call ``Engine.tick`` then.
 """
 
 from __future__ import annotations
@@ -45,13 +45,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..addr import dialable
-from ..peers import Peer, State
+from ..peers import Dialled, Peer, State
 from ..routing import wire
 from ..routing.actions import Action as RouteAction
 from ..routing.actions import Connect, Disconnect, Push, Send
 from ..routing.overlay import Overlay, OverlayConfig
 from .actions import Tick
 from .overlay_dialling import ROUTING, DialPolicy
+from .overlay_slots import OverlaySlots
 from .stages import Batch, FloodRouter
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class OverlayRouter:
         self._waiting: dict[str, list[bytes]] = {}  # peer -> controls awaiting its banner
         self._dialled: set[str] = set()  # links we opened for membership
         self._linger: dict[str, float] = {}  # peer -> when to close its link
+        self.slots = OverlaySlots(
+            config.max_links, engine.table.outgoing, self._dialled, self._keep, engine._close
+        )
         self.dialling = DialPolicy(engine, self._remind)
         self._told = INFINITY  # the earliest Tick we asked the shell for
         self.controls_sent = 0
@@ -120,6 +124,11 @@ class OverlayRouter:
             return False
         self._apply(self.overlay.shuffle_now(now), now)
         return True
+
+    def _keep(self) -> set[str]:
+        """The peers whose links stay open: active neighbours, and answers we await."""
+        membership = self.overlay.membership if self.overlay is not None else None
+        return {*membership.active, *membership.asked()} if membership else set()
 
     def snapshot(self) -> tuple[list[str], list[str]]:
         """The active and the passive view."""
@@ -202,8 +211,7 @@ class OverlayRouter:
 
     @staticmethod
     def _legacy(overlay: Overlay, links: Mapping[str, Peer]) -> dict[str, Peer]:
-        """The links that are flooded: legacy ones, and those to peers asked to be
-        neighbours (not in the tree yet, but soon)."""
+        """Links flooded: legacy ones, and those to peers asked to be neighbours (soon)."""
         legacy = {addr: link for addr, link in links.items() if ROUTING not in link.caps}
         for peer in overlay.membership.asked():
             if (link := links.get(peer)) is not None and ROUTING in link.caps:
@@ -326,15 +334,19 @@ class OverlayRouter:
 
     def _link(self, peer: str, now: float, *, replay: bool) -> Peer | None:
         """Our link to ``peer``, dialled if there is none; None if it cannot be dialled."""
-        links = self.engine.links
-        link = self.engine.table.outgoing.get(peer)
+        links, table = self.engine.links, self.engine.table
+        link = table.outgoing.get(peer)
         if link is not None:
             return link
-        verdict = links.dial(peer, now, by_user=False, spoke=True)
-        link = self.engine.table.outgoing.get(peer)
+        assert self.overlay is not None
+        room, gone = self.slots.room(self._linger)
+        if gone is not None:
+            links.close(gone, "its slot went to a new overlay link")
+            self._forget(gone)
+        verdict = links.dial(peer, now, by_user=False, spoke=True) if room else Dialled.FULL
+        link = table.outgoing.get(peer)
         if not verdict or link is None:
             log.debug("cannot dial overlay peer %s: %s", peer, verdict.value)
-            assert self.overlay is not None
             self._apply(self.overlay.link_down(peer, now), now)
             return None
         self._dialled.add(peer)
@@ -381,5 +393,6 @@ def install(engine: Engine, config: OverlayConfig) -> OverlayRouter:
     engine.watchers.append(router)
     engine.on_duplicate = router.duplicate
     engine.may_dial = router.dialling.may_dial
+    engine.refuse_speaker = router.slots.refuse
     engine.speaks = (*engine.speaks, ROUTING)
     return router

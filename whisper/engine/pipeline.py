@@ -116,6 +116,7 @@ class Pipeline:
         return conn, self.out.take()
 
     def closed_incoming(self, conn: Incoming) -> None:
+        conn.closed = conn.closed or "ended"
         self.table.closed(conn.remote)
         self.receive_budget.release(conn)
         conn.decoder.close()

@@ -104,6 +104,7 @@ class Engine(Pipeline):
         self.watchers: list[Watcher] = []
         self.on_duplicate: Callable[[Incoming, Message, float], None] | None = None
         self.may_dial: Callable[[str, Incoming | None], bool] | None = None  # §5.1 step 8
+        self.refuse_speaker: Callable[[Incoming], str | None] | None = None  # hello.py
         self.speaks: tuple[str, ...] = SPEAKS
         self.overlay: OverlayRouter | None = None
         if cfg.routing is not None:  # extension 14 (overlay_router.py)

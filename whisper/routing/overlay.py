@@ -25,15 +25,22 @@ from .actions import Action, Connect, Disconnect
 from .hyparview import HyParView, HyParViewConfig
 from .plumtree import Plumtree, PlumtreeConfig
 
+#: Links each way, at most: the active view (5) and room for the links that come and go
+#: (joins, shuffles, a neighbour leaving, legacy peers): 16 TCP connections in all.
+MAX_LINKS = 8
+
 
 @dataclass(frozen=True)
 class OverlayConfig:
     """``Config.routing`` (None: flood, PROTOCOL.md §5.1): the views' and the tree's
-    settings, and a seed for the random choices (None: random; simulations fix it)."""
+    settings, a seed for the random choices (None: random; simulations fix it) and the
+    most TCP connections a peer keeps each way (``max_links`` dialled, as many accepted:
+    the engine's ``PeerTable`` caps, lowered to it)."""
 
     membership: HyParViewConfig | None = None
     broadcast: PlumtreeConfig | None = None
     seed: int | None = None
+    max_links: int = MAX_LINKS
 
 
 class Overlay:
