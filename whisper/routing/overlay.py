@@ -25,8 +25,9 @@ from .actions import Action, Connect, Disconnect
 from .hyparview import HyParView, HyParViewConfig
 from .plumtree import Plumtree, PlumtreeConfig
 
-#: Links each way, at most: the active view (5) and room for the links that come and go
-#: (joins, shuffles, a neighbour leaving, legacy peers): 16 TCP connections in all.
+#: Overlay links each way, at most: the active view (5) and room for the links that come
+#: and go (joins, shuffles, a neighbour leaving): 16 TCP connections in all.  Legacy links
+#: are not counted (``engine/overlay_slots.py``).
 MAX_LINKS = 8
 
 
@@ -34,8 +35,8 @@ MAX_LINKS = 8
 class OverlayConfig:
     """``Config.routing`` (None: flood, PROTOCOL.md §5.1): the views' and the tree's
     settings, a seed for the random choices (None: random; simulations fix it) and the
-    most TCP connections a peer keeps each way (``max_links`` dialled, as many accepted:
-    the engine's ``PeerTable`` caps, lowered to it)."""
+    most overlay connections a peer keeps each way (``max_links`` dialled, as many
+    accepted: ``engine/overlay_slots.py``)."""
 
     membership: HyParViewConfig | None = None
     broadcast: PlumtreeConfig | None = None
